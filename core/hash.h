@@ -1,0 +1,41 @@
+// XXH3 helpers: 64-bit per chunk, streaming 128-bit over a whole transfer.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+namespace walferry {
+
+std::uint64_t Xxh3_64(std::span<const std::byte> data);
+
+struct Hash128 {
+  std::uint64_t low = 0, high = 0;
+  bool operator==(const Hash128&) const = default;
+  std::string Hex() const;  // 32 lowercase hex digits, high then low
+};
+
+// Streaming XXH3-128. Not thread-safe. Copyable state (Save/Restore) so a
+// receiver can persist a running hash in its resume manifest.
+class Xxh3Stream {
+ public:
+  Xxh3Stream();
+  ~Xxh3Stream();
+  Xxh3Stream(const Xxh3Stream&) = delete;
+  Xxh3Stream& operator=(const Xxh3Stream&) = delete;
+  void Update(std::span<const std::byte> data);
+  Hash128 Digest() const;
+  void Reset();
+  // Opaque serialization of the running state (for resume manifests).
+  std::string Save() const;
+  bool Restore(const std::string& blob);
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+Hash128 Xxh3_128(std::span<const std::byte> data);
+
+}  // namespace walferry
