@@ -1,0 +1,142 @@
+// Receiver-side storage: name validation, WAL header checks, atomic durable
+// placement and resumable incoming transfers.
+//
+// Layout under ROOT:
+//   ROOT/<cluster>/wal/<name>[.zst|.gz]     WAL segments, .history, .backup, .partial
+//   ROOT/<cluster>/files/<name>[.zst|.gz]   base backups and any other file
+//   ROOT/<cluster>/system_identifier        the WAL system id this cluster first saw
+//   ROOT/.incoming/<transfer_id>.data|.state  temp data and resume manifests
+// A final name only ever holds a complete, verified, fsynced file.
+//
+// Thread-safety: an Archive may be shared between threads (connections); an
+// Incoming belongs to one connection. Two Incomings for the same cluster/name
+// at once: the second BeginTransfer gets kRefused ("transfer in progress").
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "compress/codec.h"
+#include "core/hash.h"
+#include "core/result.h"
+
+namespace walferry::archive {
+
+// How files rest on disk. kZstd keeps the received frames as they are.
+enum class StoreFormat : unsigned char { kRaw = 0, kZstd = 1, kGzip = 2 };
+Result<StoreFormat> ParseStoreFormat(std::string_view s);  // "zstd" | "gzip" | "raw"
+std::string_view StoreSuffix(StoreFormat f);                // ".zst" | ".gz" | ""
+compress::Algorithm StoreAlgorithm(StoreFormat f);
+
+enum class EntryKind : unsigned char { kWal = 1, kFile = 2 };
+
+// Validates `name` (non-empty, <= 255 bytes, no '/', no NUL or control
+// characters, not "." or "..", no leading '.', no "..") and classifies it:
+// 24-hex segment names and names ending .history/.backup/.partial -> kWal,
+// anything else -> kFile. kRefused with a one-line reason otherwise.
+Result<EntryKind> ClassifyName(std::string_view name);
+bool IsWalSegmentName(std::string_view name);   // exactly 24 uppercase hex digits
+// Cluster names: [A-Za-z0-9_.-]{1,64}, not starting with '.'.
+Status ValidateClusterName(std::string_view cluster);
+
+// --- WAL headers (PostgreSQL XLogLongPageHeaderData) ---
+struct WalSegmentInfo {
+  std::uint64_t system_id = 0;
+  std::uint32_t segment_size = 0;  // bytes, a power of two 1 MiB..1 GiB
+  std::uint32_t page_size = 0;     // XLOG_BLCKSZ
+  std::uint32_t timeline = 0;
+  std::uint64_t page_address = 0;  // xlp_pageaddr of the first page
+  std::uint16_t magic = 0;
+};
+// Parses the long page header at the start of a segment. kCorrupt when the
+// buffer is too short, the magic is not a known PostgreSQL WAL magic, the
+// XLP_LONG_HEADER flag is missing, or sizes are not sane powers of two.
+Result<WalSegmentInfo> ParseWalHeader(std::span<const std::byte> first_bytes);
+// kRefused unless the header's timeline and segment number (page_address /
+// segment_size) match the 24-hex segment `name`.
+Status CheckWalName(const WalSegmentInfo& info, std::string_view name);
+
+// --- Stored entries (read side, for get/verify/cleanup/status) ---
+struct StoredEntry {
+  std::string name;      // archive name without store suffix
+  std::string path;      // absolute path of the file on disk
+  StoreFormat format;    // from the suffix
+  EntryKind kind;
+};
+
+// --- Incoming transfers ---
+struct TransferSpec {
+  std::string cluster;
+  std::string name;
+  std::string transfer_id;   // 32 hex chars chosen by the sender; same id = same transfer
+  std::int64_t raw_size = -1;  // -1 when unknown (pipes)
+};
+
+enum class CommitOutcome : unsigned char { kPlaced, kAlreadyIdentical };
+
+class Incoming {
+ public:
+  virtual ~Incoming() = default;  // an uncommitted Incoming keeps its state for resume
+  // Next chunk index the receiver expects (> 0 when resuming), and its raw offset.
+  virtual std::uint64_t next_chunk() const = 0;
+  virtual std::uint64_t next_raw_offset() const = 0;
+  // Appends chunk `index` (must equal next_chunk()). `raw` is the verified raw
+  // bytes; `frame` the compressed frame as received in `frame_algorithm`, which
+  // is written as-is when it matches the store format (no recompression).
+  // For a 24-hex WAL name, chunk 0 is checked with ParseWalHeader/CheckWalName
+  // and against the cluster's system identifier (kRefused on mismatch).
+  // kNoSpace on a full disk (the temp data is then removed).
+  virtual Status Append(std::uint64_t index, std::span<const std::byte> raw,
+                        compress::Algorithm frame_algorithm,
+                        std::span<const std::byte> frame) = 0;
+  // fdatasync the data and persist the manifest; returns the number of chunks
+  // durable (resume point). Cheap to call when nothing changed.
+  virtual Result<std::uint64_t> Sync() = 0;
+  // Verifies the total size and XXH3-128 of the raw stream, fsyncs, renames
+  // with RENAME_NOREPLACE to the final name and fsyncs the directory. If the
+  // final name exists: identical raw content -> kAlreadyIdentical (nothing
+  // rewritten), different -> kExistsDifferent (original untouched). Either way
+  // the temp data and manifest are removed.
+  virtual Result<CommitOutcome> Commit(std::uint64_t raw_size, const Hash128& raw_hash) = 0;
+  // Drops temp data and manifest (sender gave up, or a fatal error).
+  virtual void Abandon() = 0;
+};
+
+class Archive {
+ public:
+  // Opens ROOT (creating ROOT and ROOT/.incoming, mode 0700, if missing). ROOT
+  // itself may be reached through a symlink; nothing inside it is followed.
+  static Result<std::unique_ptr<Archive>> Open(const std::string& root, StoreFormat format);
+  virtual ~Archive() = default;
+
+  virtual StoreFormat format() const = 0;
+  virtual const std::string& root() const = 0;
+
+  // Starts a transfer, or resumes the one with the same transfer_id and name
+  // (then next_chunk() > 0). Creates ROOT/<cluster>/{wal,files} as needed.
+  // If the final name already exists the transfer still runs (so identical
+  // content can be confirmed at Commit).
+  virtual Result<std::unique_ptr<Incoming>> Begin(const TransferSpec& spec) = 0;
+
+  // Finds a stored entry by archive name, whatever its format. kNotFound if absent.
+  virtual Result<StoredEntry> Find(std::string_view cluster, std::string_view name) const = 0;
+  // All entries of a cluster of one kind, sorted by name.
+  virtual Result<std::vector<StoredEntry>> List(std::string_view cluster, EntryKind kind) const = 0;
+  // Cluster directories under ROOT, sorted.
+  virtual Result<std::vector<std::string>> Clusters() const = 0;
+
+  // Removes temp data of transfers untouched for longer than `max_age_seconds`.
+  virtual Status PurgeStale(std::int64_t max_age_seconds) = 0;
+};
+
+// Decompresses a stored entry (any format) to `sink`, verifying frame checksums.
+Status ReadEntry(const StoredEntry& entry, ByteSink& sink);
+// XXH3-128 and size of an entry's raw content.
+Result<std::pair<std::uint64_t, Hash128>> HashEntry(const StoredEntry& entry);
+
+}  // namespace walferry::archive
