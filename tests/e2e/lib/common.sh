@@ -8,7 +8,7 @@ WF=${WALFERRY_BIN:?WALFERRY_BIN must point at the walferry binary}
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 WF_PG_USER=${WF_PG_USER:-wftest}
 T=$(mktemp -d /tmp/wf-e2e.XXXXXX)
-chmod 0755 "$T"
+chmod 1777 "$T"  # the PostgreSQL test user writes logs here
 WF_PIDS=()
 
 wf_cleanup() {
