@@ -1,0 +1,85 @@
+// Connections: TCP over IPv4/IPv6, wrapped in TLS 1.3 with mutual certificate
+// authentication (OpenSSL), or plain TCP for tests/demos on loopback only.
+//
+// Trust material lives in a TLS directory made by `walferry tls init DIR`:
+//   DIR/ca.crt                     the CA both sides trust
+//   DIR/server.crt, server.key     the receiver's certificate
+//   DIR/client-<cluster>.crt/.key  one client certificate per cluster; the
+//                                  certificate's CN is the cluster name
+// Key files are mode 0600.
+//
+// Thread-safety: a Conn is used by one thread at a time, except that
+// Shutdown() may be called from another thread to unblock a reader.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/result.h"
+
+namespace walferry::transport {
+
+struct Endpoint {
+  std::string host;  // "127.0.0.1", "::1", a name
+  int port = 0;
+};
+// Parses "HOST:PORT", "[V6]:PORT". kInvalidArgument on anything else.
+Result<Endpoint> ParseEndpoint(const std::string& s);
+bool IsLoopback(const Endpoint& e);  // 127.0.0.0/8, ::1, "localhost"
+
+class Conn {
+ public:
+  virtual ~Conn() = default;
+  // Reads at least 1 byte (blocking); 0 means orderly EOF. kNetwork on reset/timeout.
+  virtual Result<std::size_t> ReadSome(std::span<std::byte> buf) = 0;
+  // Reads exactly buf.size() bytes; kNetwork (message says "connection closed") on early EOF.
+  Status ReadExact(std::span<std::byte> buf);
+  virtual Status WriteAll(std::span<const std::byte> data) = 0;
+  // Closes both directions now; safe from another thread.
+  virtual void Shutdown() = 0;
+  // Cluster this peer authenticated as (client certificate CN) on the server
+  // side; on an insecure connection, the cluster the client claimed is used
+  // by the protocol instead and this returns "".
+  virtual const std::string& peer_cluster() const = 0;
+  virtual std::string peer_address() const = 0;
+  // Per-operation I/O timeout (default 60 s); a stalled peer gives kNetwork.
+  virtual void SetTimeout(std::chrono::milliseconds t) = 0;
+};
+
+struct TlsConfig {
+  std::string tls_dir;         // empty together with insecure_loopback
+  std::string cluster;         // client: which client-<cluster> cert to use; "" = the only one
+  bool insecure_loopback = false;  // plain TCP; refused unless the address is loopback
+};
+
+// Client side. Errors: kNetwork "cannot reach HOST:PORT: ..." (unreachable),
+// kAuth "certificate refused by HOST:PORT ..." (TLS/cert failures), kInvalidArgument
+// (bad TLS dir, insecure mode on a non-loopback address).
+Result<std::unique_ptr<Conn>> Connect(const Endpoint& ep, const TlsConfig& tls);
+
+class Listener {
+ public:
+  virtual ~Listener() = default;
+  // Blocks for the next connection. The TLS handshake (and client certificate
+  // verification) happens here; a client that fails it yields an Error (log it
+  // and keep accepting). Returns kNetwork "listener closed" after Close().
+  virtual Result<std::unique_ptr<Conn>> Accept() = 0;
+  virtual int port() const = 0;  // the bound port (useful with port 0)
+  virtual void Close() = 0;      // safe from another thread / signal-safe flag
+};
+
+// Binds and listens. Server side of TlsConfig: tls_dir must hold ca.crt,
+// server.crt, server.key; or insecure_loopback on a loopback address.
+Result<std::unique_ptr<Listener>> Listen(const Endpoint& ep, const TlsConfig& tls);
+
+// `walferry tls init`: creates DIR (0700) with a CA, a server certificate (SAN:
+// `server_names`, default localhost/127.0.0.1/::1 plus the host name) and one
+// client certificate per cluster. Refuses to overwrite existing files unless `force`.
+Status InitTlsDir(const std::string& dir, const std::vector<std::string>& clusters,
+                  const std::vector<std::string>& server_names, bool force);
+
+}  // namespace walferry::transport
