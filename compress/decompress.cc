@@ -130,7 +130,20 @@ class Decompressor {
       return Error(ErrorCode::kInvalidArgument, src_.name() + ": empty input, not a zstd or gzip stream");
     }
     auto algo = DetectAlgorithm(window_.avail());
-    if (!algo.ok()) return algo.error().Wrap(src_.name());
+    if (!algo.ok()) {
+      // A few bytes of a magic number and then the end: a truncated file.
+      auto head = window_.avail();
+      if (head.size() < 4 && window_.eof()) {
+        for (auto [magic, a] : {std::pair{"\x28\xb5\x2f\xfd", Algorithm::kZstd},
+                                std::pair{"\x1f\x8b\x08", Algorithm::kGzip}}) {
+          if (head.size() <= std::strlen(magic) && std::memcmp(head.data(), magic, head.size()) == 0) {
+            algorithm_ = a;
+            return Truncated();
+          }
+        }
+      }
+      return algo.error().Wrap(src_.name());
+    }
     algorithm_ = *algo;
     std::vector<std::unique_ptr<Decoder>> decoders;
     for (std::size_t i = 0; i < threads_; ++i) {
