@@ -60,6 +60,8 @@ Result<WalSegmentInfo> ParseWalHeader(std::span<const std::byte> first_bytes);
 // kRefused unless the header's timeline and segment number (page_address /
 // segment_size) match the 24-hex segment `name`.
 Status CheckWalName(const WalSegmentInfo& info, std::string_view name);
+// PostgreSQL major version (10..17) whose XLOG_PAGE_MAGIC is `magic`; 0 if unknown.
+int WalMagicVersion(std::uint16_t magic);
 
 // --- Stored entries (read side, for get/verify/cleanup/status) ---
 struct StoredEntry {
