@@ -136,7 +136,9 @@ class Archive {
   virtual Status PurgeStale(std::int64_t max_age_seconds) = 0;
 };
 
-// Decompresses a stored entry (any format) to `sink`, verifying frame checksums.
+// Decompresses a stored entry (any format) to `sink`, verifying frame
+// checksums, then calls sink.Finish(). kCorrupt on damaged stored data; the
+// entry's path is opened with O_NOFOLLOW.
 Status ReadEntry(const StoredEntry& entry, ByteSink& sink);
 // XXH3-128 and size of an entry's raw content.
 Result<std::pair<std::uint64_t, Hash128>> HashEntry(const StoredEntry& entry);

@@ -28,7 +28,8 @@ class Recompressor {
 Status Decompress(int fd, const std::string& name, ByteSink& sink);
 
 // Reads a stored file (already opened, O_NOFOLLOW) in `format` and streams its
-// raw content to `sink`. An empty compressed file is empty content.
+// raw content to `sink`, then calls sink.Finish(). An empty compressed file is
+// empty content.
 Status ReadStored(int fd, const std::string& name, StoreFormat format, ByteSink& sink);
 
 // Size and XXH3-128 of the raw content of an opened stored file.

@@ -42,12 +42,12 @@ Status ReadStored(int fd, const std::string& name, StoreFormat format, ByteSink&
       offset += static_cast<off_t>(n);
       if (n < buf.size()) break;
     }
-    return Status::Ok();
+    return sink.Finish();
   }
   struct stat st{};
   if (::fstat(fd, &st) != 0) return ErrnoError(errno, "stat " + name);
-  if (st.st_size == 0) return Status::Ok();  // an empty stream stored as an empty file
-  return Decompress(fd, name, sink);
+  if (st.st_size == 0) return sink.Finish();  // an empty stream stored as an empty file
+  return Decompress(fd, name, sink);  // finishes the sink itself
 }
 
 Result<std::pair<std::uint64_t, Hash128>> HashStored(int fd, const std::string& name,
@@ -61,8 +61,7 @@ Result<std::pair<std::uint64_t, Hash128>> HashStored(int fd, const std::string& 
 
 Status ReadEntry(const StoredEntry& entry, ByteSink& sink) {
   WF_ASSIGN(UniqueFd fd, OpenFile(entry.path, O_RDONLY | O_NOFOLLOW));
-  WF_TRY(internal::ReadStored(fd.get(), entry.path, entry.format, sink));
-  return sink.Finish();
+  return internal::ReadStored(fd.get(), entry.path, entry.format, sink);
 }
 
 Result<std::pair<std::uint64_t, Hash128>> HashEntry(const StoredEntry& entry) {
