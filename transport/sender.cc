@@ -84,6 +84,7 @@ struct Sender::Xfer {
   std::uint64_t sent_in_session = 0;  // chunks sent since the last OPENED
   std::uint64_t acks_expected = 0, acks_read = 0;
   std::uint64_t durable = 0;
+  std::uint64_t durable_at_failure = 0;  // retries start over once the receiver made progress
   std::uint64_t next_index = 0;       // next chunk index to send
   WireCodec codec = WireCodec::kZstd;
   Window* window = nullptr;
@@ -329,6 +330,8 @@ Result<SendResult> Sender::SendFile(const std::string& path, const std::string& 
       return x.result;
     }
     const Error& e = attempt_result.error();
+    if (x.durable > x.durable_at_failure) attempt = 0;
+    x.durable_at_failure = x.durable;
     bool retry = Retryable(e) && attempt < opts_.max_retries;
     Drop();
     if (!retry) return e;
@@ -340,6 +343,8 @@ Result<SendResult> Sender::SendFile(const std::string& path, const std::string& 
 }
 
 Status Sender::Recover(Xfer& x, int* attempt) {
+  if (x.durable > x.durable_at_failure) *attempt = 0;
+  x.durable_at_failure = x.durable;
   for (;;) {
     Drop();
     if (*attempt >= opts_.max_retries) return Error(ErrorCode::kNetwork, "gave up after retries");
