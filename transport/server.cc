@@ -15,6 +15,12 @@ struct Server::Active {
   std::atomic<bool> done{false};
 };
 
+// Per-connection buffers, recycled: fresh pages are expensive on these machines.
+struct Server::Buffers {
+  std::vector<std::byte> frame;
+  std::vector<std::byte> raw;
+};
+
 namespace {
 
 WireCodec CodecForStore(archive::StoreFormat f) {
@@ -36,7 +42,9 @@ std::string Ms(std::chrono::steady_clock::time_point t0) {
 // One connection's protocol state machine.
 class Server::Session {
  public:
-  Session(Server& server, Conn& conn) : s_(server), conn_(conn), reader_(conn), writer_(conn) {}
+  Session(Server& server, Conn& conn)
+      : s_(server), conn_(conn), bufs_(server.TakeBuffers()), reader_(conn, bufs_->frame), writer_(conn) {}
+  ~Session() { s_.GiveBuffers(std::move(bufs_)); }
 
   void Run() {
     conn_.SetTimeout(s_.opts_.io_timeout);
@@ -152,6 +160,11 @@ class Server::Session {
     const std::uint64_t resumed = next;
     std::uint32_t ack_every = static_cast<std::uint32_t>(
         std::clamp<std::uint64_t>(s_.opts_.sync_bytes / open.chunk_size, 1, s_.opts_.sync_chunks));
+    if (open.raw_size != kUnknownSize && open.raw_size <= 2 * s_.opts_.sync_bytes) {
+      // A small file (a WAL segment): no intermediate syncs, Commit makes it durable.
+      std::uint64_t chunks = (open.raw_size + open.chunk_size - 1) / open.chunk_size;
+      ack_every = static_cast<std::uint32_t>(std::clamp<std::uint64_t>(chunks, 1, 1024));
+    }
     OpenedFrame opened{next, next * open.chunk_size, static_cast<WireStore>(s_.archive_.format()),
                        CodecForStore(s_.archive_.format()), ack_every};
     if (!writer_.Write(opened).ok()) return Keep(what, Error(ErrorCode::kNetwork, "peer went away"));
@@ -166,7 +179,9 @@ class Server::Session {
         if (!st.ok()) return Keep(what, st.error());
         wire += c.wire_len;
         ++received;
-        if (received % ack_every == 0) {
+        // The chunk that completes a known size is made durable by COMMIT, not by an ACK.
+        bool last = open.raw_size != kUnknownSize && c.raw_offset + c.raw_len == open.raw_size;
+        if (received % ack_every == 0 && !last) {
           auto durable = incoming_->Sync();
           if (!durable.ok()) return Drop(what, durable.error());
           if (!writer_.Write(AckFrame{*durable}).ok()) return Keep(what, Error(ErrorCode::kNetwork, "peer went away"));
@@ -226,8 +241,9 @@ class Server::Session {
         dec = std::move(*d);
       }
       // raw_len is bounded by OPEN's chunk size (<= 16 MiB); the buffer only grows.
-      if (raw_buf_.size() < c.raw_len) raw_buf_.resize(c.raw_len);
-      auto dst = std::span(raw_buf_.data(), c.raw_len);
+      auto& raw_buf = bufs_->raw;
+      if (raw_buf.size() < c.raw_len) raw_buf.resize(c.raw_len);
+      auto dst = std::span(raw_buf.data(), c.raw_len);
       Status st = dec->DecompressChunk(c.payload, dst);
       if (!st.ok()) {
         return Error(ErrorCode::kCorrupt, "chunk " + std::to_string(c.index) + " does not decompress: " +
@@ -268,13 +284,26 @@ class Server::Session {
 
   Server& s_;
   Conn& conn_;
+  std::unique_ptr<Buffers> bufs_;
   FrameReader reader_;
   FrameWriter writer_;
   std::string cluster_;
   std::unique_ptr<archive::Incoming> incoming_;
   std::unique_ptr<compress::Decoder> decoders_[3];
-  std::vector<std::byte> raw_buf_;
 };
+
+std::unique_ptr<Server::Buffers> Server::TakeBuffers() {
+  std::lock_guard lk(mu_);
+  if (spare_buffers_.empty()) return std::make_unique<Buffers>();
+  auto b = std::move(spare_buffers_.back());
+  spare_buffers_.pop_back();
+  return b;
+}
+
+void Server::GiveBuffers(std::unique_ptr<Buffers> b) {
+  std::lock_guard lk(mu_);
+  if (spare_buffers_.size() < 8) spare_buffers_.push_back(std::move(b));
+}
 
 Server::Server(archive::Archive& archive, ServerOptions options)
     : archive_(archive), opts_(std::move(options)) {}

@@ -25,6 +25,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "archive/archive.h"
 #include "core/result.h"
@@ -64,6 +65,9 @@ class Server {
  private:
   struct Active;
   class Session;
+  struct Buffers;
+  std::unique_ptr<Buffers> TakeBuffers();
+  void GiveBuffers(std::unique_ptr<Buffers> b);
   void Log(const std::string& line);
   // Claims cluster/name for `conn`; a previous connection still holding the same
   // transfer id (a sender that reconnected) is shut down and waited for.
@@ -83,6 +87,7 @@ class Server {
     Conn* conn;
   };
   std::map<std::string, Claimed> claimed_;
+  std::vector<std::unique_ptr<Buffers>> spare_buffers_;  // recycled across connections
 };
 
 }  // namespace walferry::transport
