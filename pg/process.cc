@@ -1,6 +1,7 @@
 #include "pg/process.h"
 
 #include <fcntl.h>
+#include <sys/types.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -164,6 +165,44 @@ Result<int> Child::Wait() {
   auto r = WaitPid(pid_);
   pid_ = -1;
   return r;
+}
+
+Status Relay(int in, int out) {
+  struct sigaction ign{}, old{};
+  ign.sa_handler = SIG_IGN;
+  ::sigaction(SIGPIPE, &ign, &old);
+  Status result = Status::Ok();
+  bool use_splice = true;
+  std::vector<char> buf;
+  for (;;) {
+    if (use_splice) {
+      ssize_t n = ::splice(in, nullptr, out, nullptr, 1 << 20, SPLICE_F_MOVE);
+      if (n > 0) continue;
+      if (n == 0) break;
+      if (errno == EINTR) continue;
+      if (errno == EINVAL || errno == ENOSYS) {
+        use_splice = false;
+        continue;
+      }
+      result = ErrnoError(errno, "relay");
+      break;
+    }
+    if (buf.empty()) buf.resize(1 << 20);
+    ssize_t n = ::read(in, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      result = ErrnoError(errno, "read");
+      break;
+    }
+    if (n == 0) break;
+    Status w = WriteFull(out, std::as_bytes(std::span(buf.data(), static_cast<std::size_t>(n))), "pipe");
+    if (!w.ok()) {
+      result = w;
+      break;
+    }
+  }
+  ::sigaction(SIGPIPE, &old, nullptr);
+  return result;
 }
 
 std::string FindPgProgram(const std::string& name, int major, const std::string& pgbin) {

@@ -40,6 +40,8 @@ class Child {
   // Closes the pipe and waits; returns the exit code (128 + signal when killed).
   Result<int> Wait();
   pid_t pid() const { return pid_; }
+  // SIGKILLs and reaps the child now (its exit code is lost).
+  void Kill() { Reap(); }
 
  private:
   Child(pid_t pid, UniqueFd fd) : pid_(pid), fd_(std::move(fd)) {}
@@ -47,6 +49,11 @@ class Child {
   pid_t pid_ = -1;
   UniqueFd fd_;
 };
+
+// Copies everything from `in` to `out` until EOF on `in` (splice(2) where the
+// kernel allows it, read/write otherwise). kIo/kNetwork-style errors from either
+// side; EPIPE when the reader of `out` went away (SIGPIPE must be ignored).
+Status Relay(int in, int out);
 
 // Path of a PostgreSQL program: `pgbin`/NAME when pgbin is set; else
 // /usr/lib/postgresql/<major>/bin/NAME when major > 0 and it exists; else NAME
