@@ -44,6 +44,14 @@ class Codec {
 // kInvalidArgument when `level` is outside the algorithm's range. kRaw copies.
 Result<std::unique_ptr<Codec>> MakeCodec(Algorithm algorithm, int level);
 int DefaultLevel(Algorithm algorithm);
+// Highest level of an algorithm (zstd 19, gzip 12, raw 0).
+Result<int> MaxLevel(Algorithm algorithm);
+// The libdeflate level our gzip level 1..12 maps onto (docs/compression.md).
+int LibdeflateLevel(int gzip_level);
+
+// Largest raw chunk the codecs and the pipeline accept (gzip members record
+// their sizes in 32 bits).
+inline constexpr std::size_t kMaxChunkSize = std::size_t{256} << 20;
 
 class Decoder {
  public:
@@ -65,6 +73,14 @@ struct Chunk {
   std::span<const std::byte> payload;  // the frame/member; valid only during the callback
 };
 
+// Optional figures from one CompressChunks run (tests, benchmarks).
+struct PipelineStats {
+  std::uint64_t chunks = 0;             // chunks emitted
+  std::uint64_t raw_bytes = 0;          // bytes read from the source
+  std::size_t buffers_allocated = 0;    // raw buffers the pool ever allocated (<= in_flight)
+  std::size_t in_flight = 0;            // the in_flight bound in force
+};
+
 struct PipelineOptions {
   Algorithm algorithm = Algorithm::kZstd;
   int level = 3;
@@ -79,8 +95,11 @@ struct PipelineOptions {
 // in_flight * (chunk_size + Bound(chunk_size)) whatever the stream length.
 // Stops at the first error from reading, compressing or `emit`, and returns it.
 // An empty stream emits nothing (callers that need an empty frame add one).
+// kInvalidArgument for a level outside the algorithm's range or a chunk_size
+// outside 1..kMaxChunkSize. `stats`, when given, is filled in on return.
 Status CompressChunks(ByteSource& src, const PipelineOptions& options,
-                      const std::function<Status(const Chunk&)>& emit);
+                      const std::function<Status(const Chunk&)>& emit,
+                      PipelineStats* stats = nullptr);
 
 // Convenience: CompressChunks writing each payload to `sink`; an empty input
 // produces one empty frame so the output is a valid .zst/.gz.
@@ -91,6 +110,11 @@ Status CompressStream(ByteSource& src, ByteSink& sink, const PipelineOptions& op
 // members carry their size in an extra field; zstd frames carry their content
 // size). Verifies every checksum. kCorrupt on corrupt or truncated input,
 // kInvalidArgument on input that is neither format.
+// Members/frames without a recorded size (stock gzip/pigz output, streamed zstd,
+// frames larger than 64 MiB) are decoded in order by the calling thread with a
+// bounded window (zlib inflate / ZSTD_decompressStream): memory never grows
+// with the input size. Trailing bytes that are not another frame/member are
+// kCorrupt. An empty input is kInvalidArgument.
 Status DecompressStream(ByteSource& src, ByteSink& sink, std::size_t threads = 0);
 
 }  // namespace walferry::compress

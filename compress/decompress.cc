@@ -1,0 +1,414 @@
+// The parallel decompressor. The calling thread reads the input through a
+// bounded window, cuts it into frames/members, hands those whose sizes are
+// known up front (zstd frames with a content size; gzip members with
+// walferry's size field) to worker threads, and writes results in order.
+// Anything else (stock gzip/pigz members, streamed zstd frames, huge frames)
+// is decoded in order on the calling thread by zlib / ZSTD_decompressStream.
+#define ZSTD_STATIC_LINKING_ONLY  // ZSTD_getFrameHeader, ZSTD_frameHeader
+#include <zlib.h>
+#include <zstd.h>
+#include <zstd_errors.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "compress/codec.h"
+#include "compress/gzip_member.h"
+#include "compress/pipeline_internal.h"
+#include "core/bounded_queue.h"
+
+namespace walferry::compress {
+namespace {
+
+// Frames/members larger than this (raw) are decoded by streaming, so a crafted
+// header cannot make each in-flight slot allocate a huge buffer.
+constexpr std::size_t kMaxParallelRaw = std::size_t{16} << 20;
+constexpr std::size_t kWindowSize = std::size_t{4} << 20;
+constexpr std::size_t kStreamOutSize = std::size_t{1} << 20;
+constexpr std::size_t kMaxGzipHeader = std::size_t{1} << 20;
+constexpr std::uint32_t kZstdMagic = 0xFD2FB528u;
+
+bool IsSkippableMagic(std::uint32_t m) { return (m & 0xFFFFFFF0u) == 0x184D2A50u; }
+
+// A growable byte buffer that is reused, never shrunk (fresh pages are slow).
+class Buffer {
+ public:
+  std::byte* data() { return data_.get(); }
+  std::size_t capacity() const { return cap_; }
+  void Reserve(std::size_t n) {
+    if (n <= cap_) return;
+    std::size_t cap = std::max(n, cap_ * 2);
+    cap = (cap + 0xffff) & ~std::size_t{0xffff};
+    data_ = std::make_unique_for_overwrite<std::byte[]>(cap);
+    cap_ = cap;
+  }
+
+ private:
+  std::unique_ptr<std::byte[]> data_;
+  std::size_t cap_ = 0;
+};
+
+// A sliding window over the input stream.
+class InputWindow {
+ public:
+  explicit InputWindow(ByteSource& src) : src_(src) { buf_.Reserve(kWindowSize); }
+
+  std::span<const std::byte> avail() const { return {buf_ptr() + begin_, end_ - begin_}; }
+  std::size_t size() const { return end_ - begin_; }
+  bool eof() const { return eof_; }
+  std::uint64_t offset() const { return offset_; }  // stream offset of avail()[0]
+
+  void Consume(std::size_t n) {
+    begin_ += n;
+    offset_ += n;
+    if (begin_ == end_) begin_ = end_ = 0;
+  }
+
+  // Reads until at least `want` bytes are available or the input ends.
+  Status Ensure(std::size_t want) {
+    while (size() < want && !eof_) WF_TRY(ReadMore(want));
+    return Status::Ok();
+  }
+
+  // One read into the free space (making room for at least `want` bytes in
+  // the window); sets eof() when the source is exhausted.
+  Status ReadMore(std::size_t want = 0) {
+    want = std::max(want, size() + 1);
+    if (buf_.capacity() - begin_ < want || end_ == buf_.capacity()) {
+      if (buf_.capacity() < want) {
+        Buffer bigger;
+        bigger.Reserve(std::max(want, 2 * buf_.capacity()));
+        if (size()) std::memcpy(bigger.data(), buf_.data() + begin_, size());
+        buf_ = std::move(bigger);
+      } else if (begin_ > 0) {
+        std::memmove(buf_.data(), buf_.data() + begin_, size());
+      }
+      end_ -= begin_;
+      begin_ = 0;
+    }
+    WF_ASSIGN(std::size_t n, src_.Read({buf_.data() + end_, buf_.capacity() - end_}));
+    if (n == 0) eof_ = true;
+    end_ += n;
+    return Status::Ok();
+  }
+
+ private:
+  const std::byte* buf_ptr() const { return const_cast<Buffer&>(buf_).data(); }
+  ByteSource& src_;
+  Buffer buf_;
+  std::size_t begin_ = 0, end_ = 0;
+  std::uint64_t offset_ = 0;
+  bool eof_ = false;
+};
+
+struct Slot {
+  Buffer in, out;
+  std::size_t in_len = 0, out_len = 0;
+  std::uint64_t offset = 0;  // input offset of the frame, for messages
+  Status status;
+  bool done = false;  // guarded by the pipeline mutex
+};
+
+class Decompressor {
+ public:
+  Decompressor(ByteSource& src, ByteSink& sink, std::size_t threads)
+      : src_(src), sink_(sink), window_(src), threads_(ResolveThreads(threads)),
+        in_flight_(2 * threads_ + 2), slots_(in_flight_), work_(in_flight_) {}
+
+  ~Decompressor() {
+    if (zstream_) ZSTD_freeDStream(zstream_);
+    if (zlib_ready_) inflateEnd(&zs_);
+  }
+
+  Status Run() {
+    WF_TRY(window_.Ensure(4));
+    if (window_.size() == 0) {
+      return Error(ErrorCode::kInvalidArgument, src_.name() + ": empty input, not a zstd or gzip stream");
+    }
+    auto algo = DetectAlgorithm(window_.avail());
+    if (!algo.ok()) {
+      // A few bytes of a magic number and then the end: a truncated file.
+      auto head = window_.avail();
+      if (head.size() < 4 && window_.eof()) {
+        for (auto [magic, a] : {std::pair{"\x28\xb5\x2f\xfd", Algorithm::kZstd},
+                                std::pair{"\x1f\x8b\x08", Algorithm::kGzip}}) {
+          if (head.size() <= std::strlen(magic) && std::memcmp(head.data(), magic, head.size()) == 0) {
+            algorithm_ = a;
+            return Truncated();
+          }
+        }
+      }
+      return algo.error().Wrap(src_.name());
+    }
+    algorithm_ = *algo;
+    std::vector<std::unique_ptr<Decoder>> decoders;
+    for (std::size_t i = 0; i < threads_; ++i) {
+      WF_ASSIGN(auto d, MakeDecoder(algorithm_));
+      decoders.push_back(std::move(d));
+    }
+    Status result;
+    {
+      WorkerGroup workers(work_);
+      for (auto& d : decoders) {
+        Decoder* decoder = d.get();
+        workers.Start([this, decoder] {
+          while (auto item = work_.Pop()) {
+            Slot* s = *item;
+            Status st = decoder->DecompressChunk({s->in.data(), s->in_len}, {s->out.data(), s->out_len});
+            std::lock_guard lk(mu_);
+            s->status = std::move(st);
+            s->done = true;
+            cv_.notify_all();
+          }
+        });
+      }
+      result = Loop();
+      // On error, let the workers finish what they hold before the slots go away.
+    }
+    if (!result.ok()) return result;
+    return sink_.Finish();
+  }
+
+ private:
+  Status Loop() {
+    std::uint64_t frames = 0;
+    while (true) {
+      WF_TRY(EmitReady(/*wait_all=*/false));
+      WF_TRY(window_.Ensure(4));
+      if (window_.size() == 0) break;  // clean end between frames
+      if (algorithm_ == Algorithm::kZstd) {
+        WF_TRY(NextZstdFrame(frames));
+      } else {
+        WF_TRY(NextGzipMember(frames));
+      }
+      ++frames;
+    }
+    return EmitReady(/*wait_all=*/true);
+  }
+
+  Error Corrupt(std::uint64_t offset, const std::string& what) const {
+    return Error(ErrorCode::kCorrupt, src_.name() + ": " + what + " at byte " + std::to_string(offset));
+  }
+  Error Truncated() const {
+    return Error(ErrorCode::kCorrupt, src_.name() + ": truncated input (ends inside a " +
+                                          std::string(AlgorithmName(algorithm_)) + " " +
+                                          (algorithm_ == Algorithm::kZstd ? "frame" : "member") + ")");
+  }
+
+  // Emits finished slots in order; with wait_all, waits for every submitted one.
+  // Also waits for the oldest when no slot is free.
+  Status EmitReady(bool wait_all) {
+    while (next_emit_ < next_submit_) {
+      Slot& s = slots_[next_emit_ % in_flight_];
+      {
+        std::unique_lock lk(mu_);
+        bool must_wait = wait_all || next_submit_ - next_emit_ >= in_flight_;
+        if (!s.done && !must_wait) break;
+        cv_.wait(lk, [&] { return s.done; });
+      }
+      if (!s.status.ok()) {
+        return Error(ErrorCode::kCorrupt, src_.name() + ": " + s.status.error().message() +
+                                              " (at byte " + std::to_string(s.offset) + ")");
+      }
+      WF_TRY(sink_.Write({s.out.data(), s.out_len}));
+      ++next_emit_;
+    }
+    return Status::Ok();
+  }
+
+  // Copies the next `in_len` input bytes into a free slot and submits it.
+  Status Submit(std::size_t in_len, std::size_t out_len) {
+    WF_TRY(EmitReady(false));
+    if (next_submit_ - next_emit_ >= in_flight_) WF_TRY(EmitReady(false));
+    Slot& s = slots_[next_submit_ % in_flight_];
+    s.in.Reserve(in_len);
+    s.out.Reserve(out_len);
+    std::memcpy(s.in.data(), window_.avail().data(), in_len);
+    s.in_len = in_len;
+    s.out_len = out_len;
+    s.offset = window_.offset();
+    s.status = Status::Ok();
+    {
+      std::lock_guard lk(mu_);
+      s.done = false;
+    }
+    window_.Consume(in_len);
+    ++next_submit_;
+    work_.Push(&s);
+    return Status::Ok();
+  }
+
+  // ---- zstd ----
+
+  Status NextZstdFrame(std::uint64_t frames) {
+    const std::uint64_t at = window_.offset();
+    WF_TRY(window_.Ensure(ZSTD_FRAMEHEADERSIZE_MAX));
+    auto head = window_.avail();
+    std::uint32_t magic = head.size() >= 4 ? gzip::GetLe32(head.data()) : 0;
+    if (magic != kZstdMagic && !IsSkippableMagic(magic)) {
+      if (head.size() < 4 && window_.eof() && frames > 0 &&
+          std::memcmp(head.data(), "\x28\xb5\x2f\xfd", head.size()) == 0) {
+        return Truncated();
+      }
+      return Corrupt(at, frames ? "trailing garbage after the last zstd frame" : "not a zstd frame");
+    }
+    ZSTD_frameHeader fh;
+    std::size_t r = ZSTD_getFrameHeader(&fh, head.data(), head.size());
+    if (ZSTD_isError(r)) return Corrupt(at, std::string("bad zstd frame header: ") + ZSTD_getErrorName(r));
+    if (r > 0) return Truncated();  // needs more bytes, and Ensure saw the end
+    if (fh.frameType == ZSTD_skippableFrame) {
+      std::uint64_t left = std::uint64_t{fh.headerSize} + fh.frameContentSize;
+      while (left > 0) {
+        WF_TRY(window_.Ensure(1));
+        if (window_.size() == 0) return Truncated();
+        std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(left, window_.size()));
+        window_.Consume(n);
+        left -= n;
+      }
+      return Status::Ok();
+    }
+    if (fh.frameContentSize != ZSTD_CONTENTSIZE_UNKNOWN && fh.frameContentSize <= kMaxParallelRaw) {
+      const std::size_t content = static_cast<std::size_t>(fh.frameContentSize);
+      // Upper bound on a sane frame's size; past it, stream instead.
+      const std::size_t limit = ZSTD_compressBound(content) + 2 * ZSTD_FRAMEHEADERSIZE_MAX + 64 +
+                                3 * (content / 1024 + 1);
+      std::size_t want = std::min(limit, std::max<std::size_t>(window_.size(), 64 << 10));
+      while (true) {
+        WF_TRY(window_.Ensure(want));
+        std::size_t fsize = ZSTD_findFrameCompressedSize(window_.avail().data(), window_.size());
+        if (!ZSTD_isError(fsize)) return Submit(fsize, content);
+        if (ZSTD_getErrorCode(fsize) != ZSTD_error_srcSize_wrong) {
+          return Corrupt(at, std::string("corrupt zstd frame: ") + ZSTD_getErrorName(fsize));
+        }
+        if (window_.eof()) return Truncated();
+        if (want >= limit) break;  // oddly large frame: decode it as a stream
+        want = std::min(limit, want * 2);
+      }
+    }
+    return StreamZstdFrame();
+  }
+
+  Status StreamZstdFrame() {
+    WF_TRY(EmitReady(/*wait_all=*/true));
+    const std::uint64_t at = window_.offset();
+    if (!zstream_) {
+      zstream_ = ZSTD_createDStream();
+      if (!zstream_) return Error(ErrorCode::kInternal, "zstd: cannot allocate a stream");
+    }
+    ZSTD_DCtx_reset(zstream_, ZSTD_reset_session_only);
+    stream_out_.Reserve(kStreamOutSize);
+    while (true) {
+      if (window_.size() == 0) {
+        WF_TRY(window_.ReadMore());
+        if (window_.size() == 0) return Truncated();
+      }
+      ZSTD_inBuffer in{window_.avail().data(), window_.size(), 0};
+      ZSTD_outBuffer out{stream_out_.data(), stream_out_.capacity(), 0};
+      std::size_t r = ZSTD_decompressStream(zstream_, &out, &in);
+      if (ZSTD_isError(r)) return Corrupt(at, std::string("corrupt zstd frame: ") + ZSTD_getErrorName(r));
+      window_.Consume(in.pos);
+      if (out.pos) WF_TRY(sink_.Write({stream_out_.data(), out.pos}));
+      if (r == 0) return Status::Ok();  // frame complete, checksum verified
+      if (in.pos == in.size && out.pos < out.size && window_.eof() && window_.size() == 0) {
+        return Truncated();
+      }
+    }
+  }
+
+  // ---- gzip ----
+
+  Status NextGzipMember(std::uint64_t frames) {
+    const std::uint64_t at = window_.offset();
+    gzip::HeaderInfo info;
+    std::size_t want = 32;
+    while (true) {
+      WF_TRY(window_.Ensure(want));
+      auto st = gzip::ParseHeader(window_.avail(), &info);
+      if (st == gzip::ParseState::kOk) break;
+      if (st == gzip::ParseState::kBad) {
+        return Corrupt(at, frames ? "trailing garbage after the last gzip member" : "not a gzip member");
+      }
+      if (window_.eof()) return Truncated();
+      if (want >= kMaxGzipHeader) return Corrupt(at, "gzip header too long");
+      want *= 2;
+    }
+    if (info.member_size && *info.raw_size <= kMaxParallelRaw) {
+      const std::size_t member = *info.member_size;
+      WF_TRY(window_.Ensure(member));
+      if (window_.size() < member) return Truncated();
+      return Submit(member, *info.raw_size);
+    }
+    return StreamGzipMember();
+  }
+
+  Status StreamGzipMember() {
+    WF_TRY(EmitReady(/*wait_all=*/true));
+    const std::uint64_t at = window_.offset();
+    if (!zlib_ready_) {
+      std::memset(&zs_, 0, sizeof zs_);
+      if (inflateInit2(&zs_, 16 + 15) != Z_OK) {
+        return Error(ErrorCode::kInternal, "zlib: cannot initialize inflate");
+      }
+      zlib_ready_ = true;
+    } else {
+      inflateReset(&zs_);
+    }
+    stream_out_.Reserve(kStreamOutSize);
+    while (true) {
+      if (window_.size() == 0) {
+        WF_TRY(window_.ReadMore());
+        if (window_.size() == 0) return Truncated();
+      }
+      const std::size_t in_size = std::min<std::size_t>(window_.size(), 1u << 30);
+      zs_.next_in = reinterpret_cast<Bytef*>(const_cast<std::byte*>(window_.avail().data()));
+      zs_.avail_in = static_cast<uInt>(in_size);
+      zs_.next_out = reinterpret_cast<Bytef*>(stream_out_.data());
+      zs_.avail_out = static_cast<uInt>(stream_out_.capacity());
+      int r = inflate(&zs_, Z_NO_FLUSH);
+      const std::size_t used = in_size - zs_.avail_in;
+      const std::size_t made = stream_out_.capacity() - zs_.avail_out;
+      window_.Consume(used);
+      if (made) WF_TRY(sink_.Write({stream_out_.data(), made}));
+      if (r == Z_STREAM_END) return Status::Ok();  // CRC32 and ISIZE verified by zlib
+      if (r == Z_DATA_ERROR || r == Z_NEED_DICT) {
+        return Corrupt(at, std::string("corrupt gzip member: ") + (zs_.msg ? zs_.msg : "bad data"));
+      }
+      if (r == Z_MEM_ERROR) return Error(ErrorCode::kInternal, "zlib: out of memory");
+      if (r == Z_BUF_ERROR && used == 0 && made == 0) {
+        // No progress: needs more input.
+        if (window_.eof()) return Truncated();
+        WF_TRY(window_.ReadMore());
+        if (window_.eof() && window_.size() == 0) return Truncated();
+      }
+    }
+  }
+
+  ByteSource& src_;
+  ByteSink& sink_;
+  InputWindow window_;
+  const std::size_t threads_;
+  const std::size_t in_flight_;
+  Algorithm algorithm_ = Algorithm::kRaw;
+  std::vector<Slot> slots_;
+  BoundedQueue<Slot*> work_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::uint64_t next_submit_ = 0, next_emit_ = 0;
+  Buffer stream_out_;
+  ZSTD_DStream* zstream_ = nullptr;
+  z_stream zs_{};
+  bool zlib_ready_ = false;
+};
+
+}  // namespace
+
+Status DecompressStream(ByteSource& src, ByteSink& sink, std::size_t threads) {
+  Decompressor d(src, sink, threads);
+  return d.Run();
+}
+
+}  // namespace walferry::compress

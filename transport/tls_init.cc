@@ -1,0 +1,327 @@
+// `walferry tls init`: a small CA, a server certificate and client certificates
+// made with OpenSSL's C API (no openssl(1) needed).
+//
+// Keys are Ed25519 (fast to make and to verify, supported by TLS 1.3 in
+// OpenSSL 3). Certificates are X.509 v3 with the extensions a verifier checks:
+//   CA:     basicConstraints critical CA:TRUE, pathlen:0; keyUsage keyCertSign,cRLSign
+//   server: CA:FALSE; keyUsage digitalSignature; extendedKeyUsage serverAuth; SAN
+//   client: CA:FALSE; keyUsage digitalSignature; extendedKeyUsage clientAuth; CN = cluster
+// A client certificate therefore cannot pose as the server and vice versa.
+// Every file is written to a temporary name, fsynced and renamed into place.
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <openssl/bn.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+
+#include "core/fd.h"
+#include "transport/net.h"
+#include "transport/net_internal.h"
+
+namespace walferry::transport {
+namespace {
+
+constexpr long kValidDays = 3650;  // NOLINT(runtime/int)
+
+struct PkeyDeleter {
+  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
+};
+struct X509Deleter {
+  void operator()(X509* x) const { X509_free(x); }
+};
+struct BioDeleter {
+  void operator()(BIO* b) const { BIO_free(b); }
+};
+using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyDeleter>;
+using X509Ptr = std::unique_ptr<X509, X509Deleter>;
+using BioPtr = std::unique_ptr<BIO, BioDeleter>;
+
+// The one place OpenSSL errors become an Error in this file.
+Error CryptoError(std::string_view what) {
+  std::string msg = "tls init: " + std::string(what);
+  unsigned long e = ERR_get_error();  // NOLINT(runtime/int)
+  if (e != 0) {
+    const char* r = ERR_reason_error_string(e);
+    msg += ": ";
+    msg += r ? r : "OpenSSL error";
+  }
+  ERR_clear_error();
+  return Error(ErrorCode::kInternal, msg);
+}
+
+Result<PkeyPtr> NewKey() {
+  PkeyPtr key(EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519"));
+  if (!key) return CryptoError("generate Ed25519 key");
+  return key;
+}
+
+Status AddExt(X509* cert, X509* issuer, int nid, const std::string& value) {
+  X509V3_CTX ctx;
+  X509V3_set_ctx_nodb(&ctx);
+  X509V3_set_ctx(&ctx, issuer, cert, nullptr, nullptr, 0);
+  X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value.c_str());
+  if (!ext) return CryptoError("extension " + value);
+  int ok = X509_add_ext(cert, ext, -1);
+  X509_EXTENSION_free(ext);
+  if (!ok) return CryptoError("add extension " + value);
+  return Status::Ok();
+}
+
+struct CertSpec {
+  std::string cn;
+  bool is_ca = false;
+  std::string eku;   // "serverAuth" / "clientAuth" / ""
+  std::string san;   // "DNS:localhost,IP:127.0.0.1" or ""
+};
+
+// Makes a certificate for `key`, signed by `issuer_key` (self-signed when
+// issuer is null).
+Result<X509Ptr> MakeCert(const CertSpec& spec, EVP_PKEY* key, X509* issuer, EVP_PKEY* issuer_key) {
+  X509Ptr cert(X509_new());
+  if (!cert) return CryptoError("X509_new");
+  X509* x = cert.get();
+  X509_set_version(x, X509_VERSION_3);
+  // 127-bit random serial, positive.
+  std::unique_ptr<BIGNUM, decltype(&BN_free)> bn(BN_new(), BN_free);
+  if (!bn || !BN_rand(bn.get(), 127, BN_RAND_TOP_ANY, BN_RAND_BOTTOM_ANY) ||
+      !BN_to_ASN1_INTEGER(bn.get(), X509_get_serialNumber(x))) {
+    return CryptoError("serial number");
+  }
+  X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+  X509_time_adj_ex(X509_getm_notAfter(x), kValidDays, 0, nullptr);
+  X509_set_pubkey(x, key);
+  X509_NAME* name = X509_get_subject_name(x);
+  X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8,
+                             reinterpret_cast<const unsigned char*>("walferry"), -1, -1, 0);
+  if (!X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
+                                  reinterpret_cast<const unsigned char*>(spec.cn.c_str()), -1, -1,
+                                  0)) {
+    return CryptoError("subject name " + spec.cn);
+  }
+  X509* signer = issuer ? issuer : x;
+  X509_set_issuer_name(x, X509_get_subject_name(signer));
+  if (spec.is_ca) {
+    WF_TRY(AddExt(x, signer, NID_basic_constraints, "critical,CA:TRUE,pathlen:0"));
+    WF_TRY(AddExt(x, signer, NID_key_usage, "critical,keyCertSign,cRLSign"));
+  } else {
+    WF_TRY(AddExt(x, signer, NID_basic_constraints, "critical,CA:FALSE"));
+    WF_TRY(AddExt(x, signer, NID_key_usage, "critical,digitalSignature"));
+  }
+  if (!spec.eku.empty()) WF_TRY(AddExt(x, signer, NID_ext_key_usage, spec.eku));
+  WF_TRY(AddExt(x, signer, NID_subject_key_identifier, "hash"));
+  if (issuer) WF_TRY(AddExt(x, signer, NID_authority_key_identifier, "keyid:always"));
+  if (!spec.san.empty()) WF_TRY(AddExt(x, signer, NID_subject_alt_name, spec.san));
+  if (X509_sign(x, issuer_key ? issuer_key : key, nullptr) == 0) {  // Ed25519: no digest
+    return CryptoError("sign certificate " + spec.cn);
+  }
+  return cert;
+}
+
+Result<std::string> PemOf(EVP_PKEY* key, X509* cert) {
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  if (!bio) return CryptoError("BIO_new");
+  int ok = key ? PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr)
+               : PEM_write_bio_X509(bio.get(), cert);
+  if (!ok) return CryptoError("PEM encode");
+  char* data = nullptr;
+  long n = BIO_get_mem_data(bio.get(), &data);  // NOLINT(runtime/int)
+  return std::string(data, static_cast<std::size_t>(n));
+}
+
+// Writes `content` to dir/name atomically with `mode`. Refuses to replace an
+// existing file unless `force`.
+Status WriteFileAtomic(const std::string& dir, const std::string& name, const std::string& content,
+                       mode_t mode, bool force) {
+  std::string path = dir + "/" + name;
+  std::string tmp = dir + "/." + name + ".tmp";
+  ::unlink(tmp.c_str());
+  WF_ASSIGN(UniqueFd fd, OpenFile(tmp, O_WRONLY | O_CREAT | O_EXCL, mode));
+  ::fchmod(fd.get(), mode);  // umask must not widen or narrow it
+  Status st = WriteFull(fd.get(), std::as_bytes(std::span(content.data(), content.size())), tmp);
+  if (st.ok()) st = Fsync(fd.get(), tmp);
+  fd.Reset();
+  if (st.ok()) {
+    int r = force ? ::rename(tmp.c_str(), path.c_str())
+                  : ::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE);
+    if (r != 0) {
+      st = errno == EEXIST ? Status(Error(ErrorCode::kExists,
+                                          path + " exists (use --force to replace it)"))
+                           : Status(ErrnoError(errno, "rename to " + path));
+    }
+  }
+  if (!st.ok()) ::unlink(tmp.c_str());
+  return st;
+}
+
+bool Exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
+
+Result<PkeyPtr> LoadKey(const std::string& path) {
+  WF_ASSIGN(std::string pem, ReadSmallFile(path, 1 << 20));
+  BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  PkeyPtr key(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
+  if (!key) return CryptoError("read key " + path);
+  return key;
+}
+
+Result<X509Ptr> LoadCert(const std::string& path) {
+  WF_ASSIGN(std::string pem, ReadSmallFile(path, 1 << 20));
+  BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  X509Ptr cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+  if (!cert) return CryptoError("read certificate " + path);
+  return cert;
+}
+
+std::string SanEntry(const std::string& name) {
+  in_addr a4;
+  in6_addr a6;
+  if (inet_pton(AF_INET, name.c_str(), &a4) == 1 || inet_pton(AF_INET6, name.c_str(), &a6) == 1) {
+    return "IP:" + name;
+  }
+  return "DNS:" + name;
+}
+
+bool ValidServerName(const std::string& n) {
+  if (n.empty() || n.size() > 253) return false;
+  for (char ch : n) {
+    bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '-' || ch == '.' || ch == ':' || ch == '*';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+Status WriteKeyAndCert(const std::string& dir, const std::string& base, EVP_PKEY* key, X509* cert,
+                       bool force) {
+  WF_ASSIGN(std::string key_pem, PemOf(key, nullptr));
+  WF_ASSIGN(std::string cert_pem, PemOf(nullptr, cert));
+  WF_TRY(WriteFileAtomic(dir, base + ".key", key_pem, 0600, force));
+  return WriteFileAtomic(dir, base + ".crt", cert_pem, 0644, force);
+}
+
+}  // namespace
+
+namespace internal {
+
+Result<std::vector<std::string>> ListClientClusters(const std::string& dir) {
+  struct DirCloser {
+    void operator()(DIR* d) const { ::closedir(d); }
+  };
+  std::unique_ptr<DIR, DirCloser> d(::opendir(dir.c_str()));
+  if (!d) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "TLS directory " + dir + ": " + std::strerror(errno));
+  }
+  std::vector<std::string> out;
+  while (dirent* e = ::readdir(d.get())) {
+    std::string_view n(e->d_name);
+    if (n.size() > 11 && n.substr(0, 7) == "client-" && n.substr(n.size() - 4) == ".crt") {
+      std::string c(n.substr(7, n.size() - 11));
+      if (ValidClusterName(c)) out.push_back(c);
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace internal
+
+Status InitTlsDir(const std::string& dir, const std::vector<std::string>& clusters_in,
+                  const std::vector<std::string>& server_names, bool force) {
+  std::vector<std::string> clusters = clusters_in;
+  if (clusters.empty()) clusters.push_back("main");
+  for (const auto& c : clusters) {
+    if (!internal::ValidClusterName(c)) {
+      return Error(ErrorCode::kInvalidArgument,
+                   "invalid cluster name \"" + c +
+                       "\" (1-64 letters, digits, '.', '_' or '-'; not starting with '.' or '-')");
+    }
+  }
+  std::vector<std::string> names = {"localhost", "127.0.0.1", "::1"};
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) == 0 && host[0] && ValidServerName(host)) {
+    names.push_back(host);
+  }
+  for (const auto& n : server_names) {
+    if (!ValidServerName(n)) {
+      return Error(ErrorCode::kInvalidArgument, "invalid server name \"" + n + "\"");
+    }
+    names.push_back(n);
+  }
+  std::string san;
+  std::vector<std::string> seen;
+  for (const auto& n : names) {
+    if (std::find(seen.begin(), seen.end(), n) != seen.end()) continue;
+    seen.push_back(n);
+    san += (san.empty() ? "" : ",") + SanEntry(n);
+  }
+
+  std::error_code ec;
+  std::filesystem::path parent = std::filesystem::path(dir).parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent, ec);  // as mkdir -p
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return ErrnoError(errno, "create TLS directory " + dir);
+  }
+  struct stat st;
+  if (::stat(dir.c_str(), &st) != 0) return ErrnoError(errno, dir);
+  if (!S_ISDIR(st.st_mode)) return Error(ErrorCode::kInvalidArgument, dir + " is not a directory");
+  if (::chmod(dir.c_str(), 0700) != 0) return ErrnoError(errno, "chmod " + dir);
+
+  // Without --force: nothing that exists is replaced. An existing CA is reused
+  // (so clusters can be added later); an existing server certificate is kept.
+  if (!force) {
+    for (const auto& c : clusters) {
+      std::string p = dir + "/client-" + c + ".crt";
+      if (Exists(p) || Exists(dir + "/client-" + c + ".key")) {
+        return Error(ErrorCode::kExists, p + " exists (use --force to replace it)");
+      }
+    }
+    bool has_crt = Exists(dir + "/ca.crt"), has_key = Exists(dir + "/ca.key");
+    if (has_crt != has_key) {
+      return Error(ErrorCode::kExists,
+                   dir + " holds only half of a CA (ca.crt/ca.key); use --force to replace it");
+    }
+  }
+
+  PkeyPtr ca_key;
+  X509Ptr ca_cert;
+  if (!force && Exists(dir + "/ca.crt")) {
+    WF_ASSIGN(ca_key, LoadKey(dir + "/ca.key"));
+    WF_ASSIGN(ca_cert, LoadCert(dir + "/ca.crt"));
+    if (X509_check_private_key(ca_cert.get(), ca_key.get()) != 1) {
+      return CryptoError(dir + "/ca.key does not match ca.crt");
+    }
+  } else {
+    WF_ASSIGN(ca_key, NewKey());
+    WF_ASSIGN(ca_cert, MakeCert({"walferry CA", true, "", ""}, ca_key.get(), nullptr, nullptr));
+    WF_TRY(WriteKeyAndCert(dir, "ca", ca_key.get(), ca_cert.get(), force));
+  }
+
+  if (force || !Exists(dir + "/server.crt")) {
+    WF_ASSIGN(PkeyPtr key, NewKey());
+    WF_ASSIGN(X509Ptr cert, MakeCert({"walferry server", false, "serverAuth", san}, key.get(),
+                                     ca_cert.get(), ca_key.get()));
+    WF_TRY(WriteKeyAndCert(dir, "server", key.get(), cert.get(), force));
+  }
+
+  for (const auto& c : clusters) {
+    WF_ASSIGN(PkeyPtr key, NewKey());
+    WF_ASSIGN(X509Ptr cert,
+              MakeCert({c, false, "clientAuth", ""}, key.get(), ca_cert.get(), ca_key.get()));
+    WF_TRY(WriteKeyAndCert(dir, "client-" + c, key.get(), cert.get(), force));
+  }
+  return FsyncDir(dir);
+}
+
+}  // namespace walferry::transport
