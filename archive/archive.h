@@ -60,6 +60,8 @@ Result<WalSegmentInfo> ParseWalHeader(std::span<const std::byte> first_bytes);
 // kRefused unless the header's timeline and segment number (page_address /
 // segment_size) match the 24-hex segment `name`.
 Status CheckWalName(const WalSegmentInfo& info, std::string_view name);
+// PostgreSQL major version (10..17) whose XLOG_PAGE_MAGIC is `magic`; 0 if unknown.
+int WalMagicVersion(std::uint16_t magic);
 
 // --- Stored entries (read side, for get/verify/cleanup/status) ---
 struct StoredEntry {
@@ -134,7 +136,9 @@ class Archive {
   virtual Status PurgeStale(std::int64_t max_age_seconds) = 0;
 };
 
-// Decompresses a stored entry (any format) to `sink`, verifying frame checksums.
+// Decompresses a stored entry (any format) to `sink`, verifying frame
+// checksums, then calls sink.Finish(). kCorrupt on damaged stored data; the
+// entry's path is opened with O_NOFOLLOW.
 Status ReadEntry(const StoredEntry& entry, ByteSink& sink);
 // XXH3-128 and size of an entry's raw content.
 Result<std::pair<std::uint64_t, Hash128>> HashEntry(const StoredEntry& entry);

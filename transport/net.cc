@@ -120,6 +120,33 @@ Error SslError(ErrorCode code, std::string_view context, int ssl_error = 0, int 
   return Error(code, std::move(msg));
 }
 
+// True for handshake failures that a retry cannot fix: the peer refused our
+// certificate, we refused its, or the two sides share no protocol version.
+bool IsTrustFailure(unsigned long e) {  // NOLINT(runtime/int)
+  if (e == 0 || ERR_GET_LIB(e) != ERR_LIB_SSL) return false;
+  switch (ERR_GET_REASON(e)) {
+    case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED:
+    case SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE:
+    case SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE:
+    case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
+    case SSL_R_TLSV1_ALERT_ACCESS_DENIED:
+    case SSL_R_TLSV1_ALERT_PROTOCOL_VERSION:
+    case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
+    case SSL_R_CERTIFICATE_VERIFY_FAILED:
+    case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
+    case SSL_R_UNSUPPORTED_PROTOCOL:
+    case SSL_R_NO_SHARED_CIPHER:
+    case SSL_R_NO_PROTOCOLS_AVAILABLE:
+    case SSL_R_WRONG_VERSION_NUMBER:
+      return true;
+    default:
+      return false;
+  }
+}
+
 // ---- socket BIO with MSG_NOSIGNAL -------------------------------------------
 
 int BioWrite(BIO* b, const char* data, int len) {
@@ -440,6 +467,13 @@ class TlsConn : public SocketConn {
                                          " (both sides need certificates from the same "
                                          "`walferry tls init`; the server's must name the host "
                                          "you connect to: tls init --server-name)");
+    }
+    if (!IsTrustFailure(ERR_peek_error()) && !IsTrustFailure(ERR_peek_last_error())) {
+      // Damaged or cut handshake (a network fault, worth a retry).
+      return SslError(ErrorCode::kNetwork,
+                      server ? "TLS handshake with " + peer_ + " failed"
+                             : "cannot reach " + peer_ + " (TLS handshake failed)",
+                      err);
     }
     if (server) return SslError(ErrorCode::kAuth, "TLS handshake with " + peer_ + " refused", err);
     Error e = SslError(ErrorCode::kAuth, "certificate refused by " + peer_, err);
