@@ -370,7 +370,9 @@ class IncomingImpl final : public Incoming {
         ::ftruncate(data_fd_.get(), static_cast<off_t>(data_length_)) != 0) {
       return ErrnoError(errno, "truncate " + DataShown());
     }
-    return Fsync(shared_->incoming_fd.get(), shared_->Path(kIncomingDir));
+    // No directory fsync here: the data file's entry only matters once a
+    // manifest points at it, and Sync fsyncs the directory after writing one.
+    return Status::Ok();
   }
 
   ~IncomingImpl() override = default;  // keeps temp data and manifest for resume
@@ -629,6 +631,17 @@ class ArchiveImpl final : public Archive {
   const std::string& root() const override { return shared_->root; }
 
   Result<std::unique_ptr<Incoming>> Begin(const TransferSpec& spec) override {
+    auto r = BeginImpl(spec);
+    if (!r.ok() && r.error().code() == ErrorCode::kNoSpace &&
+        r.error().message().find("disk full") == std::string::npos) {
+      return Error(ErrorCode::kNoSpace, "receiver disk full under " + shared_->root +
+                                            " while starting " + spec.name + " (" +
+                                            r.error().message() + "); free space and retry");
+    }
+    return r;
+  }
+
+  Result<std::unique_ptr<Incoming>> BeginImpl(const TransferSpec& spec) {
     WF_TRY(ValidateClusterName(spec.cluster));
     WF_ASSIGN(EntryKind kind, ClassifyName(spec.name));
     if (!IsTransferId(spec.transfer_id)) {
