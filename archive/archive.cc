@@ -772,6 +772,13 @@ class ArchiveImpl final : public Archive {
     return out;
   }
 
+  Result<std::optional<std::uint64_t>> SystemIdentifier(std::string_view cluster) const override {
+    WF_TRY(ValidateClusterName(cluster));
+    WF_ASSIGN(UniqueFd c, OpenDirAt(shared_->root_fd.get(), std::string(cluster),
+                                    shared_->Path(cluster), false));
+    return ReadSysid(c.get(), Join(shared_->Path(cluster), kSysidFile));
+  }
+
   Status PurgeStale(std::int64_t max_age_seconds) override {
     const int dfd = shared_->incoming_fd.get();
     WF_ASSIGN(auto names, ReadDirNames(dfd, shared_->Path(kIncomingDir)));
@@ -858,8 +865,13 @@ Result<std::unique_ptr<Archive>> Archive::Open(const std::string& root, StoreFor
     shared->root = std::string(cwd) + "/" + root;
   }
   while (shared->root.size() > 1 && shared->root.back() == '/') shared->root.pop_back();
-  if (::mkdir(shared->root.c_str(), 0700) != 0 && errno != EEXIST) {
-    return ErrnoError(errno, "create archive root " + shared->root);
+  // mkdir -p: missing parents too (0700 for each directory created).
+  for (std::size_t pos = 1; pos != std::string::npos;) {
+    pos = shared->root.find('/', pos + 1);
+    std::string part = shared->root.substr(0, pos);
+    if (::mkdir(part.c_str(), 0700) != 0 && errno != EEXIST) {
+      return ErrnoError(errno, "create archive root " + part);
+    }
   }
   // ROOT itself may be a symlink (operators do that); nothing below it is followed.
   WF_ASSIGN(shared->root_fd, OpenFile(shared->root, O_RDONLY | O_DIRECTORY));
