@@ -42,17 +42,69 @@ Hash128 Xxh3Stream::Digest() const {
   return {h.low64, h.high64};
 }
 
-// XXH3_state_t holds a pointer to its secret (extSecret, null for the default
-// secret) and otherwise plain data; with the default secret a byte copy is a
-// faithful snapshot within one build of the library.
+// The saved state holds only the plain data of an XXH3 state in the default
+// (unseeded, default secret) mode: the accumulators, the whole internal buffer
+// (the digest reads bytes from before `bufferedSize` when fewer than a stripe
+// are buffered), and the three counters. The raw struct cannot be copied as is:
+// its `extSecret` points at the library's built-in secret, an address that is
+// meaningless in another process (the receiver restarts between Save and
+// Restore). Restore rebuilds the pointer with Reset and checks every counter,
+// so a corrupt blob is refused instead of steering reads out of bounds.
+namespace {
+constexpr char kStateMagic[8] = {'w', 'f', 'x', 'x', 'h', '3', 'v', '1'};
+constexpr std::size_t kStateBlobSize = sizeof kStateMagic + sizeof(XXH64_hash_t) * 8 +
+                                       XXH3_INTERNALBUFFER_SIZE + 4 + 8 + 8;
+
+void Put(std::string& out, const void* p, std::size_t n) {
+  out.append(static_cast<const char*>(p), n);
+}
+void Get(const char*& in, void* p, std::size_t n) {
+  std::memcpy(p, in, n);
+  in += n;
+}
+}  // namespace
+
 std::string Xxh3Stream::Save() const {
-  return std::string(reinterpret_cast<const char*>(&state_->s), sizeof(XXH3_state_t));
+  const XXH3_state_t& s = state_->s;
+  std::string out;
+  out.reserve(kStateBlobSize);
+  Put(out, kStateMagic, sizeof kStateMagic);
+  Put(out, s.acc, sizeof s.acc);
+  Put(out, s.buffer, sizeof s.buffer);
+  std::uint32_t buffered = s.bufferedSize;
+  std::uint64_t stripes = s.nbStripesSoFar;
+  std::uint64_t total = s.totalLen;
+  Put(out, &buffered, sizeof buffered);
+  Put(out, &stripes, sizeof stripes);
+  Put(out, &total, sizeof total);
+  return out;
 }
 
 bool Xxh3Stream::Restore(const std::string& blob) {
-  if (blob.size() != sizeof(XXH3_state_t)) return false;
-  std::memcpy(&state_->s, blob.data(), sizeof(XXH3_state_t));
-  return state_->s.extSecret == nullptr;
+  if (blob.size() != kStateBlobSize) return false;
+  if (std::memcmp(blob.data(), kStateMagic, sizeof kStateMagic) != 0) return false;
+  XXH3_state_t fresh;
+  XXH3_128bits_reset(&fresh);
+  const char* in = blob.data() + sizeof kStateMagic;
+  Get(in, fresh.acc, sizeof fresh.acc);
+  Get(in, fresh.buffer, sizeof fresh.buffer);
+  std::uint32_t buffered;
+  std::uint64_t stripes, total;
+  Get(in, &buffered, sizeof buffered);
+  Get(in, &stripes, sizeof stripes);
+  Get(in, &total, sizeof total);
+  // Invariants of XXH3's streaming state: the buffer never holds more than its
+  // size, the stripe counter wraps at a block, and the length covers both.
+  if (buffered > XXH3_INTERNALBUFFER_SIZE) return false;
+  if (stripes >= fresh.nbStripesPerBlock) return false;
+  // Up to a full buffer everything stays buffered; past it, update always keeps
+  // at least one byte buffered for the digest.
+  if (total <= XXH3_INTERNALBUFFER_SIZE ? buffered != total : buffered == 0) return false;
+  fresh.bufferedSize = buffered;
+  fresh.nbStripesSoFar = static_cast<std::size_t>(stripes);
+  fresh.totalLen = total;
+  state_->s = fresh;
+  return true;
 }
 
 }  // namespace walferry

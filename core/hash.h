@@ -27,7 +27,11 @@ class Xxh3Stream {
   void Update(std::span<const std::byte> data);
   Hash128 Digest() const;
   void Reset();
-  // Opaque serialization of the running state (for resume manifests).
+  // Serialization of the running state for resume manifests: a fixed-size
+  // (~300 byte) binary blob holding no pointers, valid across processes and
+  // restarts of the same build. Restore replaces the state and returns true, or
+  // returns false and leaves the state unchanged when the blob is not one that
+  // Save produced (wrong size, magic or inconsistent counters).
   std::string Save() const;
   bool Restore(const std::string& blob);
 

@@ -128,12 +128,20 @@ Status AtomicFile::Commit() {
   if (overwrite_) {
     if (::rename(temp_.c_str(), path_.c_str()) != 0) return ErrnoError(errno, "rename to " + path_);
   } else {
-    if (::syscall(SYS_renameat2, AT_FDCWD, temp_.c_str(), AT_FDCWD, path_.c_str(),
-                  RENAME_NOREPLACE) != 0) {
-      int err = errno;
-      if (err == EEXIST) return Error(ErrorCode::kExists, path_ + " already exists (use -f to overwrite)");
-      return ErrnoError(err, "rename to " + path_);
+    int rc = static_cast<int>(::syscall(SYS_renameat2, AT_FDCWD, temp_.c_str(), AT_FDCWD,
+                                        path_.c_str(), RENAME_NOREPLACE));
+    int err = rc == 0 ? 0 : errno;
+    if (err == EINVAL || err == ENOSYS) {
+      // The filesystem (or an old kernel) lacks RENAME_NOREPLACE: link(2) also
+      // refuses an existing target and is atomic; then drop the temp name.
+      rc = ::link(temp_.c_str(), path_.c_str());
+      err = rc == 0 ? 0 : errno;
+      if (rc == 0) ::unlink(temp_.c_str());
     }
+    if (err == EEXIST) {
+      return Error(ErrorCode::kExists, path_ + " already exists (use -f to overwrite)");
+    }
+    if (err != 0) return ErrnoError(err, "rename to " + path_);
   }
   committed_ = true;
   return FsyncDir(DirName(path_));
