@@ -370,7 +370,9 @@ class IncomingImpl final : public Incoming {
         ::ftruncate(data_fd_.get(), static_cast<off_t>(data_length_)) != 0) {
       return ErrnoError(errno, "truncate " + DataShown());
     }
-    return Fsync(shared_->incoming_fd.get(), shared_->Path(kIncomingDir));
+    // No directory fsync here: the data file's entry only matters once a
+    // manifest points at it, and Sync fsyncs the directory after writing one.
+    return Status::Ok();
   }
 
   ~IncomingImpl() override = default;  // keeps temp data and manifest for resume
@@ -629,6 +631,17 @@ class ArchiveImpl final : public Archive {
   const std::string& root() const override { return shared_->root; }
 
   Result<std::unique_ptr<Incoming>> Begin(const TransferSpec& spec) override {
+    auto r = BeginImpl(spec);
+    if (!r.ok() && r.error().code() == ErrorCode::kNoSpace &&
+        r.error().message().find("disk full") == std::string::npos) {
+      return Error(ErrorCode::kNoSpace, "receiver disk full under " + shared_->root +
+                                            " while starting " + spec.name + " (" +
+                                            r.error().message() + "); free space and retry");
+    }
+    return r;
+  }
+
+  Result<std::unique_ptr<Incoming>> BeginImpl(const TransferSpec& spec) {
     WF_TRY(ValidateClusterName(spec.cluster));
     WF_ASSIGN(EntryKind kind, ClassifyName(spec.name));
     if (!IsTransferId(spec.transfer_id)) {
@@ -759,6 +772,13 @@ class ArchiveImpl final : public Archive {
     return out;
   }
 
+  Result<std::optional<std::uint64_t>> SystemIdentifier(std::string_view cluster) const override {
+    WF_TRY(ValidateClusterName(cluster));
+    WF_ASSIGN(UniqueFd c, OpenDirAt(shared_->root_fd.get(), std::string(cluster),
+                                    shared_->Path(cluster), false));
+    return ReadSysid(c.get(), Join(shared_->Path(cluster), kSysidFile));
+  }
+
   Status PurgeStale(std::int64_t max_age_seconds) override {
     const int dfd = shared_->incoming_fd.get();
     WF_ASSIGN(auto names, ReadDirNames(dfd, shared_->Path(kIncomingDir)));
@@ -845,13 +865,34 @@ Result<std::unique_ptr<Archive>> Archive::Open(const std::string& root, StoreFor
     shared->root = std::string(cwd) + "/" + root;
   }
   while (shared->root.size() > 1 && shared->root.back() == '/') shared->root.pop_back();
-  if (::mkdir(shared->root.c_str(), 0700) != 0 && errno != EEXIST) {
-    return ErrnoError(errno, "create archive root " + shared->root);
+  // mkdir -p: missing parents too (0700 for each directory created).
+  for (std::size_t pos = 1; pos != std::string::npos;) {
+    pos = shared->root.find('/', pos + 1);
+    std::string part = shared->root.substr(0, pos);
+    if (::mkdir(part.c_str(), 0700) != 0 && errno != EEXIST) {
+      return ErrnoError(errno, "create archive root " + part);
+    }
   }
   // ROOT itself may be a symlink (operators do that); nothing below it is followed.
   WF_ASSIGN(shared->root_fd, OpenFile(shared->root, O_RDONLY | O_DIRECTORY));
   WF_ASSIGN(shared->incoming_fd, OpenDirAt(shared->root_fd.get(), kIncomingDir,
                                            shared->Path(kIncomingDir), true));
+  return std::unique_ptr<Archive>(new ArchiveImpl(std::move(shared)));
+}
+
+Result<std::unique_ptr<Archive>> Archive::OpenForReading(const std::string& root) {
+  if (root.empty()) return Error(ErrorCode::kInvalidArgument, "archive root is empty");
+  auto shared = std::make_shared<Shared>();
+  shared->format = StoreFormat::kZstd;  // unused: a read-only archive stores nothing
+  if (root.front() == '/') {
+    shared->root = root;
+  } else {
+    char cwd[4096];
+    if (!::getcwd(cwd, sizeof cwd)) return ErrnoError(errno, "getcwd");
+    shared->root = std::string(cwd) + "/" + root;
+  }
+  while (shared->root.size() > 1 && shared->root.back() == '/') shared->root.pop_back();
+  WF_ASSIGN(shared->root_fd, OpenFile(shared->root, O_RDONLY | O_DIRECTORY));
   return std::unique_ptr<Archive>(new ArchiveImpl(std::move(shared)));
 }
 

@@ -117,6 +117,7 @@ TEST_F(ArchiveIncoming, RealWalSegmentIsPlacedOnlyAtCommit) {
   // Everything received and synced, but not committed: no final name yet.
   EXPECT_FALSE(Exists(WalPath(name)));
   EXPECT_FALSE(Exists(root_ + "/main/system_identifier"));
+  EXPECT_FALSE(a->SystemIdentifier("main")->has_value());
   auto out = (*in)->Commit(seg.size(), Xxh3_128(seg));
   ASSERT_TRUE(out.ok()) << out.error().message();
   EXPECT_EQ(*out, CommitOutcome::kPlaced);
@@ -127,6 +128,8 @@ TEST_F(ArchiveIncoming, RealWalSegmentIsPlacedOnlyAtCommit) {
   auto sysid = ReadBytes(root_ + "/main/system_identifier");
   EXPECT_EQ(std::string(reinterpret_cast<const char*>(sysid.data()), sysid.size()),
             std::to_string(info->system_id) + "\n");
+  EXPECT_EQ(a->SystemIdentifier("main")->value(), info->system_id);
+  EXPECT_EQ(a->SystemIdentifier("nosuch").error().code(), ErrorCode::kNotFound);
   // Find / List / Clusters / HashEntry / ReadEntry see it.
   auto e = a->Find("main", name);
   ASSERT_TRUE(e.ok());
@@ -319,7 +322,6 @@ TEST_F(ArchiveIncoming, OutOfOrderChunkRefused) {
 }
 
 TEST_F(ArchiveIncoming, ResumesFromDurablePointAfterCrash) {
-  if (!testing::HashStateRestores()) GTEST_SKIP() << "core Xxh3Stream::Restore cannot restore a saved state";
   auto data = Pattern(6 * kChunk + 77, 6);
   {
     auto a = Open();
@@ -346,7 +348,6 @@ TEST_F(ArchiveIncoming, ResumesFromDurablePointAfterCrash) {
 }
 
 TEST_F(ArchiveIncoming, ResumeOfWalSegmentKeepsHeaderChecks) {
-  if (!testing::HashStateRestores()) GTEST_SKIP() << "core Xxh3Stream::Restore cannot restore a saved state";
   auto seg = RealWalSegment(16);
   if (seg.empty()) GTEST_SKIP() << "PostgreSQL initdb not available";
   const std::string name = "000000010000000000000001";
@@ -511,6 +512,23 @@ TEST_F(ArchiveIncoming, RootReachedThroughSymlinkWorks) {
   ASSERT_TRUE(a);
   ASSERT_TRUE(SendAll(*a, Spec("f", 1), Pattern(10, 1)).ok());
   EXPECT_TRUE(Exists(real + "/main/files/f"));
+}
+
+TEST_F(ArchiveIncoming, OpenCreatesRootWithParents) {
+  root_ = dir_ + "/a/b/c";
+  auto a = Open();
+  ASSERT_TRUE(a);
+  struct stat st{};
+  ASSERT_EQ(::stat((root_ + "/.incoming").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  EXPECT_EQ(a->root(), root_);
+  // A relative root becomes absolute.
+  ASSERT_EQ(::chdir(dir_.c_str()), 0);
+  auto rel = Archive::Open("rel/root", StoreFormat::kZstd);
+  ASSERT_TRUE(rel.ok());
+  EXPECT_EQ((*rel)->root(), dir_ + "/rel/root");
+  EXPECT_EQ((*rel)->format(), StoreFormat::kZstd);
+  ASSERT_EQ(::chdir("/"), 0);
 }
 
 TEST_F(ArchiveIncoming, RefusesBadSpecs) {

@@ -204,7 +204,6 @@ TEST_F(ArchiveStore, EmptyStreamIsAValidCompressedFile) {
 }
 
 TEST_F(ArchiveStore, CompressedStoreResumes) {
-  if (!testing::HashStateRestores()) GTEST_SKIP() << "core Xxh3Stream::Restore cannot restore a saved state";
   auto data = Text(5 * kChunk + 3, 5);
   {
     auto a = Open(StoreFormat::kGzip);

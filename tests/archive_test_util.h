@@ -62,15 +62,6 @@ inline std::vector<std::byte> Pattern(std::size_t n, unsigned seed) {
   return v;
 }
 
-// Whether core's Xxh3Stream can restore a saved running hash (resume depends on it).
-inline bool HashStateRestores() {
-  Xxh3Stream a;
-  std::vector<std::byte> d(1000, std::byte{7});
-  a.Update(d);
-  Xxh3Stream b;
-  return b.Restore(a.Save()) && b.Digest() == a.Digest();
-}
-
 inline bool IsRoot() { return ::geteuid() == 0; }
 
 // The first WAL segment of a fresh cluster made with `initdb --wal-segsize=seg_mb`,
