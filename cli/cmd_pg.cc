@@ -212,8 +212,8 @@ void AddVerify(CLI::App& app, Context& ctx) {
       "segment's page header and length, and looks for holes in each timeline's sequence.\n"
       "Prints what is corrupt or missing; exits 3 when anything is.\n\n"
       "  walferry verify --root /srv/walferry --cluster main\n"
-      "(the archive that postgresql.conf's restore_command = 'walferry get %f %p --from\n"
-      "/srv/walferry' reads)");
+      "checks the archive that this postgresql.conf line on the standby reads:\n"
+      "  restore_command = 'walferry get %f %p --from /srv/walferry'");
   c->add_option("--root,--from", a->root, "archive ROOT directory");
   c->add_option("--cluster", a->clusters, "cluster(s) to check (default: all)");
   AddConfigOption(c, &a->config);
@@ -330,7 +330,8 @@ void AddRestoreBase(CLI::App& app, Context& ctx) {
       "off on the standby (archive_mode = off) unless --keep-archiving.\n\n"
       "  walferry restore-base base.tar --from /srv/walferry --pgdata /var/lib/postgresql/15/main \\\n"
       "      --primary-conninfo 'host=192.168.0.5 user=replicator'\n"
-      "writes, for PostgreSQL 15, into postgresql.auto.conf:\n"
+      "writes these postgresql.conf settings (into postgresql.auto.conf on 12+, recovery.conf\n"
+      "on 10/11):\n"
       "  restore_command = 'walferry get %f %p --from /srv/walferry'\n"
       "  archive_cleanup_command = 'walferry cleanup %r --root /srv/walferry'");
   c->add_option("NAME", a->name, "name of the stored base backup")->required();
@@ -571,7 +572,7 @@ void AddPromote(CLI::App& app, Context& ctx) {
       "(PostgreSQL 10..17; no trigger file needed, and 16+ has none) and waits until the\n"
       "server accepts writes. Run it as the data directory's owner.\n\n"
       "  walferry promote --pgdata /var/lib/postgresql/15/main\n"
-      "for a standby whose postgresql.auto.conf has:\n"
+      "for a standby whose postgresql.conf (or postgresql.auto.conf) has:\n"
       "  restore_command = 'walferry get %f %p --from /srv/walferry'");
   c->add_option("--pgdata,-D", a->pgdata, "the standby's data directory")->required();
   c->add_option("--pgbin", a->pgbin, "directory of pg_ctl");
