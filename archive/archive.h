@@ -60,6 +60,8 @@ Result<WalSegmentInfo> ParseWalHeader(std::span<const std::byte> first_bytes);
 // kRefused unless the header's timeline and segment number (page_address /
 // segment_size) match the 24-hex segment `name`.
 Status CheckWalName(const WalSegmentInfo& info, std::string_view name);
+// PostgreSQL major version (10..17) whose XLOG_PAGE_MAGIC is `magic`; 0 if unknown.
+int WalMagicVersion(std::uint16_t magic);
 
 // --- Stored entries (read side, for get/verify/cleanup/status) ---
 struct StoredEntry {
@@ -79,6 +81,10 @@ struct TransferSpec {
 
 enum class CommitOutcome : unsigned char { kPlaced, kAlreadyIdentical };
 
+// After an error that ends the transfer (kRefused, kCorrupt, kNoSpace,
+// kExistsDifferent, or any Commit result) the temp data is gone and further
+// Append/Sync/Commit calls fail with kInternal. kProtocol (chunk out of order)
+// and kIo leave the transfer as it was, resumable.
 class Incoming {
  public:
   virtual ~Incoming() = default;  // an uncommitted Incoming keeps its state for resume
@@ -120,21 +126,40 @@ class Archive {
   // Starts a transfer, or resumes the one with the same transfer_id and name
   // (then next_chunk() > 0). Creates ROOT/<cluster>/{wal,files} as needed.
   // If the final name already exists the transfer still runs (so identical
-  // content can be confirmed at Commit).
+  // content can be confirmed at Commit). Errors: kRefused for a bad cluster
+  // or entry name, a symlinked directory under ROOT, or a transfer of the same
+  // cluster/name or transfer_id in progress (in this process or, by flock,
+  // another); kProtocol for a transfer_id that is not 32 hex digits; kNoSpace.
+  // A raw store also refuses file names ending in .zst/.gz (they would read
+  // back as compressed entries). The resume manifest is trusted only when its
+  // checksum, identity and hash state are valid; otherwise the transfer starts
+  // at chunk 0.
   virtual Result<std::unique_ptr<Incoming>> Begin(const TransferSpec& spec) = 0;
 
   // Finds a stored entry by archive name, whatever its format. kNotFound if absent.
   virtual Result<StoredEntry> Find(std::string_view cluster, std::string_view name) const = 0;
-  // All entries of a cluster of one kind, sorted by name.
+  // All entries of a cluster of one kind, sorted by name (symlinks and other
+  // non-regular files are skipped). kNotFound when the cluster does not exist;
+  // empty when it has no directory of that kind yet.
   virtual Result<std::vector<StoredEntry>> List(std::string_view cluster, EntryKind kind) const = 0;
   // Cluster directories under ROOT, sorted.
   virtual Result<std::vector<std::string>> Clusters() const = 0;
 
-  // Removes temp data of transfers untouched for longer than `max_age_seconds`.
+  // The WAL system identifier recorded for `cluster` (nullopt before its first
+  // segment); kNotFound when the cluster directory does not exist.
+  virtual Result<std::optional<std::uint64_t>> SystemIdentifier(std::string_view cluster) const {
+    (void)cluster;
+    return Error(ErrorCode::kUnsupported, "system identifier lookup not implemented");
+  }
+
+  // Removes temp data of transfers untouched for longer than `max_age_seconds`,
+  // skipping transfers in progress (in this process, or flock'ed by another).
   virtual Status PurgeStale(std::int64_t max_age_seconds) = 0;
 };
 
-// Decompresses a stored entry (any format) to `sink`, verifying frame checksums.
+// Decompresses a stored entry (any format) to `sink`, verifying frame
+// checksums, then calls sink.Finish(). kCorrupt on damaged stored data; the
+// entry's path is opened with O_NOFOLLOW.
 Status ReadEntry(const StoredEntry& entry, ByteSink& sink);
 // XXH3-128 and size of an entry's raw content.
 Result<std::pair<std::uint64_t, Hash128>> HashEntry(const StoredEntry& entry);

@@ -55,8 +55,13 @@ def parse_range(text):
 
 def hard_close(sock):
     """Closes with RST (SO_LINGER 0): an abrupt cut, as a dead network gives."""
+    if sock is None:
+        return
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        # Wakes the other pump thread blocked in recv() on this socket; without
+        # it close() would not reach the kernel socket until that recv returns.
+        sock.shutdown(socket.SHUT_RD)
     except OSError:
         pass
     try:

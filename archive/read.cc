@@ -1,0 +1,72 @@
+// Read side of stored entries: streaming raw content out, hashing it.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <vector>
+
+#include "archive/archive.h"
+#include "archive/archive_internal.h"
+#include "core/fd.h"
+
+namespace walferry::archive {
+namespace internal {
+namespace {
+
+class HashingSink final : public ByteSink {
+ public:
+  Status Write(std::span<const std::byte> data) override {
+    hash_.Update(data);
+    size_ += data.size();
+    return Status::Ok();
+  }
+  Status Finish() override { return Status::Ok(); }
+  std::uint64_t size() const { return size_; }
+  Hash128 Digest() const { return hash_.Digest(); }
+
+ private:
+  Xxh3Stream hash_;
+  std::uint64_t size_ = 0;
+};
+
+}  // namespace
+
+Status ReadStored(int fd, const std::string& name, StoreFormat format, ByteSink& sink) {
+  if (format == StoreFormat::kRaw) {
+    std::vector<std::byte> buf(256 << 10);
+    off_t offset = 0;
+    for (;;) {
+      WF_ASSIGN(std::size_t n, PreadFull(fd, buf, offset, name));
+      if (n == 0) break;
+      WF_TRY(sink.Write(std::span<const std::byte>(buf.data(), n)));
+      offset += static_cast<off_t>(n);
+      if (n < buf.size()) break;
+    }
+    return sink.Finish();
+  }
+  struct stat st{};
+  if (::fstat(fd, &st) != 0) return ErrnoError(errno, "stat " + name);
+  if (st.st_size == 0) return sink.Finish();  // an empty stream stored as an empty file
+  return Decompress(fd, name, sink);  // finishes the sink itself
+}
+
+Result<std::pair<std::uint64_t, Hash128>> HashStored(int fd, const std::string& name,
+                                                     StoreFormat format) {
+  HashingSink sink;
+  WF_TRY(ReadStored(fd, name, format, sink));
+  return std::make_pair(sink.size(), sink.Digest());
+}
+
+}  // namespace internal
+
+Status ReadEntry(const StoredEntry& entry, ByteSink& sink) {
+  WF_ASSIGN(UniqueFd fd, OpenFile(entry.path, O_RDONLY | O_NOFOLLOW));
+  return internal::ReadStored(fd.get(), entry.path, entry.format, sink);
+}
+
+Result<std::pair<std::uint64_t, Hash128>> HashEntry(const StoredEntry& entry) {
+  WF_ASSIGN(UniqueFd fd, OpenFile(entry.path, O_RDONLY | O_NOFOLLOW));
+  return internal::HashStored(fd.get(), entry.path, entry.format);
+}
+
+}  // namespace walferry::archive

@@ -1,0 +1,147 @@
+// PostgreSQL WAL long page header parsing and the name cross-check.
+//
+// XLogLongPageHeaderData (src/include/access/xlog_internal.h), little-endian:
+//   @0  u16 xlp_magic      @2  u16 xlp_info      @4  u32 xlp_tli
+//   @8  u64 xlp_pageaddr   @16 u32 xlp_rem_len   (@20 padding)
+//   @24 u64 xlp_sysid      @32 u32 xlp_seg_size  @36 u32 xlp_xlog_blcksz
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "archive/archive.h"
+
+namespace walferry::archive {
+
+namespace {
+
+constexpr std::size_t kLongHeaderSize = 40;
+constexpr std::uint16_t kXlpLongHeader = 0x0002;
+constexpr std::uint16_t kXlpAllFlags = 0x0007;
+
+// XLOG_PAGE_MAGIC of the released PostgreSQL major versions we accept.
+struct MagicVersion {
+  std::uint16_t magic;
+  int version;
+};
+constexpr MagicVersion kMagics[] = {
+    {0xD097, 10}, {0xD098, 11}, {0xD101, 12}, {0xD106, 13},
+    {0xD10D, 14}, {0xD110, 15}, {0xD113, 16}, {0xD116, 17},
+};
+
+template <typename T>
+T LoadLe(const std::byte* p) {
+  T v = 0;
+  for (std::size_t i = 0; i < sizeof(T); ++i) {
+    v |= static_cast<T>(static_cast<T>(std::to_integer<unsigned char>(p[i])) << (8 * i));
+  }
+  return v;
+}
+
+bool IsPowerOfTwo(std::uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
+
+std::string Hex(std::uint64_t v, int width) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%0*llX", width, static_cast<unsigned long long>(v));
+  return buf;
+}
+
+bool ParseHex32(std::string_view s, std::uint32_t* out) {
+  std::uint32_t v = 0;
+  for (char c : s) {
+    v <<= 4;
+    if (c >= '0' && c <= '9') {
+      v |= static_cast<std::uint32_t>(c - '0');
+    } else if (c >= 'A' && c <= 'F') {
+      v |= static_cast<std::uint32_t>(c - 'A' + 10);
+    } else {
+      return false;
+    }
+  }
+  *out = v;
+  return true;
+}
+
+}  // namespace
+
+int WalMagicVersion(std::uint16_t magic) {
+  for (const auto& m : kMagics) {
+    if (m.magic == magic) return m.version;
+  }
+  return 0;
+}
+
+Result<WalSegmentInfo> ParseWalHeader(std::span<const std::byte> first_bytes) {
+  if (first_bytes.size() < kLongHeaderSize) {
+    return Error(ErrorCode::kCorrupt, "not a WAL segment: shorter than a WAL page header (" +
+                                          std::to_string(first_bytes.size()) + " bytes)");
+  }
+  const std::byte* p = first_bytes.data();
+  WalSegmentInfo info;
+  info.magic = LoadLe<std::uint16_t>(p + 0);
+  auto xlp_info = LoadLe<std::uint16_t>(p + 2);
+  info.timeline = LoadLe<std::uint32_t>(p + 4);
+  info.page_address = LoadLe<std::uint64_t>(p + 8);
+  info.system_id = LoadLe<std::uint64_t>(p + 24);
+  info.segment_size = LoadLe<std::uint32_t>(p + 32);
+  info.page_size = LoadLe<std::uint32_t>(p + 36);
+
+  if (WalMagicVersion(info.magic) == 0) {
+    return Error(ErrorCode::kCorrupt, "not a WAL segment of PostgreSQL 10..17: page magic 0x" +
+                                          Hex(info.magic, 4) + " unknown");
+  }
+  if ((xlp_info & kXlpLongHeader) == 0 || (xlp_info & ~kXlpAllFlags) != 0) {
+    return Error(ErrorCode::kCorrupt, "not the first page of a WAL segment: page flags 0x" +
+                                          Hex(xlp_info, 4) + " lack a valid long header");
+  }
+  if (!IsPowerOfTwo(info.segment_size) || info.segment_size < (1u << 20) ||
+      info.segment_size > (1u << 30)) {
+    return Error(ErrorCode::kCorrupt, "WAL header: segment size " +
+                                          std::to_string(info.segment_size) +
+                                          " is not a power of two between 1 MiB and 1 GiB");
+  }
+  if (!IsPowerOfTwo(info.page_size) || info.page_size < 1024 || info.page_size > 65536) {
+    return Error(ErrorCode::kCorrupt, "WAL header: page size " + std::to_string(info.page_size) +
+                                          " is not a power of two between 1 KiB and 64 KiB");
+  }
+  if (info.timeline == 0) return Error(ErrorCode::kCorrupt, "WAL header: timeline 0");
+  if (info.page_address % info.segment_size != 0) {
+    return Error(ErrorCode::kCorrupt, "WAL header: page address " + Hex(info.page_address, 16) +
+                                          " is not at the start of a segment");
+  }
+  return info;
+}
+
+Status CheckWalName(const WalSegmentInfo& info, std::string_view name) {
+  if (!IsWalSegmentName(name)) {
+    return Error(ErrorCode::kRefused, "'" + std::string(name.substr(0, 64)) +
+                                          "' is not a 24-hex-digit WAL segment name");
+  }
+  if (!IsPowerOfTwo(info.segment_size) || info.segment_size < (1u << 20) ||
+      info.segment_size > (1u << 30)) {
+    return Error(ErrorCode::kRefused, std::string(name) + ": bad WAL segment size " +
+                                          std::to_string(info.segment_size));
+  }
+  std::uint32_t tli = 0, log = 0, seg = 0;
+  ParseHex32(name.substr(0, 8), &tli);
+  ParseHex32(name.substr(8, 8), &log);
+  ParseHex32(name.substr(16, 8), &seg);
+  const std::uint64_t per_log = 0x100000000ull / info.segment_size;
+  if (seg >= per_log) {
+    return Error(ErrorCode::kRefused,
+                 std::string(name) + ": not a valid segment name for " +
+                     std::to_string(info.segment_size >> 20) + " MiB segments");
+  }
+  const std::uint64_t name_segno = static_cast<std::uint64_t>(log) * per_log + seg;
+  const std::uint64_t header_segno = info.page_address / info.segment_size;
+  if (tli != info.timeline || name_segno != header_segno) {
+    std::string expected = Hex(info.timeline, 8) + Hex(header_segno / per_log, 8) +
+                           Hex(header_segno % per_log, 8);
+    return Error(ErrorCode::kRefused,
+                 std::string(name) + ": WAL header says timeline " +
+                     std::to_string(info.timeline) + " segment " + std::to_string(header_segno) +
+                     " (file name would be " + expected + ")");
+  }
+  return Status::Ok();
+}
+
+}  // namespace walferry::archive

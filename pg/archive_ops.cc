@@ -1,0 +1,375 @@
+#include "pg/archive_ops.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <memory>
+#include <vector>
+
+#include "core/fd.h"
+#include "core/hash.h"
+#include "core/stream.h"
+#include "pg/wal_names.h"
+
+extern char** environ;
+
+namespace walferry::pg {
+namespace {
+
+constexpr std::size_t kHeadBytes = 8192;
+constexpr char kPrefetchMagic[8] = {'W', 'F', 'P', 'F', '0', '0', '0', '1'};
+constexpr std::size_t kTrailer = 24;  // XXH3-128 (low, high, little endian) + magic
+
+bool IsSegment(std::string_view name) { return ParseSegmentName(name).has_value(); }
+
+// Forwards to an optional sink while keeping the first bytes, the size and
+// (optionally) the XXH3-128 of everything written.
+class CheckingSink final : public ByteSink {
+ public:
+  explicit CheckingSink(ByteSink* next, bool hash = false, std::size_t stop_after = 0)
+      : next_(next), hash_(hash), stop_after_(stop_after) {}
+  Status Write(std::span<const std::byte> data) override {
+    if (head_.size() < kHeadBytes) {
+      std::size_t take = std::min(kHeadBytes - head_.size(), data.size());
+      head_.insert(head_.end(), data.begin(), data.begin() + static_cast<std::ptrdiff_t>(take));
+    }
+    size_ += data.size();
+    if (hash_) stream_.Update(data);
+    if (next_) WF_TRY(next_->Write(data));
+    if (stop_after_ && size_ >= stop_after_) return Error(ErrorCode::kInternal, kStopMessage);
+    return Status::Ok();
+  }
+  Status Finish() override { return next_ ? next_->Finish() : Status::Ok(); }
+
+  // For a segment name: the first page header must name it and the length
+  // must be the segment size. Fills info.
+  Status CheckSegment(std::string_view name, archive::WalSegmentInfo* info, bool whole) const {
+    auto parsed = archive::ParseWalHeader(head_);
+    if (!parsed.ok()) return parsed.error();
+    WF_TRY(archive::CheckWalName(*parsed, name));
+    if (whole && size_ != parsed->segment_size) {
+      return Error(ErrorCode::kCorrupt, "length " + std::to_string(size_) +
+                                            " is not the segment size " +
+                                            std::to_string(parsed->segment_size));
+    }
+    if (info) *info = *parsed;
+    return Status::Ok();
+  }
+  std::uint64_t size() const { return size_; }
+  Hash128 Digest() const { return stream_.Digest(); }
+  const std::vector<std::byte>& head() const { return head_; }
+  static constexpr const char* kStopMessage = "walferry: enough bytes";
+
+ private:
+  ByteSink* next_;
+  bool hash_;
+  std::size_t stop_after_;
+  std::vector<std::byte> head_;
+  std::uint64_t size_ = 0;
+  Xxh3Stream stream_;
+};
+
+bool IsStop(const Status& s) {
+  return !s.ok() && s.error().code() == ErrorCode::kInternal &&
+         s.error().message() == CheckingSink::kStopMessage;
+}
+
+Error Corrupt(const std::string& what, const Error& e) {
+  ErrorCode code = e.code() == ErrorCode::kRefused ? ErrorCode::kCorrupt : e.code();
+  return Error(code, what + ": " + e.message());
+}
+
+std::string AbsolutePath(const std::string& p) {
+  if (!p.empty() && p[0] == '/') return p;
+  char cwd[PATH_MAX];
+  if (::getcwd(cwd, sizeof cwd) == nullptr) return p;
+  return std::string(cwd) + "/" + p;
+}
+
+void PutLe64(std::byte* p, std::uint64_t v) {
+  for (int i = 0; i < 8; ++i) p[i] = static_cast<std::byte>(v >> (8 * i));
+}
+std::uint64_t GetLe64(const std::byte* p) {
+  std::uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<std::uint64_t>(p[i]);
+  return v;
+}
+
+// Uses DIR/NAME from the prefetch cache when its trailer checksum verifies:
+// the trailer is cut off and the file renamed onto dest (copied when dest is on
+// another file system). Returns false (and drops the file) when unusable.
+Result<bool> TryPrefetched(const std::string& path, const std::string& dest,
+                           std::string_view name, archive::WalSegmentInfo* info) {
+  auto fd = OpenFile(path, O_RDWR | O_NOFOLLOW);
+  if (!fd.ok()) return false;
+  auto drop = [&]() {
+    ::unlink(path.c_str());
+    return false;
+  };
+  struct stat st{};
+  if (::fstat(fd->get(), &st) != 0 || !S_ISREG(st.st_mode) ||
+      st.st_size < static_cast<off_t>(kTrailer + kHeadBytes)) {
+    return drop();
+  }
+  const off_t length = st.st_size - static_cast<off_t>(kTrailer);
+  std::byte trailer[kTrailer];
+  auto tr = PreadFull(fd->get(), trailer, length, path);
+  if (!tr.ok() || *tr != kTrailer || std::memcmp(trailer + 16, kPrefetchMagic, 8) != 0) {
+    return drop();
+  }
+  Hash128 want{GetLe64(trailer), GetLe64(trailer + 8)};
+  CheckingSink check(nullptr, /*hash=*/true);
+  std::vector<std::byte> buf(1 << 20);
+  for (off_t off = 0; off < length;) {
+    std::size_t n = static_cast<std::size_t>(std::min<off_t>(length - off, buf.size()));
+    auto r = PreadFull(fd->get(), std::span(buf.data(), n), off, path);
+    if (!r.ok() || *r != n) return drop();
+    (void)check.Write(std::span<const std::byte>(buf.data(), n));
+    off += static_cast<off_t>(n);
+  }
+  if (!(check.Digest() == want) || !check.CheckSegment(name, info, true).ok()) return drop();
+  if (::ftruncate(fd->get(), length) != 0) return drop();
+  WF_TRY(Fsync(fd->get(), path));
+  if (::rename(path.c_str(), dest.c_str()) == 0) {
+    WF_TRY(FsyncDir(DirName(dest)));
+    return true;
+  }
+  if (errno != EXDEV) return drop();
+  WF_ASSIGN(auto out, AtomicFile::Create(dest, /*overwrite=*/true, 0600));
+  for (off_t off = 0; off < length;) {
+    std::size_t n = static_cast<std::size_t>(std::min<off_t>(length - off, buf.size()));
+    WF_ASSIGN(std::size_t got, PreadFull(fd->get(), std::span(buf.data(), n), off, path));
+    if (got != n) return drop();
+    WF_TRY(out->Write(std::span<const std::byte>(buf.data(), n)));
+    off += static_cast<off_t>(n);
+  }
+  WF_TRY(out->Commit());
+  ::unlink(path.c_str());
+  return true;
+}
+
+// Starts `self get NAME - --prefetch-worker ...` detached (own session,
+// stdio on /dev/null), without waiting for it.
+void StartPrefetchWorker(const GetOptions& o, const std::string& dir, std::uint32_t seg_size) {
+  std::vector<std::string> args = {o.self,          "get",
+                                   o.name,          "-",
+                                   "--prefetch-worker",
+                                   "--prefetch",    std::to_string(o.prefetch),
+                                   "--prefetch-dir", dir,
+                                   "--segment-size", std::to_string(seg_size),
+                                   "--cluster",     o.cluster};
+  args.insert(args.end(), o.worker_args.begin(), o.worker_args.end());
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  for (int fd = 0; fd < 3; ++fd) {
+    posix_spawn_file_actions_addopen(&fa, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0);
+  }
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID);
+  pid_t pid;
+  (void)::posix_spawn(&pid, o.self.c_str(), &fa, &attr, argv.data(), environ);
+  posix_spawnattr_destroy(&attr);
+  posix_spawn_file_actions_destroy(&fa);
+}
+
+// Reads the long page header of a stored segment (stops decompressing early).
+Result<archive::WalSegmentInfo> ReadSegmentHeader(const archive::StoredEntry& e) {
+  CheckingSink head(nullptr, false, kHeadBytes);
+  Status st = archive::ReadEntry(e, head);
+  if (!st.ok() && !IsStop(st)) return st.error();
+  archive::WalSegmentInfo info;
+  WF_TRY(head.CheckSegment(e.name, &info, false));
+  return info;
+}
+
+}  // namespace
+
+Result<std::string> ResolveCluster(const archive::Archive& a, const std::string& requested) {
+  if (!requested.empty()) {
+    WF_TRY(archive::ValidateClusterName(requested));
+    return requested;
+  }
+  WF_ASSIGN(auto clusters, a.Clusters());
+  if (clusters.size() == 1) return clusters[0];
+  return std::string("main");
+}
+
+Status GetFromArchive(const archive::Archive& a, const GetOptions& o) {
+  const bool segment = IsSegment(o.name);
+  std::string dir;
+  if (segment && o.prefetch > 0) {
+    dir = AbsolutePath(o.prefetch_dir.empty() ? DirName(o.dest) + "/walferry-prefetch"
+                                              : o.prefetch_dir);
+  }
+  archive::WalSegmentInfo info;
+  bool done = false;
+  if (!dir.empty()) {
+    WF_ASSIGN(done, TryPrefetched(dir + "/" + o.name, o.dest, o.name, &info));
+  }
+  if (!done) {
+    WF_ASSIGN(archive::StoredEntry entry, a.Find(o.cluster, o.name));
+    WF_ASSIGN(auto out, AtomicFile::Create(o.dest, /*overwrite=*/true, 0600));
+    CheckingSink check(out.get());
+    Status st = archive::ReadEntry(entry, check);
+    if (!st.ok()) return Corrupt(o.name + " in the archive", st.error());
+    if (segment) {
+      Status c = check.CheckSegment(o.name, &info, true);
+      if (!c.ok()) return Corrupt(o.name + " in the archive", c.error());
+    }
+    WF_TRY(out->Commit());
+  }
+  if (!dir.empty() && !o.self.empty()) StartPrefetchWorker(o, dir, info.segment_size);
+  return Status::Ok();
+}
+
+Status PrefetchSegments(const archive::Archive& a, const std::string& cluster,
+                        const std::string& name, std::uint32_t segment_size, int count,
+                        const std::string& dir) {
+  auto seg = ParseSegmentName(name);
+  if (!seg) return Error(ErrorCode::kInvalidArgument, "not a segment name: " + name);
+  WF_ASSIGN(std::uint64_t per_id, SegmentsPerLogId(segment_size));
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return ErrnoError(errno, "mkdir " + dir);
+  WF_ASSIGN(UniqueFd lock, OpenFile(dir + "/.lock", O_RDWR | O_CREAT | O_NOFOLLOW, 0600));
+  if (::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) return Status::Ok();  // another worker runs
+  // Drop what PostgreSQL has gone past, and temp files of killed workers.
+  if (DIR* d = ::opendir(dir.c_str())) {
+    const std::time_t now = std::time(nullptr);
+    while (dirent* e = ::readdir(d)) {
+      std::string n = e->d_name;
+      struct stat st{};
+      if (IsSegment(n) && n <= name) {
+        ::unlinkat(::dirfd(d), n.c_str(), 0);
+      } else if (n.size() > 6 && n.ends_with(".wftmp") &&
+                 ::fstatat(::dirfd(d), n.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                 now - st.st_mtime > 600) {
+        ::unlinkat(::dirfd(d), n.c_str(), 0);
+      }
+    }
+    ::closedir(d);
+  }
+  for (const std::string& next : NextSegmentNames(*seg, per_id, count)) {
+    const std::string path = dir + "/" + next;
+    if (::access(path.c_str(), F_OK) == 0) continue;
+    auto entry = a.Find(cluster, next);
+    if (!entry.ok()) {
+      if (entry.error().code() == ErrorCode::kNotFound) break;  // not archived yet
+      return entry.error();
+    }
+    WF_ASSIGN(auto out, AtomicFile::Create(path, /*overwrite=*/false, 0600));
+    CheckingSink check(out.get(), /*hash=*/true);
+    WF_TRY(archive::ReadEntry(*entry, check));
+    WF_TRY(check.CheckSegment(next, nullptr, true));
+    std::byte trailer[kTrailer];
+    Hash128 h = check.Digest();
+    PutLe64(trailer, h.low);
+    PutLe64(trailer + 8, h.high);
+    std::memcpy(trailer + 16, kPrefetchMagic, 8);
+    WF_TRY(out->Write(trailer));
+    Status c = out->Commit();
+    if (!c.ok() && c.error().code() != ErrorCode::kExists) return c;
+  }
+  return Status::Ok();
+}
+
+Result<CleanupResult> CleanupArchive(const archive::Archive& a, const std::string& cluster,
+                                     const std::string& restart_point, bool dry_run) {
+  WF_ASSIGN(auto entries, a.List(cluster, archive::EntryKind::kWal));
+  std::vector<std::string> names;
+  for (const auto& e : entries) names.push_back(e.name);
+  WF_ASSIGN(auto selected, SelectForCleanup(names, restart_point));
+  CleanupResult r;
+  std::string wal_dir;
+  for (const auto& e : entries) {
+    if (std::find(selected.begin(), selected.end(), e.name) == selected.end()) continue;
+    if (!dry_run && ::unlink(e.path.c_str()) != 0 && errno != ENOENT) {
+      return ErrnoError(errno, "remove " + e.path);
+    }
+    wal_dir = DirName(e.path);
+    r.removed.push_back(e.name);
+  }
+  if (!dry_run && !wal_dir.empty()) WF_TRY(FsyncDir(wal_dir));
+  return r;
+}
+
+Result<std::vector<ClusterReport>> InspectArchive(const archive::Archive& a,
+                                                  const std::vector<std::string>& clusters,
+                                                  bool full) {
+  std::vector<std::string> names = clusters;
+  if (names.empty()) {
+    WF_ASSIGN(names, a.Clusters());
+  }
+  std::vector<ClusterReport> reports;
+  for (const std::string& cluster : names) {
+    WF_TRY(archive::ValidateClusterName(cluster));
+    ClusterReport rep;
+    rep.cluster = cluster;
+    WF_ASSIGN(auto wal, a.List(cluster, archive::EntryKind::kWal));
+    WF_ASSIGN(auto files, a.List(cluster, archive::EntryKind::kFile));
+    rep.wal_files = wal.size();
+    rep.other_files = files.size();
+    std::vector<std::string> wal_names;
+    for (const auto& e : wal) wal_names.push_back(e.name);
+    rep.newest_segment = NewestSegment(wal_names);
+    if (full) {
+      for (const auto* list : {&wal, &files}) {
+        for (const auto& e : *list) {
+          CheckingSink check(nullptr);
+          Status st = archive::ReadEntry(e, check);
+          if (!st.ok()) {
+            rep.problems.push_back(e.name + ": " + st.error().message());
+            continue;
+          }
+          if (!IsSegment(e.name)) continue;
+          archive::WalSegmentInfo info;
+          Status c = check.CheckSegment(e.name, &info, true);
+          if (!c.ok()) {
+            rep.problems.push_back(e.name + ": " + c.error().message());
+          } else if (rep.segment_size == 0) {
+            rep.segment_size = info.segment_size;
+          } else if (rep.segment_size != info.segment_size) {
+            rep.problems.push_back(e.name + ": segment size " + std::to_string(info.segment_size) +
+                                   " differs from the cluster's " +
+                                   std::to_string(rep.segment_size));
+          }
+        }
+      }
+    } else if (!rep.newest_segment.empty()) {
+      for (const auto& e : wal) {
+        if (e.name != rep.newest_segment) continue;
+        auto info = ReadSegmentHeader(e);
+        if (info.ok()) {
+          rep.segment_size = info->segment_size;
+        } else {
+          rep.problems.push_back(e.name + ": " + info.error().message());
+        }
+      }
+    }
+    if (rep.segment_size != 0) {
+      auto per_id = SegmentsPerLogId(rep.segment_size);
+      if (per_id.ok()) {
+        for (const Gap& g : FindGaps(wal_names, *per_id)) {
+          rep.gaps.push_back(g.first_missing + (g.count > 1 ? ".." + g.last_missing : "") + " (" +
+                             std::to_string(g.count) + (g.count == 1 ? " segment)" : " segments)"));
+        }
+      }
+    }
+    reports.push_back(std::move(rep));
+  }
+  return reports;
+}
+
+}  // namespace walferry::pg
