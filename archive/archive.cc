@@ -880,4 +880,20 @@ Result<std::unique_ptr<Archive>> Archive::Open(const std::string& root, StoreFor
   return std::unique_ptr<Archive>(new ArchiveImpl(std::move(shared)));
 }
 
+Result<std::unique_ptr<Archive>> Archive::OpenForReading(const std::string& root) {
+  if (root.empty()) return Error(ErrorCode::kInvalidArgument, "archive root is empty");
+  auto shared = std::make_shared<Shared>();
+  shared->format = StoreFormat::kZstd;  // unused: a read-only archive stores nothing
+  if (root.front() == '/') {
+    shared->root = root;
+  } else {
+    char cwd[4096];
+    if (!::getcwd(cwd, sizeof cwd)) return ErrnoError(errno, "getcwd");
+    shared->root = std::string(cwd) + "/" + root;
+  }
+  while (shared->root.size() > 1 && shared->root.back() == '/') shared->root.pop_back();
+  WF_ASSIGN(shared->root_fd, OpenFile(shared->root, O_RDONLY | O_DIRECTORY));
+  return std::unique_ptr<Archive>(new ArchiveImpl(std::move(shared)));
+}
+
 }  // namespace walferry::archive

@@ -118,6 +118,12 @@ class Archive {
   // Opens ROOT (creating ROOT and ROOT/.incoming, mode 0700, if missing). ROOT
   // itself may be reached through a symlink; nothing inside it is followed.
   static Result<std::unique_ptr<Archive>> Open(const std::string& root, StoreFormat format);
+  // Opens an existing ROOT for the read side only (get, verify, cleanup,
+  // status): creates nothing and needs no access to ROOT/.incoming, so a
+  // PostgreSQL user that may read (and, for cleanup, delete in) the cluster
+  // directories can use an archive a receiver running as another user fills.
+  // kNotFound when ROOT does not exist. Begin and PurgeStale fail on it.
+  static Result<std::unique_ptr<Archive>> OpenForReading(const std::string& root);
   virtual ~Archive() = default;
 
   virtual StoreFormat format() const = 0;

@@ -54,7 +54,7 @@ Result<std::unique_ptr<archive::Archive>> OpenArchiveRoot(const std::string& roo
   if (!IsDirectory(root)) {
     return Error(ErrorCode::kInvalidArgument, "archive root " + root + " is not a directory");
   }
-  return archive::Archive::Open(root, archive::StoreFormat::kZstd);
+  return archive::Archive::OpenForReading(root);
 }
 
 int Fail(Context& ctx, const Error& e) { return ctx.exit_code = ReportError(e); }

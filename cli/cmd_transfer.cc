@@ -1,8 +1,298 @@
+// `walferry serve`, `walferry push`, `walferry send`.
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "archive/archive.h"
 #include "cli/commands.h"
+#include "cli/config.h"
+#include "core/stream.h"
+#include "transport/net.h"
+#include "transport/sender.h"
+#include "transport/server.h"
 
 namespace walferry::cli {
+namespace {
 
-// Not written yet.
-void AddTransferCommands(CLI::App&, Context&) {}
+struct ClientArgs {
+  std::string config;
+  std::string to;
+  std::string cluster;
+  std::string tls_dir;
+  bool insecure = false;
+  int retries = -1;
+};
+
+void AddClientOptions(CLI::App* sub, ClientArgs& a) {
+  AddConfigOption(sub, &a.config);
+  sub->add_option("--to", a.to, "Receiver HOST:PORT");
+  sub->add_option("--cluster", a.cluster, "Cluster name (picks client-<cluster>.crt from --tls-dir)");
+  sub->add_option("--tls-dir", a.tls_dir, "Directory made by `walferry tls init`");
+  sub->add_flag("--insecure-loopback", a.insecure, "Plain TCP to a loopback receiver (tests and demos only)");
+  sub->add_option("--retries", a.retries, "Reconnect attempts before giving up");
+}
+
+// Builds the sender options shared by push and send; errors are usage errors.
+Result<transport::SendOptions> ClientOptions(const ClientArgs& a) {
+  if (a.to.empty()) return Error(ErrorCode::kInvalidArgument, "no receiver: give --to HOST:PORT (or `to` in the config file)");
+  WF_ASSIGN(transport::Endpoint ep, transport::ParseEndpoint(a.to));
+  transport::TlsConfig tls;
+  tls.tls_dir = a.tls_dir;
+  tls.cluster = a.cluster;
+  tls.insecure_loopback = a.insecure;
+  if (tls.tls_dir.empty() && !tls.insecure_loopback) {
+    return Error(ErrorCode::kInvalidArgument, "no TLS material: give --tls-dir DIR (made by `walferry tls init`)");
+  }
+  if (tls.insecure_loopback && !transport::IsLoopback(ep)) {
+    return Error(ErrorCode::kInvalidArgument, "--insecure-loopback is refused for non-loopback address " + a.to);
+  }
+  transport::SendOptions o;
+  o.connect = [ep, tls]() { return transport::Connect(ep, tls); };
+  o.cluster = a.cluster;
+  if (a.retries >= 0) o.max_retries = a.retries;
+  return o;
+}
+
+void IgnoreSigpipe() { ::signal(SIGPIPE, SIG_IGN); }
+
+// --- serve ---
+struct ServeArgs {
+  std::string config;
+  std::string root;
+  std::string listen;
+  std::string store = "zstd";
+  std::string tls_dir;
+  bool insecure = false;
+  std::size_t max_connections = 64;
+};
+
+int RunServe(const ServeArgs& a) {
+  if (a.root.empty()) return ReportError(Error(ErrorCode::kInvalidArgument, "serve needs --root DIR"));
+  if (a.listen.empty()) return ReportError(Error(ErrorCode::kInvalidArgument, "serve needs --listen HOST:PORT"));
+  auto ep = transport::ParseEndpoint(a.listen);
+  if (!ep.ok()) return ReportError(ep.error());
+  auto store = archive::ParseStoreFormat(a.store);
+  if (!store.ok()) return ReportError(store.error());
+  transport::TlsConfig tls;
+  tls.tls_dir = a.tls_dir;
+  tls.insecure_loopback = a.insecure;
+  if (tls.tls_dir.empty() && !tls.insecure_loopback) {
+    return ReportError(Error(ErrorCode::kInvalidArgument,
+                             "serve needs --tls-dir DIR (made by `walferry tls init`)"));
+  }
+  if (tls.insecure_loopback && !transport::IsLoopback(*ep)) {
+    return ReportError(Error(ErrorCode::kInvalidArgument,
+                             "--insecure-loopback is refused for non-loopback address " + a.listen));
+  }
+  // Signals are taken by one thread (sigtimedwait); every other thread blocks them.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  IgnoreSigpipe();
+
+  auto archive = archive::Archive::Open(a.root, *store);
+  if (!archive.ok()) return ReportError(archive.error());
+  auto listener = transport::Listen(*ep, tls);
+  if (!listener.ok()) return ReportError(listener.error());
+  transport::ServerOptions so;
+  so.insecure = tls.insecure_loopback;
+  so.max_connections = std::max<std::size_t>(1, a.max_connections);
+  transport::Server server(**archive, so);
+  std::fprintf(stderr, "walferry serve: listening on %s port %d, root %s, store %s%s\n", ep->host.c_str(),
+               (*listener)->port(), a.root.c_str(), a.store.c_str(),
+               tls.insecure_loopback ? " (INSECURE plain TCP, loopback only)" : "");
+  std::atomic<bool> done{false};
+  std::thread signals([&] {
+    timespec ts{0, 200 * 1000 * 1000};
+    while (!done.load()) {
+      int sig = sigtimedwait(&set, nullptr, &ts);
+      if (sig == SIGTERM || sig == SIGINT) {
+        std::fprintf(stderr, "walferry serve: signal %d, shutting down\n", sig);
+        server.Stop();
+        return;
+      }
+    }
+  });
+  Status st = server.Run(**listener);
+  done.store(true);
+  signals.join();
+  if (!st.ok()) return ReportError(st.error());
+  std::fprintf(stderr, "walferry serve: stopped after %llu transfers\n",
+               static_cast<unsigned long long>(server.transfers_done()));
+  return kExitOk;
+}
+
+// --- progress (send) ---
+class Progress {
+ public:
+  Progress(long long total, bool enabled) : total_(total), enabled_(enabled), t0_(Clock::now()), last_(t0_) {}
+  void Update(std::uint64_t done, bool final = false) {
+    if (!enabled_) return;
+    auto now = Clock::now();
+    if (!final && now - last_ < std::chrono::milliseconds(250)) return;
+    last_ = now;
+    double secs = std::chrono::duration<double>(now - t0_).count();
+    double rate = secs > 0 ? static_cast<double>(done) / secs : 0;
+    char line[160];
+    int n = std::snprintf(line, sizeof line, "\r%10.1f MiB  %8.1f MiB/s", static_cast<double>(done) / 1048576.0,
+                          rate / 1048576.0);
+    if (total_ > 0 && n > 0 && static_cast<std::size_t>(n) < sizeof line) {
+      double pct = 100.0 * static_cast<double>(done) / static_cast<double>(total_);
+      long eta = rate > 0 ? static_cast<long>((static_cast<double>(total_) - static_cast<double>(done)) / rate) : 0;
+      std::snprintf(line + n, sizeof line - static_cast<std::size_t>(n), "  %5.1f%%  ETA %ld:%02ld", pct, eta / 60,
+                    eta % 60);
+    }
+    std::fprintf(stderr, "%s   ", line);
+    if (final) std::fprintf(stderr, "\n");
+    std::fflush(stderr);
+  }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  long long total_;
+  bool enabled_;
+  Clock::time_point t0_, last_;
+};
+
+}  // namespace
+
+void AddTransferCommands(CLI::App& app, Context& ctx) {
+  // serve
+  auto serve_args = std::make_shared<ServeArgs>();
+  CLI::App* serve = app.add_subcommand("serve", "Receive WAL and files (runs on the standby)");
+  AddConfigOption(serve, &serve_args->config);
+  serve->add_option("--root", serve_args->root, "Archive root directory");
+  serve->add_option("--listen", serve_args->listen, "HOST:PORT to listen on");
+  serve->add_option("--store", serve_args->store, "How files rest on disk: zstd (default), gzip, raw");
+  serve->add_option("--tls-dir", serve_args->tls_dir, "Directory made by `walferry tls init`");
+  serve->add_flag("--insecure-loopback", serve_args->insecure, "Plain TCP on loopback (tests and demos only)");
+  serve->add_option("--max-connections", serve_args->max_connections, "Connections served at once");
+  serve->callback([serve, serve_args, &ctx] {
+    if (Status st = ApplyConfig(*serve, serve_args->config); !st.ok()) {
+      ctx.exit_code = ReportError(st.error());
+      return;
+    }
+    ctx.exit_code = RunServe(*serve_args);
+  });
+
+  // push
+  struct PushArgs {
+    ClientArgs client;
+    std::string path;
+    int level = 0;
+  };
+  auto push_args = std::make_shared<PushArgs>();
+  CLI::App* push = app.add_subcommand("push", "Archive one WAL file (archive_command = 'walferry push %p')");
+  push->add_option("PATH", push_args->path, "WAL file (relative to the data directory)")->required();
+  AddClientOptions(push, push_args->client);
+  push->add_option("-l,--level", push_args->level, "Compression level");
+  push->callback([push, push_args, &ctx] {
+    if (Status st = ApplyConfig(*push, push_args->client.config); !st.ok()) {
+      ctx.exit_code = ReportError(st.error());
+      return;
+    }
+    auto o = ClientOptions(push_args->client);
+    if (!o.ok()) {
+      ctx.exit_code = ReportError(o.error());
+      return;
+    }
+    IgnoreSigpipe();
+    // Lean: a 16 MiB segment needs few chunk buffers; PostgreSQL retries a failed push.
+    o->kind = transport::WireKind::kWal;
+    o->threads = std::min<std::size_t>(2, std::max(1u, std::thread::hardware_concurrency()));
+    o->in_flight = o->threads + 1;
+    if (push_args->client.retries < 0) o->max_retries = 3;
+    if (push_args->level > 0) o->level = push_args->level;
+    transport::Sender sender(std::move(*o));
+    std::string name = BaseName(push_args->path);
+    auto r = sender.SendFile(push_args->path, name);
+    if (!r.ok()) {
+      ctx.exit_code = ReportError(r.error().Wrap("push " + name));
+      return;
+    }
+    ctx.exit_code = kExitOk;
+  });
+
+  // send
+  struct SendArgs {
+    ClientArgs client;
+    std::string input;
+    std::string name;
+    std::size_t threads = 0;
+    bool zstd = false, gzip = false;
+    int level = 0;
+    std::size_t chunk_kib = 1024;
+  };
+  auto send_args = std::make_shared<SendArgs>();
+  CLI::App* send = app.add_subcommand("send", "Ship a file or stdin to the receiver");
+  send->add_option("FILE", send_args->input, "File to send, or - for stdin")->required();
+  send->add_option("--name", send_args->name, "Name in the archive");
+  AddClientOptions(send, send_args->client);
+  send->add_option("-p,--threads", send_args->threads, "Compression threads (default: all cores)");
+  send->add_flag("--zstd", send_args->zstd, "Prefer zstd (the receiver's store format decides)");
+  send->add_flag("--gzip", send_args->gzip, "Prefer gzip (the receiver's store format decides)");
+  send->add_option("-l,--level", send_args->level, "Compression level");
+  send->add_option("--chunk-kib", send_args->chunk_kib, "Chunk size in KiB (default 1024)");
+  send->callback([send, send_args, &ctx] {
+    if (Status st = ApplyConfig(*send, send_args->client.config); !st.ok()) {
+      ctx.exit_code = ReportError(st.error());
+      return;
+    }
+    auto& a = *send_args;
+    if (a.name.empty()) {
+      if (a.input == "-") {
+        ctx.exit_code = ReportError(Error(ErrorCode::kInvalidArgument, "sending stdin needs --name NAME"));
+        return;
+      }
+      a.name = BaseName(a.input);
+    }
+    if (a.chunk_kib < 64 || a.chunk_kib > 16 * 1024) {
+      ctx.exit_code = ReportError(Error(ErrorCode::kInvalidArgument, "--chunk-kib must be 64..16384"));
+      return;
+    }
+    auto o = ClientOptions(a.client);
+    if (!o.ok()) {
+      ctx.exit_code = ReportError(o.error());
+      return;
+    }
+    IgnoreSigpipe();
+    o->threads = a.threads;
+    o->chunk_size = a.chunk_kib * 1024;
+    if (a.level > 0) o->level = a.level;
+    const bool tty = ::isatty(STDERR_FILENO) == 1;
+    o->note = [tty](const std::string& m) { std::fprintf(stderr, "%swalferry send: %s\n", tty ? "\n" : "", m.c_str()); };
+    auto src = OpenSource(a.input);
+    if (!src.ok()) {
+      ctx.exit_code = ReportError(src.error());
+      return;
+    }
+    Progress progress((*src)->SizeHint(), tty);
+    o->progress = [&progress](std::uint64_t done) { progress.Update(done); };
+    transport::Sender sender(std::move(*o));
+    Result<transport::SendResult> r = Error(ErrorCode::kInternal, "not run");
+    if ((*src)->SizeHint() >= 0 && a.input != "-") {
+      src->reset();  // SendFile re-opens the file itself (and again to resume)
+      r = sender.SendFile(a.input, a.name);
+    } else {
+      r = sender.SendStream(**src, a.name);
+    }
+    if (!r.ok()) {
+      ctx.exit_code = ReportError(r.error().Wrap("send " + a.name));
+      return;
+    }
+    progress.Update(r->raw_bytes, true);
+    ctx.exit_code = kExitOk;
+  });
+}
 
 }  // namespace walferry::cli

@@ -164,13 +164,17 @@ void EncodeChunkHead(const ChunkFrame& c, std::vector<std::byte>& out);
 // valid until the next Read.
 class FrameReader {
  public:
-  explicit FrameReader(Conn& conn) : conn_(conn) {}
+  explicit FrameReader(Conn& conn) : conn_(conn), buf_(own_) {}
+  // Uses `buffer` (kept alive by the caller) so that a server can recycle it
+  // across connections instead of touching fresh memory for each one.
+  FrameReader(Conn& conn, std::vector<std::byte>& buffer) : conn_(conn), buf_(buffer) {}
   // kNetwork on EOF/reset ("connection closed"), kProtocol on a bad frame.
   Result<Frame> Read();
 
  private:
   Conn& conn_;
-  std::vector<std::byte> buf_;
+  std::vector<std::byte> own_;
+  std::vector<std::byte>& buf_;
 };
 
 // Writes frames to a connection through one reused buffer.

@@ -1,0 +1,417 @@
+#include "transport/server.h"
+
+#include <cstdio>
+#include <vector>
+
+#include "compress/codec.h"
+#include "core/hash.h"
+#include "transport/wire.h"
+
+namespace walferry::transport {
+
+struct Server::Active {
+  std::unique_ptr<Conn> conn;
+  std::thread thread;
+  std::atomic<bool> done{false};
+};
+
+// Per-connection buffers, recycled: fresh pages are expensive on these machines.
+struct Server::Buffers {
+  std::vector<std::byte> frame;
+  std::vector<std::byte> raw;
+};
+
+namespace {
+
+WireCodec CodecForStore(archive::StoreFormat f) {
+  switch (f) {
+    case archive::StoreFormat::kGzip: return WireCodec::kGzip;
+    case archive::StoreFormat::kZstd:
+    case archive::StoreFormat::kRaw: return WireCodec::kZstd;  // raw store: cheap zstd on the wire
+  }
+  return WireCodec::kZstd;
+}
+
+std::string Ms(std::chrono::steady_clock::time_point t0) {
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+  return std::to_string(ms.count());
+}
+
+}  // namespace
+
+// One connection's protocol state machine.
+class Server::Session {
+ public:
+  Session(Server& server, Conn& conn)
+      : s_(server), conn_(conn), bufs_(server.TakeBuffers()), reader_(conn, bufs_->frame), writer_(conn) {}
+  ~Session() { s_.GiveBuffers(std::move(bufs_)); }
+
+  void Run() {
+    conn_.SetTimeout(s_.opts_.io_timeout);
+    Status st = Hello();
+    if (!st.ok()) {
+      Fail(st.error(), "");
+      return;
+    }
+    for (;;) {
+      auto f = reader_.Read();
+      if (!f.ok()) {
+        if (f.error().code() != ErrorCode::kNetwork) Fail(f.error(), "");
+        return;  // EOF between transfers is the normal end
+      }
+      if (TypeOf(*f) != FrameType::kOpen) {
+        Fail(Error(ErrorCode::kProtocol, "expected OPEN, got " + std::string(FrameTypeName(TypeOf(*f)))), "");
+        return;
+      }
+      if (!Transfer(std::get<OpenFrame>(*f))) return;
+    }
+  }
+
+ private:
+  Status Hello() {
+    WF_ASSIGN(Frame f, reader_.Read());
+    if (TypeOf(f) != FrameType::kHello) {
+      return Error(ErrorCode::kProtocol, "expected HELLO, got " + std::string(FrameTypeName(TypeOf(f))));
+    }
+    const auto& h = std::get<HelloFrame>(f);
+    if (h.version != kProtocolVersion) {
+      return Error(ErrorCode::kUnsupported, "protocol version " + std::to_string(h.version) +
+                                                " not supported (this receiver speaks " +
+                                                std::to_string(kProtocolVersion) + "); upgrade walferry");
+    }
+    cluster_ = conn_.peer_cluster();
+    if (cluster_.empty()) {
+      if (!s_.opts_.insecure) return Error(ErrorCode::kAuth, "connection has no client certificate");
+      cluster_ = h.cluster.empty() ? "main" : h.cluster;
+    }
+    if (Status v = archive::ValidateClusterName(cluster_); !v.ok()) {
+      return Error(ErrorCode::kRefused, v.error().message());
+    }
+    return writer_.Write(HelloFrame{kProtocolVersion, kFeatureNone, cluster_});
+  }
+
+  // Sends ERROR, logs, and lingers briefly reading what the peer still sends so
+  // that it can read the ERROR instead of a connection reset.
+  void Fail(const Error& e, const std::string& what) {
+    s_.Log("serve: " + conn_.peer_address() + (cluster_.empty() ? "" : " cluster=" + cluster_) +
+           (what.empty() ? "" : " " + what) + " error=" + std::string(ErrorCodeName(e.code())) + ": " +
+           e.message());
+    if (e.code() == ErrorCode::kNetwork) return;
+    if (!writer_.Write(ErrorFrame{e.code(), e.message()}).ok()) return;
+    conn_.SetTimeout(std::chrono::milliseconds(2000));
+    std::vector<std::byte> sink(64 * 1024);
+    std::size_t drained = 0;
+    while (drained < (64u << 20)) {
+      auto n = conn_.ReadSome(sink);
+      if (!n.ok() || *n == 0) break;
+      drained += *n;
+    }
+  }
+
+  archive::Incoming* incoming() { return incoming_.get(); }
+
+  // Returns false when the connection must close.
+  bool Transfer(const OpenFrame& open) {
+    auto t0 = std::chrono::steady_clock::now();
+    std::string what = "name=" + open.name;
+    auto kind = archive::ClassifyName(open.name);
+    if (!kind.ok()) {
+      Fail(Error(ErrorCode::kRefused, kind.error().message()), what);
+      return false;
+    }
+    if (open.kind == WireKind::kWal && *kind != archive::EntryKind::kWal) {
+      Fail(Error(ErrorCode::kRefused, "\"" + open.name + "\" is not a WAL file name"), what);
+      return false;
+    }
+    std::string id = TransferIdHex(open.transfer_id);
+    std::string key = cluster_ + "/" + open.name;
+    if (Status c = s_.Claim(key, id, &conn_); !c.ok()) {
+      Fail(c.error(), what);
+      return false;
+    }
+    struct Unclaim {
+      Server& s;
+      std::string key;
+      Conn* c;
+      ~Unclaim() { s.Release(key, c); }
+    } unclaim{s_, key, &conn_};
+
+    archive::TransferSpec spec{cluster_, open.name, id,
+                               open.raw_size == kUnknownSize ? -1 : static_cast<std::int64_t>(open.raw_size)};
+    auto inc = s_.archive_.Begin(spec);
+    if (!inc.ok()) {
+      Fail(inc.error(), what);
+      return false;
+    }
+    incoming_ = std::move(*inc);
+    std::uint64_t next = incoming_->next_chunk();
+    if (incoming_->next_raw_offset() != next * open.chunk_size) {
+      // Saved state from a different chunking: start over.
+      incoming_->Abandon();
+      incoming_.reset();
+      auto again = s_.archive_.Begin(spec);
+      if (!again.ok()) {
+        Fail(again.error(), what);
+        return false;
+      }
+      incoming_ = std::move(*again);
+      next = incoming_->next_chunk();
+    }
+    const std::uint64_t resumed = next;
+    std::uint32_t ack_every = static_cast<std::uint32_t>(
+        std::clamp<std::uint64_t>(s_.opts_.sync_bytes / open.chunk_size, 1, s_.opts_.sync_chunks));
+    if (open.raw_size != kUnknownSize && open.raw_size <= 2 * s_.opts_.sync_bytes) {
+      // A small file (a WAL segment): no intermediate syncs, Commit makes it durable.
+      std::uint64_t chunks = (open.raw_size + open.chunk_size - 1) / open.chunk_size;
+      ack_every = static_cast<std::uint32_t>(std::clamp<std::uint64_t>(chunks, 1, 1024));
+    }
+    OpenedFrame opened{next, next * open.chunk_size, static_cast<WireStore>(s_.archive_.format()),
+                       CodecForStore(s_.archive_.format()), ack_every};
+    if (!writer_.Write(opened).ok()) return Keep(what, Error(ErrorCode::kNetwork, "peer went away"));
+
+    std::uint64_t received = 0, wire = 0;
+    for (;;) {
+      auto f = reader_.Read();
+      if (!f.ok()) return Keep(what, f.error());
+      if (TypeOf(*f) == FrameType::kChunk) {
+        const auto& c = std::get<ChunkFrame>(*f);
+        Status st = Chunk(open, c);
+        if (!st.ok()) return Keep(what, st.error());
+        wire += c.wire_len;
+        ++received;
+        // The chunk that completes a known size is made durable by COMMIT, not by an ACK.
+        bool last = open.raw_size != kUnknownSize && c.raw_offset + c.raw_len == open.raw_size;
+        if (received % ack_every == 0 && !last) {
+          auto durable = incoming_->Sync();
+          if (!durable.ok()) return Drop(what, durable.error());
+          if (!writer_.Write(AckFrame{*durable}).ok()) return Keep(what, Error(ErrorCode::kNetwork, "peer went away"));
+        }
+        continue;
+      }
+      if (TypeOf(*f) == FrameType::kCommit) {
+        const auto& c = std::get<CommitFrame>(*f);
+        if (open.raw_size != kUnknownSize && c.raw_size != open.raw_size) {
+          return Drop(what, Error(ErrorCode::kCorrupt, "size at COMMIT (" + std::to_string(c.raw_size) +
+                                                           ") differs from OPEN (" + std::to_string(open.raw_size) + ")"));
+        }
+        auto outcome = incoming_->Commit(c.raw_size, c.raw_hash);
+        incoming_.reset();  // Commit removed temp data either way
+        if (!outcome.ok()) {
+          Fail(outcome.error(), what);
+          return false;
+        }
+        bool identical = *outcome == archive::CommitOutcome::kAlreadyIdentical;
+        if (!writer_.Write(CommittedFrame{identical ? WireOutcome::kIdentical : WireOutcome::kPlaced}).ok()) {
+          s_.Log("serve: " + conn_.peer_address() + " cluster=" + cluster_ + " " + what +
+                 " durable, but the sender went away before COMMITTED");
+          return false;
+        }
+        s_.transfers_done_.fetch_add(1);
+        s_.Log("serve: " + conn_.peer_address() + " cluster=" + cluster_ + " " + what + " " +
+               (identical ? "identical" : "placed") + " bytes=" + std::to_string(c.raw_size) +
+               " wire=" + std::to_string(wire) + " chunks=" + std::to_string(received) +
+               (resumed ? " resumed_from=" + std::to_string(resumed) : "") + " ms=" + Ms(t0));
+        return true;
+      }
+      return Keep(what, Error(ErrorCode::kProtocol, "unexpected " + std::string(FrameTypeName(TypeOf(*f))) +
+                                                        " during a transfer"));
+    }
+  }
+
+  Status Chunk(const OpenFrame& open, const ChunkFrame& c) {
+    if (c.index != incoming_->next_chunk() || c.raw_offset != incoming_->next_raw_offset()) {
+      return Error(ErrorCode::kProtocol, "chunk " + std::to_string(c.index) + " at offset " +
+                                             std::to_string(c.raw_offset) + " out of order (expected " +
+                                             std::to_string(incoming_->next_chunk()) + ")");
+    }
+    if (c.raw_len > open.chunk_size) {
+      return Error(ErrorCode::kProtocol, "chunk " + std::to_string(c.index) + " larger than the chunk size");
+    }
+    if (open.raw_size != kUnknownSize && c.raw_offset + c.raw_len > open.raw_size) {
+      return Error(ErrorCode::kProtocol, "chunk " + std::to_string(c.index) + " beyond the announced size");
+    }
+    std::span<const std::byte> raw;
+    if (c.codec == WireCodec::kRaw) {
+      raw = c.payload;
+    } else {
+      auto& dec = decoders_[static_cast<int>(c.codec)];
+      if (!dec) {
+        auto d = compress::MakeDecoder(static_cast<compress::Algorithm>(c.codec));
+        if (!d.ok()) return d.error();
+        dec = std::move(*d);
+      }
+      // raw_len is bounded by OPEN's chunk size (<= 16 MiB); the buffer only grows.
+      auto& raw_buf = bufs_->raw;
+      if (raw_buf.size() < c.raw_len) raw_buf.resize(c.raw_len);
+      auto dst = std::span(raw_buf.data(), c.raw_len);
+      Status st = dec->DecompressChunk(c.payload, dst);
+      if (!st.ok()) {
+        return Error(ErrorCode::kCorrupt, "chunk " + std::to_string(c.index) + " does not decompress: " +
+                                              st.error().message());
+      }
+      raw = dst;
+    }
+    if (Xxh3_64(raw) != c.raw_xxh3) {
+      return Error(ErrorCode::kCorrupt, "chunk " + std::to_string(c.index) + " checksum mismatch");
+    }
+    return incoming_->Append(c.index, raw, static_cast<compress::Algorithm>(c.codec), c.payload);
+  }
+
+  // Error during a transfer: keep what is durable for a resume (network loss,
+  // damaged chunk, protocol slip) or drop it (archive refused it, disk full).
+  bool Keep(const std::string& what, const Error& e) {
+    if (incoming_) {
+      bool keep = e.code() == ErrorCode::kNetwork || e.code() == ErrorCode::kCorrupt ||
+                  e.code() == ErrorCode::kProtocol || e.code() == ErrorCode::kInternal;
+      if (keep) {
+        (void)incoming_->Sync();
+      } else {
+        incoming_->Abandon();
+      }
+      incoming_.reset();
+    }
+    Fail(e, what);
+    return false;
+  }
+  bool Drop(const std::string& what, const Error& e) {
+    if (incoming_) {
+      incoming_->Abandon();
+      incoming_.reset();
+    }
+    Fail(e, what);
+    return false;
+  }
+
+  Server& s_;
+  Conn& conn_;
+  std::unique_ptr<Buffers> bufs_;
+  FrameReader reader_;
+  FrameWriter writer_;
+  std::string cluster_;
+  std::unique_ptr<archive::Incoming> incoming_;
+  std::unique_ptr<compress::Decoder> decoders_[3];
+};
+
+std::unique_ptr<Server::Buffers> Server::TakeBuffers() {
+  std::lock_guard lk(mu_);
+  if (spare_buffers_.empty()) return std::make_unique<Buffers>();
+  auto b = std::move(spare_buffers_.back());
+  spare_buffers_.pop_back();
+  return b;
+}
+
+void Server::GiveBuffers(std::unique_ptr<Buffers> b) {
+  std::lock_guard lk(mu_);
+  if (spare_buffers_.size() < 8) spare_buffers_.push_back(std::move(b));
+}
+
+Server::Server(archive::Archive& archive, ServerOptions options)
+    : archive_(archive), opts_(std::move(options)) {}
+
+Server::~Server() { Stop(); }
+
+void Server::Log(const std::string& line) {
+  if (opts_.log) {
+    opts_.log(line);
+  } else {
+    std::fprintf(stderr, "%s\n", line.c_str());
+  }
+}
+
+Status Server::Claim(const std::string& key, const std::string& id, Conn* conn) {
+  std::unique_lock lk(mu_);
+  auto it = claimed_.find(key);
+  if (it != claimed_.end()) {
+    if (it->second.id != id) {
+      return Error(ErrorCode::kRefused, "another transfer of this name is in progress; try again later");
+    }
+    // The same sender reconnected while its old connection lingers: end the old one.
+    it->second.conn->Shutdown();
+    if (!cv_.wait_for(lk, std::chrono::seconds(30), [&] { return claimed_.count(key) == 0; })) {
+      return Error(ErrorCode::kRefused, "previous connection for this transfer is still busy; try again");
+    }
+  }
+  claimed_[key] = Claimed{id, conn};
+  return Status::Ok();
+}
+
+void Server::Release(const std::string& key, Conn* conn) {
+  std::lock_guard lk(mu_);
+  auto it = claimed_.find(key);
+  if (it != claimed_.end() && it->second.conn == conn) claimed_.erase(it);
+  cv_.notify_all();
+}
+
+void Server::ServeConnection(Conn& conn) {
+  Session s(*this, conn);
+  s.Run();
+}
+
+Status Server::Run(Listener& listener) {
+  {
+    std::lock_guard lk(mu_);
+    listener_ = &listener;
+  }
+  auto reap = [&](bool all) {
+    std::list<std::shared_ptr<Active>> finished;
+    {
+      std::lock_guard lk(mu_);
+      for (auto it = conns_.begin(); it != conns_.end();) {
+        if (all || (*it)->done.load()) {
+          finished.push_back(*it);
+          it = conns_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    for (auto& a : finished) {
+      if (a->thread.joinable()) a->thread.join();
+    }
+  };
+  while (!stopping_.load()) {
+    auto c = listener.Accept();
+    reap(false);
+    if (!c.ok()) {
+      if (stopping_.load()) break;
+      Log("serve: refused a connection: " + c.error().message());
+      continue;
+    }
+    auto active = std::make_shared<Active>();
+    active->conn = std::move(*c);
+    {
+      std::lock_guard lk(mu_);
+      if (conns_.size() >= opts_.max_connections) {
+        Log("serve: too many connections, refusing " + active->conn->peer_address());
+        active->conn->SetTimeout(std::chrono::milliseconds(1000));
+        FrameWriter w(*active->conn);
+        (void)w.Write(ErrorFrame{ErrorCode::kRefused, "receiver busy (too many connections); try again"});
+        continue;
+      }
+      if (stopping_.load()) break;
+      conns_.push_back(active);
+    }
+    active->thread = std::thread([this, active] {
+      ServeConnection(*active->conn);
+      active->conn->Shutdown();
+      active->done.store(true);
+    });
+  }
+  {
+    std::lock_guard lk(mu_);
+    for (auto& a : conns_) a->conn->Shutdown();
+  }
+  reap(true);
+  std::lock_guard lk(mu_);
+  listener_ = nullptr;
+  return Status::Ok();
+}
+
+void Server::Stop() {
+  stopping_.store(true);
+  std::lock_guard lk(mu_);
+  if (listener_) listener_->Close();
+  for (auto& a : conns_) a->conn->Shutdown();
+}
+
+}  // namespace walferry::transport

@@ -1,0 +1,93 @@
+// The receiving side of the wire protocol (`walferry serve`): one thread per
+// authenticated connection, each chunk verified (decompressed with a reused
+// decoder, raw length and XXH3-64 checked) before archive::Incoming::Append,
+// periodic Sync + ACK, and COMMITTED only after Incoming::Commit made the file
+// durable under its final name.
+//
+// Nothing is written before authentication: Listener::Accept completes the TLS
+// handshake (client certificate) and the cluster comes from its CN; an insecure
+// connection's cluster is the one claimed in HELLO, and only then is the
+// archive touched.
+//
+// Thread-safety: Run is called once, from one thread; Stop from any thread
+// (e.g. a signal-handling thread). ServeConnection may be called from several
+// threads at once (tests use it directly over socketpairs).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "archive/archive.h"
+#include "core/result.h"
+#include "transport/net.h"
+
+namespace walferry::transport {
+
+struct ServerOptions {
+  std::size_t max_connections = 64;        // more are answered with ERROR and closed
+  bool insecure = false;                   // trust the cluster claimed in HELLO (loopback tests only)
+  std::uint64_t sync_bytes = 8u << 20;     // Sync + ACK at least every this many raw bytes...
+  std::uint32_t sync_chunks = 8;           // ...or this many chunks, whichever comes first
+  std::chrono::milliseconds io_timeout{60000};
+  // One line per transfer and per refused connection; default: stderr.
+  std::function<void(const std::string&)> log;
+};
+
+class Server {
+ public:
+  Server(archive::Archive& archive, ServerOptions options);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Accepts connections until Stop(); one thread per connection. Returns after
+  // all connection threads have finished.
+  Status Run(Listener& listener);
+  // Closes the listener and shuts down every open connection. Idempotent.
+  void Stop();
+
+  // Serves one connection until the peer closes it, a protocol error, or Stop().
+  void ServeConnection(Conn& conn);
+
+  // Transfers completed (placed or identical) since start; for tests and logs.
+  std::uint64_t transfers_done() const { return transfers_done_.load(); }
+
+ private:
+  struct Active;
+  class Session;
+  struct Buffers;
+  std::unique_ptr<Buffers> TakeBuffers();
+  void GiveBuffers(std::unique_ptr<Buffers> b);
+  void Log(const std::string& line);
+  // Claims cluster/name for `conn`; a previous connection still holding the same
+  // transfer id (a sender that reconnected) is shut down and waited for.
+  Status Claim(const std::string& key, const std::string& id, Conn* conn);
+  void Release(const std::string& key, Conn* conn);
+
+  archive::Archive& archive_;
+  ServerOptions opts_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<std::uint64_t> transfers_done_{0};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  Listener* listener_ = nullptr;
+  std::list<std::shared_ptr<Active>> conns_;
+  struct Claimed {
+    std::string id;
+    Conn* conn;
+  };
+  std::map<std::string, Claimed> claimed_;
+  std::vector<std::unique_ptr<Buffers>> spare_buffers_;  // recycled across connections
+};
+
+}  // namespace walferry::transport
