@@ -3,9 +3,11 @@
 # root: installs what is missing, builds Release, starts a throw-away
 # PostgreSQL 15 cluster (as an unprivileged user, on its own port), fills it
 # with pgbench, takes a base backup tar and compresses it with walferry next to
-# pigz, bzip2 and zstd, checking every round trip byte for byte. When the
-# transfer commands are built in, it also ships the base backup and real WAL
-# segments to a receiver on 127.0.0.1 and verifies them.
+# pigz, bzip2 and zstd, checking every round trip byte for byte. Then it starts
+# a receiver on 127.0.0.1 (tls init + serve), ships the base backup with
+# `walferry send` and the cluster's real WAL segments with `walferry push` (one
+# call per segment, as archive_command), restores them with `walferry get`, and
+# verifies every byte. Parts whose commands are not built in are skipped.
 #
 #   WF_DEMO_SCALE=N   pgbench scale (default 10, about 160 MB of base backup)
 #   WF_DEMO_BIN=PATH  use this walferry binary instead of building one
@@ -115,7 +117,8 @@ if has_command serve && has_command send && has_command push && has_command tls;
   ARCHIVE="$T/archive"
   RPORT=$(free_port)
   "$WF" serve --root "$ARCHIVE" --listen "127.0.0.1:$RPORT" --tls-dir "$T/tls" >"$T/serve.log" 2>&1 &
-  WF_PIDS+=("$!")
+  SERVE_PID=$!
+  WF_PIDS+=("$SERVE_PID")
   wait_port "$RPORT"
   TO=(--to "127.0.0.1:$RPORT" --tls-dir "$T/tls")
 
@@ -151,6 +154,26 @@ if has_command serve && has_command send && has_command push && has_command tls;
   # The archive_command contract: the same segment again succeeds, untouched.
   "$WF" push "$WALSRC/${SEGMENTS[0]}" "${TO[@]}" 2>/dev/null || fail "re-push of an identical segment failed"
   echo "re-push of ${SEGMENTS[0]}: exit 0 (identical content, nothing rewritten)"
+
+  # The standby side: restore_command = 'walferry get %f %p --from ARCHIVE'.
+  if has_command get; then
+    mkdir -p "$T/restore"
+    t0=$(now)
+    for seg in "${SEGMENTS[@]}"; do
+      "$WF" get "$seg" "$T/restore/$seg" --from "$ARCHIVE" --cluster demo 2>"$T/get.err" \
+        || fail "walferry get $seg failed: $(cat "$T/get.err")"
+    done
+    t1=$(now)
+    for seg in "${SEGMENTS[@]}"; do
+      cmp -s "$T/restore/$seg" "$WALSRC/$seg" || fail "restored $seg is not byte-identical"
+    done
+    awk -v n="${#SEGMENTS[@]}" -v s="$(secs "$t0" "$t1")" 'BEGIN {
+      printf "get: %d segments restored (decompressed, checksums and page headers verified) in %.2f s: %.1f segments/s, byte-identical\n", n, s, n/s }'
+    rc=0; "$WF" get 0000000100000000000000FF "$T/restore/x" --from "$ARCHIVE" --cluster demo 2>/dev/null || rc=$?
+    echo "get of a segment not archived yet: exit $rc (PostgreSQL's signal to stop asking)"
+  fi
+  kill "$SERVE_PID" 2>/dev/null || true
+  wait "$SERVE_PID" 2>/dev/null || true
 else
   echo
   echo "(walferry serve/send/push are not built in yet: no transfer demo)"
