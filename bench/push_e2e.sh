@@ -96,6 +96,7 @@ PasswordAuthentication no
 StrictModes no
 UsePAM no
 PidFile $SSHD/sshd.pid
+Subsystem sftp internal-sftp
 CONF
 /usr/sbin/sshd -f "$SSHD/sshd_config" -D -e 2>"$SSHD/sshd.log" &
 WF_PIDS+=("$!")

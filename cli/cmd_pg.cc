@@ -13,6 +13,7 @@
 
 #include "archive/archive.h"
 #include "cli/commands.h"
+#include "cli/config.h"
 #include "pg/archive_ops.h"
 #include "pg/config.h"
 #include "pg/process.h"
@@ -67,7 +68,7 @@ std::string Join(const std::vector<std::string>& v, const std::string& sep) {
 
 // ---------------- get ----------------
 struct GetArgs {
-  std::string name, dest, from, cluster, prefetch_dir;
+  std::string name, dest, from, cluster, prefetch_dir, config;
   int prefetch = 8;
   bool worker = false;
   std::uint32_t segment_size = 0;
@@ -76,7 +77,7 @@ struct GetArgs {
 void RunGet(const GetArgs& a, Context& ctx) {
   if (a.from.empty()) {
     Fail(ctx, Error(ErrorCode::kInvalidArgument,
-                    "get: say where the archive is: --from ROOT (or HOST:PORT)"));
+                    "get: say where the archive is: --from ROOT (or root = ROOT in the --config file)"));
     return;
   }
   if (IsRemote(a.from)) {
@@ -147,21 +148,25 @@ void AddGet(CLI::App& app, Context& ctx) {
       "  restore_command = 'walferry get %f %p --from /srv/walferry'");
   c->add_option("NAME", a->name, "archive name (%f)")->required();
   c->add_option("DEST", a->dest, "destination path (%p)")->required();
-  c->add_option("--from", a->from, "archive ROOT directory (or HOST:PORT of a receiver)");
+  c->add_option("--root,--from", a->from, "archive ROOT directory (or HOST:PORT of a receiver)");
   c->add_option("--cluster", a->cluster, "cluster directory under ROOT (default: the only one, or main)");
+  AddConfigOption(c, &a->config);
   c->add_option("--prefetch", a->prefetch, "segments to fetch ahead (0 = off)")
       ->capture_default_str()
       ->check(CLI::Range(0, 64));
   c->add_option("--prefetch-dir", a->prefetch_dir, "where prefetched segments wait");
   c->add_flag("--prefetch-worker", a->worker)->group("");
   c->add_option("--segment-size", a->segment_size)->group("");
-  c->callback([a, &ctx] { RunGet(*a, ctx); });
+  c->callback([a, c, &ctx] {
+    if (Status st = ApplyConfig(*c, a->config); !st.ok()) return void(Fail(ctx, st.error()));
+    RunGet(*a, ctx);
+  });
 }
 
 // ---------------- cleanup ----------------
 void AddCleanup(CLI::App& app, Context& ctx) {
   struct Args {
-    std::string restart_point, root, cluster;
+    std::string restart_point, root, cluster, config;
     bool dry_run = false, verbose = false;
   };
   auto a = std::make_shared<Args>();
@@ -174,11 +179,13 @@ void AddCleanup(CLI::App& app, Context& ctx) {
       "postgresql.conf on the standby:\n"
       "  archive_cleanup_command = 'walferry cleanup %r --root /srv/walferry'");
   c->add_option("RESTART_POINT", a->restart_point, "oldest WAL file still needed (%r)")->required();
-  c->add_option("--root,--from", a->root, "archive ROOT directory")->required();
+  c->add_option("--root,--from", a->root, "archive ROOT directory");
   c->add_option("--cluster", a->cluster, "cluster directory under ROOT (default: the only one, or main)");
+  AddConfigOption(c, &a->config);
   c->add_flag("-n,--dry-run", a->dry_run, "list what would be removed");
   c->add_flag("-v,--verbose", a->verbose, "print each removed name");
-  c->callback([a, &ctx] {
+  c->callback([a, c, &ctx] {
+    if (Status st = ApplyConfig(*c, a->config); !st.ok()) return void(Fail(ctx, st.error()));
     auto arch = OpenArchiveRoot(a->root);
     if (!arch.ok()) return void(Fail(ctx, arch.error()));
     auto cluster = pg::ResolveCluster(**arch, a->cluster);
@@ -194,7 +201,7 @@ void AddCleanup(CLI::App& app, Context& ctx) {
 // ---------------- verify ----------------
 void AddVerify(CLI::App& app, Context& ctx) {
   struct Args {
-    std::string root;
+    std::string root, config;
     std::vector<std::string> clusters;
   };
   auto a = std::make_shared<Args>();
@@ -205,11 +212,13 @@ void AddVerify(CLI::App& app, Context& ctx) {
       "segment's page header and length, and looks for holes in each timeline's sequence.\n"
       "Prints what is corrupt or missing; exits 3 when anything is.\n\n"
       "  walferry verify --root /srv/walferry --cluster main\n"
-      "(the archive that postgresql.conf's restore_command = 'walferry get %f %p --from\n"
-      "/srv/walferry' reads)");
-  c->add_option("--root,--from", a->root, "archive ROOT directory")->required();
+      "checks the archive that this postgresql.conf line on the standby reads:\n"
+      "  restore_command = 'walferry get %f %p --from /srv/walferry'");
+  c->add_option("--root,--from", a->root, "archive ROOT directory");
   c->add_option("--cluster", a->clusters, "cluster(s) to check (default: all)");
-  c->callback([a, &ctx] {
+  AddConfigOption(c, &a->config);
+  c->callback([a, c, &ctx] {
+    if (Status st = ApplyConfig(*c, a->config); !st.ok()) return void(Fail(ctx, st.error()));
     auto arch = OpenArchiveRoot(a->root);
     if (!arch.ok()) return void(Fail(ctx, arch.error()));
     auto reports = pg::InspectArchive(**arch, a->clusters, /*full=*/true);
@@ -306,7 +315,7 @@ void AddBasebackup(CLI::App& app, Context& ctx) {
 void AddRestoreBase(CLI::App& app, Context& ctx) {
   struct Args {
     std::string name, from, cluster, pgdata, conninfo, restore_command, cleanup_command, trigger,
-        slot;
+        slot, config;
     bool force = false, keep_archiving = false, no_cleanup = false;
   };
   auto a = std::make_shared<Args>();
@@ -321,12 +330,14 @@ void AddRestoreBase(CLI::App& app, Context& ctx) {
       "off on the standby (archive_mode = off) unless --keep-archiving.\n\n"
       "  walferry restore-base base.tar --from /srv/walferry --pgdata /var/lib/postgresql/15/main \\\n"
       "      --primary-conninfo 'host=192.168.0.5 user=replicator'\n"
-      "writes, for PostgreSQL 15, into postgresql.auto.conf:\n"
+      "writes these postgresql.conf settings (into postgresql.auto.conf on 12+, recovery.conf\n"
+      "on 10/11):\n"
       "  restore_command = 'walferry get %f %p --from /srv/walferry'\n"
       "  archive_cleanup_command = 'walferry cleanup %r --root /srv/walferry'");
   c->add_option("NAME", a->name, "name of the stored base backup")->required();
-  c->add_option("--from", a->from, "archive ROOT directory")->required();
+  c->add_option("--root,--from", a->from, "archive ROOT directory");
   c->add_option("--cluster", a->cluster, "cluster directory under ROOT (default: the only one, or main)");
+  AddConfigOption(c, &a->config);
   c->add_option("--pgdata,-D", a->pgdata, "data directory to create")->required();
   c->add_option("--primary-conninfo", a->conninfo, "libpq connection string to the primary (omit for an archive-only standby)");
   c->add_option("--restore-command", a->restore_command, "restore_command (default: walferry get %f %p --from ROOT)");
@@ -336,7 +347,8 @@ void AddRestoreBase(CLI::App& app, Context& ctx) {
   c->add_option("--slot", a->slot, "primary_slot_name");
   c->add_flag("--force", a->force, "replace the contents of a non-empty data directory");
   c->add_flag("--keep-archiving", a->keep_archiving, "keep the primary's archive settings");
-  c->callback([a, &ctx] {
+  c->callback([a, c, &ctx] {
+    if (Status st = ApplyConfig(*c, a->config); !st.ok()) return void(Fail(ctx, st.error()));
     if (IsRemote(a->from)) {
       return void(Fail(ctx, Error(ErrorCode::kUnsupported,
                                   "restore-base --from HOST:PORT is not available yet; run it on "
@@ -482,7 +494,7 @@ void AddSetup(CLI::App& app, Context& ctx) {
 void AddStatus(CLI::App& app, Context& ctx) {
   struct Args {
     bool json = false;
-    std::string root;
+    std::string root, config;
     std::vector<std::string> clusters;
     pg::ConnOptions conn;
   };
@@ -507,7 +519,9 @@ void AddStatus(CLI::App& app, Context& ctx) {
   c->add_option("--pgbin", a->conn.pgbin, "directory of psql");
   c->add_option("--root", a->root, "archive ROOT directory (receiver side)");
   c->add_option("--cluster", a->clusters, "cluster(s) of the archive (default: all)");
-  c->callback([a, &ctx] {
+  AddConfigOption(c, &a->config);
+  c->callback([a, c, &ctx] {
+    if (Status st = ApplyConfig(*c, a->config); !st.ok()) return void(Fail(ctx, st.error()));
     std::optional<pg::ServerStatus> server;
     std::vector<pg::ClusterReport> reports;
     bool have_archive = false;
@@ -558,7 +572,7 @@ void AddPromote(CLI::App& app, Context& ctx) {
       "(PostgreSQL 10..17; no trigger file needed, and 16+ has none) and waits until the\n"
       "server accepts writes. Run it as the data directory's owner.\n\n"
       "  walferry promote --pgdata /var/lib/postgresql/15/main\n"
-      "for a standby whose postgresql.auto.conf has:\n"
+      "for a standby whose postgresql.conf (or postgresql.auto.conf) has:\n"
       "  restore_command = 'walferry get %f %p --from /srv/walferry'");
   c->add_option("--pgdata,-D", a->pgdata, "the standby's data directory")->required();
   c->add_option("--pgbin", a->pgbin, "directory of pg_ctl");

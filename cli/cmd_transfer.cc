@@ -269,13 +269,14 @@ void AddTransferCommands(CLI::App& app, Context& ctx) {
     o->threads = a.threads;
     o->chunk_size = a.chunk_kib * 1024;
     if (a.level > 0) o->level = a.level;
-    o->note = [](const std::string& m) { std::fprintf(stderr, "\nwalferry send: %s\n", m.c_str()); };
+    const bool tty = ::isatty(STDERR_FILENO) == 1;
+    o->note = [tty](const std::string& m) { std::fprintf(stderr, "%swalferry send: %s\n", tty ? "\n" : "", m.c_str()); };
     auto src = OpenSource(a.input);
     if (!src.ok()) {
       ctx.exit_code = ReportError(src.error());
       return;
     }
-    Progress progress((*src)->SizeHint(), ::isatty(STDERR_FILENO) == 1);
+    Progress progress((*src)->SizeHint(), tty);
     o->progress = [&progress](std::uint64_t done) { progress.Update(done); };
     transport::Sender sender(std::move(*o));
     Result<transport::SendResult> r = Error(ErrorCode::kInternal, "not run");

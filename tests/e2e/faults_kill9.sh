@@ -14,7 +14,7 @@ tls_setup
 ROOT="$T/root"
 SRC="$T/src"
 mkdir -p "$SRC"
-BIG=$((256 << 20))
+BIG=$((192 << 20))
 make_file "$SRC/big.bin" $BIG 7
 RPORT=$(free_port)
 SERVE=(--tls-dir "$T/tls" --store raw)

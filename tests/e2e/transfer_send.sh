@@ -50,6 +50,22 @@ zstd -dc "$ROOT/main/files/piped.bin.zst" | cmp - "$T/file.bin" || fail "stored 
 rc=0; echo x | "$WF" send - "${TO[@]}" 2>/dev/null || rc=$?
 [ "$rc" -eq 2 ] || fail "send - without --name: exit $rc, want 2"
 
+# --- config file: keys are the long option names; the command line wins; WALFERRY_CONFIG works
+cat >"$T/wf.conf" <<CONF
+# sender settings
+to = 127.0.0.1:1          # wrong on purpose: overridden below
+tls-dir = "$T/tls"
+root = /ignored/by/send
+CONF
+"$WF" send "$T/other.bin" --name conf1.bin --config "$T/wf.conf" --to "127.0.0.1:$PORT" 2>/dev/null \
+  || fail "--to on the command line did not win over the config file"
+sed -i "s/^to = .*/to = 127.0.0.1:$PORT/" "$T/wf.conf"
+WALFERRY_CONFIG="$T/wf.conf" "$WF" send "$T/other.bin" --name conf2.bin 2>/dev/null || fail "WALFERRY_CONFIG not used"
+echo "garbage line" >>"$T/wf.conf"
+rc=0; out=$("$WF" send "$T/other.bin" --name conf3.bin --config "$T/wf.conf" 2>&1) || rc=$?
+[ "$rc" -eq 2 ] || fail "malformed config: exit $rc ($out), want 2"
+[ -f "$ROOT/main/files/conf1.bin.zst" ] && [ -f "$ROOT/main/files/conf2.bin.zst" ] || fail "config sends not stored"
+
 # --- refused names: nothing written anywhere
 before=$(find "$T" -path "$ROOT/.incoming" -prune -o -type f -print | sort | md5sum)
 for bad in "../escape" "a/b" "..hidden" $'ctl\x01name' "$(printf 'x%.0s' $(seq 1 300))"; do
