@@ -20,6 +20,7 @@
 #include "pg/standby.h"
 #include "pg/status.h"
 #include "pg/version.h"
+#include "transport/net.h"
 
 namespace walferry::cli {
 namespace {
@@ -68,9 +69,9 @@ std::string Join(const std::vector<std::string>& v, const std::string& sep) {
 
 // ---------------- get ----------------
 struct GetArgs {
-  std::string name, dest, from, cluster, prefetch_dir, config;
+  std::string name, dest, from, cluster, prefetch_dir, config, tls_dir;
   int prefetch = 8;
-  bool worker = false;
+  bool worker = false, insecure = false;
   std::uint32_t segment_size = 0;
 };
 
@@ -80,26 +81,32 @@ void RunGet(const GetArgs& a, Context& ctx) {
                     "get: say where the archive is: --from ROOT (or root = ROOT in the --config file)"));
     return;
   }
+  std::unique_ptr<archive::Archive> arch;
+  std::unique_ptr<pg::EntrySource> source;
+  std::string cluster = a.cluster;
+  std::vector<std::string> worker_args = {"--from", a.from};
   if (IsRemote(a.from)) {
-    Fail(ctx, Error(ErrorCode::kUnsupported,
-                    "get --from HOST:PORT is not available yet; run get on the receiver's host with "
-                    "--from ROOT"));
-    return;
-  }
-  auto arch = OpenArchiveRoot(a.from);
-  if (!arch.ok()) {
-    Fail(ctx, arch.error());
-    return;
-  }
-  auto cluster = pg::ResolveCluster(**arch, a.cluster);
-  if (!cluster.ok()) {
-    Fail(ctx, cluster.error());
-    return;
+    auto ep = transport::ParseEndpoint(a.from);
+    if (!ep.ok()) return void(Fail(ctx, ep.error()));
+    if (!cluster.empty()) {
+      if (Status v = archive::ValidateClusterName(cluster); !v.ok()) return void(Fail(ctx, v.error()));
+    }
+    source = pg::RemoteSource({*ep, {a.tls_dir, cluster, a.insecure}, cluster});
+    if (!a.tls_dir.empty()) worker_args.insert(worker_args.end(), {"--tls-dir", Absolute(a.tls_dir)});
+    if (a.insecure) worker_args.push_back("--insecure-loopback");
+  } else {
+    auto opened = OpenArchiveRoot(a.from);
+    if (!opened.ok()) return void(Fail(ctx, opened.error()));
+    arch = std::move(opened).value();
+    auto resolved = pg::ResolveCluster(*arch, a.cluster);
+    if (!resolved.ok()) return void(Fail(ctx, resolved.error()));
+    cluster = *resolved;
+    source = pg::LocalSource(*arch, cluster);
+    worker_args = {"--from", Absolute(a.from)};
   }
   if (a.worker) {
     // Background prefetch: quiet by design (stdio is /dev/null).
-    Status st = pg::PrefetchSegments(**arch, *cluster, a.name, a.segment_size, a.prefetch,
-                                     a.prefetch_dir);
+    Status st = pg::PrefetchSegments(*source, a.name, a.segment_size, a.prefetch, a.prefetch_dir);
     ctx.exit_code = st.ok() ? kExitOk : ExitCodeFor(st.error().code());
     return;
   }
@@ -111,7 +118,7 @@ void RunGet(const GetArgs& a, Context& ctx) {
   pg::GetOptions o;
   o.name = a.name;
   o.dest = a.dest;
-  o.cluster = *cluster;
+  o.cluster = cluster;
   o.prefetch = a.prefetch;
   o.prefetch_dir = a.prefetch_dir;
   o.self = a.prefetch > 0 ? pg::SelfCommand() : "";
@@ -120,8 +127,8 @@ void RunGet(const GetArgs& a, Context& ctx) {
     ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
     o.self = n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : "";
   }
-  o.worker_args = {"--from", Absolute(a.from)};
-  Status st = pg::GetFromArchive(**arch, o);
+  o.worker_args = worker_args;
+  Status st = pg::GetFromArchive(*source, o);
   if (!st.ok()) {
     // Not archived (yet): PostgreSQL asks for such names all the time. Quiet exit 1.
     if (st.error().code() == ErrorCode::kNotFound) {
@@ -155,6 +162,8 @@ void AddGet(CLI::App& app, Context& ctx) {
       ->capture_default_str()
       ->check(CLI::Range(0, 64));
   c->add_option("--prefetch-dir", a->prefetch_dir, "where prefetched segments wait");
+  c->add_option("--tls-dir", a->tls_dir, "TLS directory (client certificate) for --from HOST:PORT");
+  c->add_flag("--insecure-loopback", a->insecure, "plain TCP to a loopback receiver (tests only)");
   c->add_flag("--prefetch-worker", a->worker)->group("");
   c->add_option("--segment-size", a->segment_size)->group("");
   c->callback([a, c, &ctx] {

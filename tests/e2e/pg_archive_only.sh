@@ -71,10 +71,22 @@ set -e
 
 # The standby, from the archive alone.
 S="$T/pg-stby"
-as_pg "$WF" restore-base base.tar --from "$ROOT" --pgdata "$S" >"$T/restore.log" 2>&1 \
+RESTORE=()
+if [ "$MODE" = push ]; then
+  # Over the network: restore_command fetches from the receiver (FETCH).
+  RESTORE=(--restore-command "$WF get %f %p --from 127.0.0.1:$RPORT --cluster main --insecure-loopback")
+  set +e
+  err=$("$WF" get 0000000100000000000000FE "$T/nothing" --from 127.0.0.1:"$RPORT" --insecure-loopback 2>&1 >/dev/null); rc=$?
+  set -e
+  [ "$rc" -eq 1 ] && [ -z "$err" ] || fail "remote get of a missing segment: exit $rc, said: $err"
+  "$WF" get "$LAST" "$T/remote.seg" --from 127.0.0.1:"$RPORT" --insecure-loopback --prefetch 0 || fail "remote get"
+  "$WF" get "$LAST" "$T/local.seg" --from "$ROOT" --prefetch 0 || fail "local get"
+  cmp -s "$T/remote.seg" "$T/local.seg" || fail "remote and local get differ"
+fi
+as_pg "$WF" restore-base base.tar --from "$ROOT" --pgdata "$S" "${RESTORE[@]}" >"$T/restore.log" 2>&1 \
   || { cat "$T/restore.log" >&2; fail "restore-base failed"; }
 [ -f "$S/standby.signal" ] || fail "no standby.signal"
-grep -q "^restore_command = '.*get %f %p --from $ROOT'" "$S/postgresql.auto.conf" || fail "restore_command not written"
+grep -q "^restore_command = '.*get %f %p --from " "$S/postgresql.auto.conf" || fail "restore_command not written"
 grep -q "^primary_conninfo" "$S/postgresql.auto.conf" && fail "archive-only standby got a primary_conninfo"
 [ "$(stat -c %a "$S")" = 700 ] || fail "data directory mode is not 0700"
 # restore-base refuses a non-empty directory.
