@@ -5,7 +5,7 @@
 #   pgbackrest archive-push (Debian's pgBackRest, synchronous, posix repo, compress-type=zst)
 #   rsync -a over ssh to 127.0.0.1 (own sshd on a free port), scp (no fsync on the far side)
 #   cp + fsync (local floor)
-# Usage: WALFERRY_BIN=build/cli/walferry bench/push_e2e.sh [NSEG]
+# Usage: WALFERRY_BIN=build/cli/walferry bench/push_e2e.sh [NSEG]   (SKIP_SSH=1: no rsync/scp)
 # Prints a table of seconds and segments/s, and walferry's ratio to pgBackRest.
 # Runs as root (starts PostgreSQL as an unprivileged user through tests/e2e/lib/common.sh).
 set -euo pipefail
@@ -80,6 +80,7 @@ pgbr_push() { as_pg pgbackrest --config="$PGBR/pgbackrest.conf" --stanza=bench a
 timeit pgbackrest pgbr_push
 
 # ---------- rsync / scp over ssh ----------
+if [ -z "${SKIP_SSH:-}" ]; then
 SSHD=$T/ssh
 mkdir -p "$SSHD" /run/sshd
 ssh-keygen -q -t ed25519 -N '' -f "$SSHD/host_key"
@@ -108,6 +109,7 @@ scp_push() { scp -q -P "$SPORT" -i "$SSHD/client_key" -o StrictHostKeyChecking=n
   -o BatchMode=yes -o LogLevel=ERROR "$T/wal/$1" "root@127.0.0.1:$T/scp-dst/"; }
 timeit rsync_ssh rsync_push
 timeit scp scp_push
+fi
 
 # ---------- cp + fsync ----------
 cp_push() { cp "$T/wal/$1" "$T/cp-dst/$1.tmp" && sync "$T/cp-dst/$1.tmp" && mv "$T/cp-dst/$1.tmp" "$T/cp-dst/$1" && sync "$T/cp-dst"; }
@@ -123,6 +125,7 @@ echo
 echo "push of $NSEG real 16 MiB WAL segments, one call each ($(nproc) cores)"
 printf '%-12s %9s %9s %12s\n' tool seconds seg/s vs_pgbackrest
 for k in walferry pgbackrest rsync_ssh scp cp_fsync; do
+  [ -n "${SECS[$k]:-}" ] || continue
   s=${SECS[$k]}
   printf '%-12s %9.2f %9.1f %11.2fx\n' "$k" "$s" "$(echo "$NSEG / $s" | bc -l)" "$(echo "${SECS[pgbackrest]} / $s" | bc -l)"
 done
