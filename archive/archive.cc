@@ -402,6 +402,11 @@ class IncomingImpl final : public Incoming {
     }
     auto st = io_->WriteAt(data_fd_.get(), out, static_cast<off_t>(data_length_), DataShown());
     if (!st.ok()) return Fail(st.error());
+    // Start writeback now (asynchronously), so the fsync at Sync/Commit finds
+    // most of the data already on its way to disk while further chunks arrive.
+    // Advisory only: its result does not matter (errors surface at fsync).
+    (void)::sync_file_range(data_fd_.get(), static_cast<off_t>(data_length_),
+                            static_cast<off_t>(out.size()), SYNC_FILE_RANGE_WRITE);
     hash_.Update(raw);
     raw_offset_ += raw.size();
     data_length_ += out.size();
@@ -672,8 +677,15 @@ class ArchiveImpl final : public Archive {
 
     const std::string data_name = spec.transfer_id + ".data";
     const std::string data_shown = shared_->IncomingPath(data_name);
-    WF_ASSIGN(UniqueFd data_fd, OpenAt(shared_->incoming_fd.get(), data_name,
-                                       O_RDWR | O_CREAT | O_NOFOLLOW, 0600));
+    int raw_fd = ::openat(shared_->incoming_fd.get(), data_name.c_str(),
+                          O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+    if (raw_fd < 0) {
+      if (errno == ELOOP) {
+        return Error(ErrorCode::kRefused, data_shown + " is a symlink; refusing to follow it");
+      }
+      return ErrnoError(errno, "open " + data_shown);
+    }
+    UniqueFd data_fd(raw_fd);
     if (::flock(data_fd.get(), LOCK_EX | LOCK_NB) != 0) {
       if (errno == EWOULDBLOCK) {
         return Error(ErrorCode::kRefused, "transfer of " + spec.name + " already in progress");
@@ -785,10 +797,10 @@ class ArchiveImpl final : public Archive {
     const std::int64_t now = static_cast<std::int64_t>(::time(nullptr));
     for (const auto& file : names) {
       std::string id = file.substr(0, file.find('.'));
-      {
-        std::lock_guard lk(shared_->mu);
-        if (shared_->active_ids.count(id)) continue;
-      }
+      // Held until the file is gone, so a Begin of this id in this process
+      // either runs before (and is skipped) or after (and starts over).
+      std::lock_guard lk(shared_->mu);
+      if (shared_->active_ids.count(id)) continue;
       // A transfer is as old as the newest of its files.
       std::int64_t newest = 0;
       for (const char* ext : {".data", ".state", ".state.tmp"}) {

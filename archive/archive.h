@@ -103,6 +103,8 @@ class Incoming {
   // fdatasync the data and persist the manifest; returns the number of chunks
   // durable (resume point). Cheap to call when nothing changed.
   virtual Result<std::uint64_t> Sync() = 0;
+  // Needs no Sync before it (that would only add a manifest write and two
+  // fsyncs to the critical path of a push).
   // Verifies the total size and XXH3-128 of the raw stream, fsyncs, renames
   // with RENAME_NOREPLACE to the final name and fsyncs the directory. If the
   // final name exists: identical raw content -> kAlreadyIdentical (nothing

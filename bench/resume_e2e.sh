@@ -47,7 +47,7 @@ run() {  # run NAME proxy-args...: prints "c2s_bytes seconds"
 
 read -r base_bytes base_s < <(run uncut.bin --mode pass)
 read -r cut_bytes cut_s < <(run cut.bin --mode cut --dir c2s --after "$LO:$HI" --faulty "$CUTS" --seed "$SEED")
-faults=$(grep -c ' cut c2s ' "$T/proxy.log" || true)
+faults=$(grep -cE 'conn [0-9]+: cut c2s' "$T/proxy.log" || true)
 ratio=$(echo "scale=4; $cut_bytes / $base_bytes" | bc)
 raw_ratio=$(echo "scale=4; $cut_bytes / $SIZE" | bc)
 echo "resume_e2e: stream ${SIZE_MIB} MiB, seed $SEED, $faults cuts"

@@ -13,12 +13,14 @@
 
 #include "archive/archive.h"
 #include "cli/commands.h"
+#include "cli/config.h"
 #include "pg/archive_ops.h"
 #include "pg/config.h"
 #include "pg/process.h"
 #include "pg/standby.h"
 #include "pg/status.h"
 #include "pg/version.h"
+#include "transport/net.h"
 
 namespace walferry::cli {
 namespace {
@@ -67,38 +69,44 @@ std::string Join(const std::vector<std::string>& v, const std::string& sep) {
 
 // ---------------- get ----------------
 struct GetArgs {
-  std::string name, dest, from, cluster, prefetch_dir;
+  std::string name, dest, from, cluster, prefetch_dir, config, tls_dir;
   int prefetch = 8;
-  bool worker = false;
+  bool worker = false, insecure = false;
   std::uint32_t segment_size = 0;
 };
 
 void RunGet(const GetArgs& a, Context& ctx) {
   if (a.from.empty()) {
     Fail(ctx, Error(ErrorCode::kInvalidArgument,
-                    "get: say where the archive is: --from ROOT (or HOST:PORT)"));
+                    "get: say where the archive is: --from ROOT (or root = ROOT in the --config file)"));
     return;
   }
+  std::unique_ptr<archive::Archive> arch;
+  std::unique_ptr<pg::EntrySource> source;
+  std::string cluster = a.cluster;
+  std::vector<std::string> worker_args = {"--from", a.from};
   if (IsRemote(a.from)) {
-    Fail(ctx, Error(ErrorCode::kUnsupported,
-                    "get --from HOST:PORT is not available yet; run get on the receiver's host with "
-                    "--from ROOT"));
-    return;
-  }
-  auto arch = OpenArchiveRoot(a.from);
-  if (!arch.ok()) {
-    Fail(ctx, arch.error());
-    return;
-  }
-  auto cluster = pg::ResolveCluster(**arch, a.cluster);
-  if (!cluster.ok()) {
-    Fail(ctx, cluster.error());
-    return;
+    auto ep = transport::ParseEndpoint(a.from);
+    if (!ep.ok()) return void(Fail(ctx, ep.error()));
+    if (!cluster.empty()) {
+      if (Status v = archive::ValidateClusterName(cluster); !v.ok()) return void(Fail(ctx, v.error()));
+    }
+    source = pg::RemoteSource({*ep, {a.tls_dir, cluster, a.insecure}, cluster});
+    if (!a.tls_dir.empty()) worker_args.insert(worker_args.end(), {"--tls-dir", Absolute(a.tls_dir)});
+    if (a.insecure) worker_args.push_back("--insecure-loopback");
+  } else {
+    auto opened = OpenArchiveRoot(a.from);
+    if (!opened.ok()) return void(Fail(ctx, opened.error()));
+    arch = std::move(opened).value();
+    auto resolved = pg::ResolveCluster(*arch, a.cluster);
+    if (!resolved.ok()) return void(Fail(ctx, resolved.error()));
+    cluster = *resolved;
+    source = pg::LocalSource(*arch, cluster);
+    worker_args = {"--from", Absolute(a.from)};
   }
   if (a.worker) {
     // Background prefetch: quiet by design (stdio is /dev/null).
-    Status st = pg::PrefetchSegments(**arch, *cluster, a.name, a.segment_size, a.prefetch,
-                                     a.prefetch_dir);
+    Status st = pg::PrefetchSegments(*source, a.name, a.segment_size, a.prefetch, a.prefetch_dir);
     ctx.exit_code = st.ok() ? kExitOk : ExitCodeFor(st.error().code());
     return;
   }
@@ -110,7 +118,7 @@ void RunGet(const GetArgs& a, Context& ctx) {
   pg::GetOptions o;
   o.name = a.name;
   o.dest = a.dest;
-  o.cluster = *cluster;
+  o.cluster = cluster;
   o.prefetch = a.prefetch;
   o.prefetch_dir = a.prefetch_dir;
   o.self = a.prefetch > 0 ? pg::SelfCommand() : "";
@@ -119,8 +127,8 @@ void RunGet(const GetArgs& a, Context& ctx) {
     ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
     o.self = n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : "";
   }
-  o.worker_args = {"--from", Absolute(a.from)};
-  Status st = pg::GetFromArchive(**arch, o);
+  o.worker_args = worker_args;
+  Status st = pg::GetFromArchive(*source, o);
   if (!st.ok()) {
     // Not archived (yet): PostgreSQL asks for such names all the time. Quiet exit 1.
     if (st.error().code() == ErrorCode::kNotFound) {
@@ -143,25 +151,34 @@ void AddGet(CLI::App& app, Context& ctx) {
       "Asked for segment N, it fetches the next --prefetch segments in the background into\n"
       "--prefetch-dir (default: DEST's directory/walferry-prefetch), so a standby catching up\n"
       "replays at disk speed.\n\n"
+      "--from HOST:PORT reads from a receiver over the network (FETCH; TLS with --tls-dir,\n"
+      "the client certificate decides the cluster), verifying every chunk and the whole file.\n\n"
       "postgresql.conf (or recovery.conf before PostgreSQL 12) on the standby:\n"
-      "  restore_command = 'walferry get %f %p --from /srv/walferry'");
+      "  restore_command = 'walferry get %f %p --from /srv/walferry'\n"
+      "  restore_command = 'walferry get %f %p --from archive-host:7420 --tls-dir /etc/walferry/tls'");
   c->add_option("NAME", a->name, "archive name (%f)")->required();
   c->add_option("DEST", a->dest, "destination path (%p)")->required();
-  c->add_option("--from", a->from, "archive ROOT directory (or HOST:PORT of a receiver)");
+  c->add_option("--root,--from", a->from, "archive ROOT directory (or HOST:PORT of a receiver)");
   c->add_option("--cluster", a->cluster, "cluster directory under ROOT (default: the only one, or main)");
+  AddConfigOption(c, &a->config);
   c->add_option("--prefetch", a->prefetch, "segments to fetch ahead (0 = off)")
       ->capture_default_str()
       ->check(CLI::Range(0, 64));
   c->add_option("--prefetch-dir", a->prefetch_dir, "where prefetched segments wait");
+  c->add_option("--tls-dir", a->tls_dir, "TLS directory (client certificate) for --from HOST:PORT");
+  c->add_flag("--insecure-loopback", a->insecure, "plain TCP to a loopback receiver (tests only)");
   c->add_flag("--prefetch-worker", a->worker)->group("");
   c->add_option("--segment-size", a->segment_size)->group("");
-  c->callback([a, &ctx] { RunGet(*a, ctx); });
+  c->callback([a, c, &ctx] {
+    if (Status st = ApplyConfig(*c, a->config); !st.ok()) return void(Fail(ctx, st.error()));
+    RunGet(*a, ctx);
+  });
 }
 
 // ---------------- cleanup ----------------
 void AddCleanup(CLI::App& app, Context& ctx) {
   struct Args {
-    std::string restart_point, root, cluster;
+    std::string restart_point, root, cluster, config;
     bool dry_run = false, verbose = false;
   };
   auto a = std::make_shared<Args>();
@@ -174,11 +191,13 @@ void AddCleanup(CLI::App& app, Context& ctx) {
       "postgresql.conf on the standby:\n"
       "  archive_cleanup_command = 'walferry cleanup %r --root /srv/walferry'");
   c->add_option("RESTART_POINT", a->restart_point, "oldest WAL file still needed (%r)")->required();
-  c->add_option("--root,--from", a->root, "archive ROOT directory")->required();
+  c->add_option("--root,--from", a->root, "archive ROOT directory");
   c->add_option("--cluster", a->cluster, "cluster directory under ROOT (default: the only one, or main)");
+  AddConfigOption(c, &a->config);
   c->add_flag("-n,--dry-run", a->dry_run, "list what would be removed");
   c->add_flag("-v,--verbose", a->verbose, "print each removed name");
-  c->callback([a, &ctx] {
+  c->callback([a, c, &ctx] {
+    if (Status st = ApplyConfig(*c, a->config); !st.ok()) return void(Fail(ctx, st.error()));
     auto arch = OpenArchiveRoot(a->root);
     if (!arch.ok()) return void(Fail(ctx, arch.error()));
     auto cluster = pg::ResolveCluster(**arch, a->cluster);
@@ -194,7 +213,7 @@ void AddCleanup(CLI::App& app, Context& ctx) {
 // ---------------- verify ----------------
 void AddVerify(CLI::App& app, Context& ctx) {
   struct Args {
-    std::string root;
+    std::string root, config;
     std::vector<std::string> clusters;
   };
   auto a = std::make_shared<Args>();
@@ -205,11 +224,13 @@ void AddVerify(CLI::App& app, Context& ctx) {
       "segment's page header and length, and looks for holes in each timeline's sequence.\n"
       "Prints what is corrupt or missing; exits 3 when anything is.\n\n"
       "  walferry verify --root /srv/walferry --cluster main\n"
-      "(the archive that postgresql.conf's restore_command = 'walferry get %f %p --from\n"
-      "/srv/walferry' reads)");
-  c->add_option("--root,--from", a->root, "archive ROOT directory")->required();
+      "checks the archive that this postgresql.conf line on the standby reads:\n"
+      "  restore_command = 'walferry get %f %p --from /srv/walferry'");
+  c->add_option("--root,--from", a->root, "archive ROOT directory");
   c->add_option("--cluster", a->clusters, "cluster(s) to check (default: all)");
-  c->callback([a, &ctx] {
+  AddConfigOption(c, &a->config);
+  c->callback([a, c, &ctx] {
+    if (Status st = ApplyConfig(*c, a->config); !st.ok()) return void(Fail(ctx, st.error()));
     auto arch = OpenArchiveRoot(a->root);
     if (!arch.ok()) return void(Fail(ctx, arch.error()));
     auto reports = pg::InspectArchive(**arch, a->clusters, /*full=*/true);
@@ -306,8 +327,8 @@ void AddBasebackup(CLI::App& app, Context& ctx) {
 void AddRestoreBase(CLI::App& app, Context& ctx) {
   struct Args {
     std::string name, from, cluster, pgdata, conninfo, restore_command, cleanup_command, trigger,
-        slot;
-    bool force = false, keep_archiving = false, no_cleanup = false;
+        slot, config, tls_dir;
+    bool force = false, keep_archiving = false, no_cleanup = false, insecure = false;
   };
   auto a = std::make_shared<Args>();
   auto* c = app.add_subcommand(
@@ -318,57 +339,77 @@ void AddRestoreBase(CLI::App& app, Context& ctx) {
       "contents), and writes the standby configuration for the detected PostgreSQL version:\n"
       "10/11 recovery.conf (standby_mode, primary_conninfo, restore_command, trigger_file);\n"
       "12+ standby.signal plus the settings in postgresql.auto.conf. Archiving is switched\n"
-      "off on the standby (archive_mode = off) unless --keep-archiving.\n\n"
+      "off on the standby (archive_mode = off) unless --keep-archiving. --from HOST:PORT reads\n"
+      "the backup from a receiver over the network (then restore_command does too, and no\n"
+      "archive_cleanup_command is set).\n\n"
       "  walferry restore-base base.tar --from /srv/walferry --pgdata /var/lib/postgresql/15/main \\\n"
       "      --primary-conninfo 'host=192.168.0.5 user=replicator'\n"
-      "writes, for PostgreSQL 15, into postgresql.auto.conf:\n"
+      "writes these postgresql.conf settings (into postgresql.auto.conf on 12+, recovery.conf\n"
+      "on 10/11):\n"
       "  restore_command = 'walferry get %f %p --from /srv/walferry'\n"
       "  archive_cleanup_command = 'walferry cleanup %r --root /srv/walferry'");
   c->add_option("NAME", a->name, "name of the stored base backup")->required();
-  c->add_option("--from", a->from, "archive ROOT directory")->required();
+  c->add_option("--root,--from", a->from, "archive ROOT directory");
   c->add_option("--cluster", a->cluster, "cluster directory under ROOT (default: the only one, or main)");
+  AddConfigOption(c, &a->config);
   c->add_option("--pgdata,-D", a->pgdata, "data directory to create")->required();
   c->add_option("--primary-conninfo", a->conninfo, "libpq connection string to the primary (omit for an archive-only standby)");
   c->add_option("--restore-command", a->restore_command, "restore_command (default: walferry get %f %p --from ROOT)");
   c->add_option("--archive-cleanup-command", a->cleanup_command, "archive_cleanup_command (default: walferry cleanup %r --root ROOT)");
   c->add_flag("--no-cleanup", a->no_cleanup, "do not set archive_cleanup_command");
+  c->add_option("--tls-dir", a->tls_dir, "TLS directory (client certificate) for --from HOST:PORT");
+  c->add_flag("--insecure-loopback", a->insecure, "plain TCP to a loopback receiver (tests only)");
   c->add_option("--trigger-file", a->trigger, "trigger_file (10/11) / promote_trigger_file (12-15)");
   c->add_option("--slot", a->slot, "primary_slot_name");
   c->add_flag("--force", a->force, "replace the contents of a non-empty data directory");
   c->add_flag("--keep-archiving", a->keep_archiving, "keep the primary's archive settings");
-  c->callback([a, &ctx] {
-    if (IsRemote(a->from)) {
-      return void(Fail(ctx, Error(ErrorCode::kUnsupported,
-                                  "restore-base --from HOST:PORT is not available yet; run it on "
-                                  "the receiver's host with --from ROOT")));
-    }
-    auto arch = OpenArchiveRoot(a->from);
-    if (!arch.ok()) return void(Fail(ctx, arch.error()));
-    auto cluster = pg::ResolveCluster(**arch, a->cluster);
-    if (!cluster.ok()) return void(Fail(ctx, cluster.error()));
-    auto entry = (*arch)->Find(*cluster, a->name);
-    if (!entry.ok()) {
-      if (entry.error().code() == ErrorCode::kNotFound) {
-        return void(Fail(ctx, Error(ErrorCode::kNotFound, "no base backup '" + a->name +
-                                                              "' in " + a->from + " (cluster " +
-                                                              *cluster + ")")));
+  c->callback([a, c, &ctx] {
+    if (Status st = ApplyConfig(*c, a->config); !st.ok()) return void(Fail(ctx, st.error()));
+    const bool remote = IsRemote(a->from);
+    std::unique_ptr<archive::Archive> arch;
+    std::unique_ptr<pg::EntrySource> source;
+    std::string cluster = a->cluster;
+    if (remote) {
+      auto ep = transport::ParseEndpoint(a->from);
+      if (!ep.ok()) return void(Fail(ctx, ep.error()));
+      source = pg::RemoteSource({*ep, {a->tls_dir, cluster, a->insecure}, cluster});
+    } else {
+      auto opened = OpenArchiveRoot(a->from);
+      if (!opened.ok()) return void(Fail(ctx, opened.error()));
+      arch = std::move(opened).value();
+      auto resolved = pg::ResolveCluster(*arch, a->cluster);
+      if (!resolved.ok()) return void(Fail(ctx, resolved.error()));
+      cluster = *resolved;
+      if (auto found = arch->Find(cluster, a->name); !found.ok()) {
+        if (found.error().code() == ErrorCode::kNotFound) {
+          return void(Fail(ctx, Error(ErrorCode::kNotFound, "no base backup '" + a->name + "' in " +
+                                                                a->from + " (cluster " + cluster + ")")));
+        }
+        return void(Fail(ctx, found.error()));
       }
-      return void(Fail(ctx, entry.error()));
+      source = pg::LocalSource(*arch, cluster);
     }
     const std::string pgdata = Absolute(a->pgdata);
     Status st = pg::PrepareEmptyDataDir(pgdata, a->force);
     if (!st.ok()) return void(Fail(ctx, st.error()));
-    st = pg::UnpackTar(pgdata, [&](ByteSink& sink) { return archive::ReadEntry(*entry, sink); });
-    if (!st.ok()) return void(Fail(ctx, st.error().Wrap("restore " + a->name)));
+    st = pg::UnpackTar(pgdata, [&](ByteSink& sink) { return source->Read(a->name, sink); });
+    if (!st.ok()) {
+      if (st.error().code() == ErrorCode::kNotFound) {
+        return void(Fail(ctx, Error(ErrorCode::kNotFound, "no base backup '" + a->name + "' on " + a->from)));
+      }
+      return void(Fail(ctx, st.error().Wrap("restore " + a->name)));
+    }
     const std::string self = pg::SelfCommand();
-    const std::string root = Absolute(a->from);
-    std::string cluster_arg = a->cluster.empty() ? "" : " --cluster " + pg::ShellQuote(*cluster);
+    const std::string root = remote ? a->from : Absolute(a->from);
+    std::string cluster_arg = a->cluster.empty() ? "" : " --cluster " + pg::ShellQuote(cluster);
+    if (remote && !a->tls_dir.empty()) cluster_arg += " --tls-dir " + pg::ShellQuote(Absolute(a->tls_dir));
+    if (remote && a->insecure) cluster_arg += " --insecure-loopback";
     pg::StandbyOptions o;
     o.primary_conninfo = a->conninfo;
     o.restore_command = !a->restore_command.empty()
                             ? a->restore_command
                             : pg::ShellQuote(self) + " get %f %p --from " + pg::ShellQuote(root) + cluster_arg;
-    if (!a->no_cleanup) {
+    if (!a->no_cleanup && (!remote || !a->cleanup_command.empty())) {
       o.archive_cleanup_command = !a->cleanup_command.empty()
                                       ? a->cleanup_command
                                       : pg::ShellQuote(self) + " cleanup %r --root " +
@@ -482,7 +523,7 @@ void AddSetup(CLI::App& app, Context& ctx) {
 void AddStatus(CLI::App& app, Context& ctx) {
   struct Args {
     bool json = false;
-    std::string root;
+    std::string root, config;
     std::vector<std::string> clusters;
     pg::ConnOptions conn;
   };
@@ -507,7 +548,9 @@ void AddStatus(CLI::App& app, Context& ctx) {
   c->add_option("--pgbin", a->conn.pgbin, "directory of psql");
   c->add_option("--root", a->root, "archive ROOT directory (receiver side)");
   c->add_option("--cluster", a->clusters, "cluster(s) of the archive (default: all)");
-  c->callback([a, &ctx] {
+  AddConfigOption(c, &a->config);
+  c->callback([a, c, &ctx] {
+    if (Status st = ApplyConfig(*c, a->config); !st.ok()) return void(Fail(ctx, st.error()));
     std::optional<pg::ServerStatus> server;
     std::vector<pg::ClusterReport> reports;
     bool have_archive = false;
@@ -558,7 +601,7 @@ void AddPromote(CLI::App& app, Context& ctx) {
       "(PostgreSQL 10..17; no trigger file needed, and 16+ has none) and waits until the\n"
       "server accepts writes. Run it as the data directory's owner.\n\n"
       "  walferry promote --pgdata /var/lib/postgresql/15/main\n"
-      "for a standby whose postgresql.auto.conf has:\n"
+      "for a standby whose postgresql.conf (or postgresql.auto.conf) has:\n"
       "  restore_command = 'walferry get %f %p --from /srv/walferry'");
   c->add_option("--pgdata,-D", a->pgdata, "the standby's data directory")->required();
   c->add_option("--pgbin", a->pgbin, "directory of pg_ctl");

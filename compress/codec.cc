@@ -205,10 +205,11 @@ Result<Algorithm> DetectAlgorithm(std::span<const std::byte> head) {
 }
 
 int LibdeflateLevel(int gzip_level) {
-  // Our gzip levels 1..12 onto libdeflate's 1..12. Chosen from measurements on
-  // pgbench base backups and WAL (docs/compression.md): our -6 reaches pigz -6's
-  // size within 3% at about twice the per-core speed of zlib.
-  static constexpr int kMap[13] = {0, 1, 2, 3, 4, 4, 5, 6, 7, 8, 10, 11, 12};
+  // Our gzip level N maps onto the fastest libdeflate level whose output is
+  // within ~1% of pigz -N's on real base backups and WAL (docs/compression.md):
+  // -6 -> 5 (libdeflate 4 is 4% larger than pigz -6 on WAL), -9 -> 7; 10..12 are
+  // libdeflate's near-optimal parsing, beyond what zlib offers.
+  static constexpr int kMap[13] = {0, 1, 1, 2, 3, 4, 5, 6, 6, 7, 10, 11, 12};
   if (gzip_level < 1) return 1;
   if (gzip_level > 12) return 12;
   return kMap[gzip_level];

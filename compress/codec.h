@@ -79,6 +79,10 @@ struct PipelineStats {
   std::uint64_t raw_bytes = 0;          // bytes read from the source
   std::size_t buffers_allocated = 0;    // raw buffers the pool ever allocated (<= in_flight)
   std::size_t in_flight = 0;            // the in_flight bound in force
+  // Summed over workers: seconds spent compressing, and seconds spent waiting
+  // for a chunk to compress (from the first read to the end of input).
+  double worker_busy_seconds = 0;
+  double worker_idle_seconds = 0;
 };
 
 struct PipelineOptions {

@@ -27,7 +27,7 @@ namespace {
 // Frames/members larger than this (raw) are decoded by streaming, so a crafted
 // header cannot make each in-flight slot allocate a huge buffer.
 constexpr std::size_t kMaxParallelRaw = std::size_t{16} << 20;
-constexpr std::size_t kWindowSize = std::size_t{4} << 20;
+constexpr std::size_t kWindowSize = std::size_t{1} << 20;
 constexpr std::size_t kStreamOutSize = std::size_t{1} << 20;
 constexpr std::size_t kMaxGzipHeader = std::size_t{1} << 20;
 constexpr std::uint32_t kZstdMagic = 0xFD2FB528u;
@@ -117,7 +117,7 @@ class Decompressor {
  public:
   Decompressor(ByteSource& src, ByteSink& sink, std::size_t threads)
       : src_(src), sink_(sink), window_(src), threads_(ResolveThreads(threads)),
-        in_flight_(2 * threads_ + 2), slots_(in_flight_), work_(in_flight_) {}
+        in_flight_(threads_ + 2), slots_(in_flight_), work_(in_flight_) {}
 
   ~Decompressor() {
     if (zstream_) ZSTD_freeDStream(zstream_);

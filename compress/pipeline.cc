@@ -2,6 +2,7 @@
 // pooled buffers and emits finished chunks in index order; N worker threads,
 // each owning one Codec, compress. At most `in_flight` chunks exist between
 // read and emit, so memory is bounded whatever the stream length.
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -9,7 +10,6 @@
 
 #include "compress/codec.h"
 #include "compress/pipeline_internal.h"
-#include "core/bounded_queue.h"
 #include "core/buffer_pool.h"
 #include "core/hash.h"
 #include "core/thread_pool.h"
@@ -62,117 +62,184 @@ Status CompressChunks(ByteSource& src, const PipelineOptions& options,
   BufferPool raw_pool(chunk_size, in_flight);
   BufferPool out_pool(codecs[0]->Bound(chunk_size), in_flight);
   std::vector<Job> slots(in_flight);
+
+  // Reading: whichever worker is free reads the next chunk under read_mu, so
+  // no thread hop sits between reading and compressing.
+  std::mutex read_mu;
+  std::uint64_t next_index = 0;  // guarded by read_mu
+  std::uint64_t raw_offset = 0;  // guarded by read_mu
+  bool source_done = false;      // guarded by read_mu
+
+  // Everything below is guarded by mu.
   std::mutex mu;
-  std::condition_variable done_cv;
-  BoundedQueue<Job*> work(in_flight);
+  std::condition_variable cv;
+  std::size_t in_use = 0;    // chunks between "slot taken" and "emitted"
+  bool abort = false;        // stop reading and compressing
+  bool eof = false;          // the source is exhausted; `total` chunks exist
+  std::uint64_t total = 0;
+  Status read_status;
+  double busy_seconds = 0, idle_seconds = 0;
 
-  std::uint64_t next_index = 0;  // next chunk to read
-  std::uint64_t next_emit = 0;   // next chunk to emit
-  std::uint64_t raw_offset = 0;
-  bool eof = false;
-  Status result;
-
-  {
-    WorkerGroup workers(work);  // joined before slots and pools go away
-    for (std::size_t i = 0; i < threads; ++i) {
-      Codec* codec = codecs[i].get();
-      workers.Start([&, codec] {
-        while (auto item = work.Pop()) {
-          Job* job = *item;
-          job->xxh = Xxh3_64(job->raw.bytes());
-          auto r = codec->Compress(job->raw.bytes(), job->out.whole());
-          if (r.ok()) {
-            job->out_len = *r;
-          } else {
-            job->status = r.error();
-          }
-          std::lock_guard lk(mu);
-          job->done = true;
-          done_cv.notify_all();
-        }
-      });
-    }
-
-    // Resume: read and drop the first chunks without compressing them.
-    if (options.skip_chunks > 0) {
-      PooledBuffer scratch = raw_pool.Acquire();
-      while (next_index < options.skip_chunks) {
-        auto n = ReadFully(src, scratch.whole());
-        if (!n.ok()) return n.error();
-        raw_offset += *n;
-        if (*n == 0) {
-          eof = true;
-          break;
-        }
-        ++next_index;
-        if (*n < chunk_size) {
-          eof = true;
-          break;
-        }
-      }
-      next_emit = next_index;
-    }
-
-    while (result.ok()) {
-      if (next_emit < next_index) {
-        Job& job = slots[next_emit % in_flight];
-        std::unique_lock lk(mu);
-        // Emit whenever the oldest chunk is ready, or when nothing else can be done.
-        if (job.done || eof || next_index - next_emit >= in_flight) {
-          done_cv.wait(lk, [&] { return job.done; });
-          lk.unlock();
-          if (!job.status.ok()) {
-            result = job.status;
-            break;
-          }
-          Chunk chunk;
-          chunk.index = job.index;
-          chunk.raw_offset = job.raw_offset;
-          chunk.raw_len = static_cast<std::uint32_t>(job.raw.size());
-          chunk.raw_xxh3 = job.xxh;
-          chunk.raw = job.raw.bytes();
-          chunk.payload = std::span<const std::byte>(job.out.data(), job.out_len);
-          result = emit(chunk);
-          job.raw = PooledBuffer();
-          job.out = PooledBuffer();
-          ++next_emit;
-          continue;
-        }
-      } else if (eof) {
+  // Resume: read and drop the first chunks without compressing them.
+  if (options.skip_chunks > 0) {
+    PooledBuffer scratch = raw_pool.Acquire();
+    while (next_index < options.skip_chunks) {
+      WF_ASSIGN(std::size_t n, ReadFully(src, scratch.whole()));
+      raw_offset += n;
+      if (n == 0) {
+        source_done = true;
         break;
       }
-      // Read the next chunk; a buffer is always free here.
-      PooledBuffer raw = raw_pool.Acquire();
-      auto n = ReadFully(src, raw.whole());
-      if (!n.ok()) {
-        result = n.error();
-        break;
-      }
-      if (*n < chunk_size) eof = true;
-      if (*n == 0) continue;
-      raw.set_size(*n);
-      Job& job = slots[next_index % in_flight];
-      job.index = next_index;
-      job.raw_offset = raw_offset;
-      job.raw = std::move(raw);
-      job.out = out_pool.Acquire();
-      job.out_len = 0;
-      job.status = Status::Ok();
-      {
-        std::lock_guard lk(mu);
-        job.done = false;
-      }
-      raw_offset += *n;
       ++next_index;
-      work.Push(&job);
+      if (n < chunk_size) {
+        source_done = true;
+        break;
+      }
     }
-  }  // workers drain the queue and join
+    if (source_done) {
+      eof = true;
+      total = next_index;
+    }
+  }
+  const std::uint64_t first_index = next_index;
+
+  auto worker = [&](Codec* codec) {
+    using Clock = std::chrono::steady_clock;
+    Clock::duration busy{}, idle{};
+    while (true) {
+      auto t0 = Clock::now();
+      {
+        std::unique_lock lk(mu);
+        cv.wait(lk, [&] { return abort || eof || in_use < in_flight; });
+        if (abort || eof) break;
+        ++in_use;
+      }
+      PooledBuffer raw = raw_pool.Acquire();  // never blocks: in_use <= in_flight
+      std::uint64_t index = 0, offset = 0;
+      std::size_t n = 0;
+      Clock::time_point t1;
+      {
+        std::unique_lock rlk(read_mu);
+        t1 = Clock::now();
+        idle += t1 - t0;
+        Status error;
+        if (!source_done) {
+          auto r = ReadFully(src, raw.whole());
+          if (r.ok()) {
+            n = *r;
+            if (n < chunk_size) source_done = true;
+          } else {
+            error = r.error();
+            source_done = true;
+          }
+        }
+        if (n > 0) {
+          index = next_index++;
+          offset = raw_offset;
+          raw_offset += n;
+        }
+        if (source_done || !error.ok()) {
+          std::lock_guard lk(mu);
+          if (!error.ok()) {
+            read_status = error;
+            abort = true;
+          }
+          eof = true;
+          total = next_index;
+          if (n == 0) --in_use;
+          cv.notify_all();
+        }
+      }
+      if (n == 0) break;
+      raw.set_size(n);
+      Job& job = slots[index % in_flight];
+      job.index = index;
+      job.raw_offset = offset;
+      job.raw = std::move(raw);
+      job.out = out_pool.Acquire();  // never blocks either
+      job.xxh = Xxh3_64(job.raw.bytes());
+      auto r = codec->Compress(job.raw.bytes(), job.out.whole());
+      if (r.ok()) {
+        job.out_len = *r;
+        job.status = Status::Ok();
+      } else {
+        job.status = r.error();
+      }
+      busy += Clock::now() - t1;
+      std::lock_guard lk(mu);
+      job.done = true;
+      cv.notify_all();
+    }
+    std::lock_guard lk(mu);
+    busy_seconds += std::chrono::duration<double>(busy).count();
+    idle_seconds += std::chrono::duration<double>(idle).count();
+  };
+
+  Status result;
+  std::uint64_t next_emit = first_index;
+  {
+    std::vector<std::thread> workers;
+    // Joined on every path out of this block, after telling the workers to stop.
+    struct Joiner {
+      std::vector<std::thread>& threads;
+      std::mutex& mu;
+      std::condition_variable& cv;
+      bool& abort;
+      ~Joiner() {
+        {
+          std::lock_guard lk(mu);
+          abort = true;
+          cv.notify_all();
+        }
+        for (auto& t : threads) t.join();
+      }
+    } joiner{workers, mu, cv, abort};
+    for (auto& c : codecs) workers.emplace_back(worker, c.get());
+
+    while (true) {
+      Job& job = slots[next_emit % in_flight];
+      {
+        std::unique_lock lk(mu);
+        cv.wait(lk, [&] {
+          return !read_status.ok() || (job.done && job.index == next_emit) ||
+                 (eof && next_emit >= total);
+        });
+        if (!read_status.ok()) {
+          result = read_status;
+          break;
+        }
+        if (!(job.done && job.index == next_emit)) break;  // all emitted
+      }
+      if (!job.status.ok()) {
+        result = job.status;
+        break;
+      }
+      Chunk chunk;
+      chunk.index = job.index;
+      chunk.raw_offset = job.raw_offset;
+      chunk.raw_len = static_cast<std::uint32_t>(job.raw.size());
+      chunk.raw_xxh3 = job.xxh;
+      chunk.raw = job.raw.bytes();
+      chunk.payload = std::span<const std::byte>(job.out.data(), job.out_len);
+      result = emit(chunk);
+      if (!result.ok()) break;
+      job.raw = PooledBuffer();
+      job.out = PooledBuffer();
+      std::lock_guard lk(mu);
+      job.done = false;
+      --in_use;
+      ++next_emit;
+      cv.notify_all();
+    }
+  }  // workers stopped and joined
 
   if (stats) {
-    stats->chunks = next_emit - std::min(next_emit, options.skip_chunks);
+    stats->chunks = next_emit - first_index;
     stats->raw_bytes = raw_offset;
     stats->buffers_allocated = raw_pool.allocated();
     stats->in_flight = in_flight;
+    stats->worker_busy_seconds = busy_seconds;
+    stats->worker_idle_seconds = idle_seconds;
   }
   return result;
 }

@@ -20,6 +20,7 @@
 #include "core/hash.h"
 #include "core/stream.h"
 #include "pg/wal_names.h"
+#include "transport/wire.h"
 
 extern char** environ;
 
@@ -166,8 +167,8 @@ void StartPrefetchWorker(const GetOptions& o, const std::string& dir, std::uint3
                                    "--prefetch-worker",
                                    "--prefetch",    std::to_string(o.prefetch),
                                    "--prefetch-dir", dir,
-                                   "--segment-size", std::to_string(seg_size),
-                                   "--cluster",     o.cluster};
+                                   "--segment-size", std::to_string(seg_size)};
+  if (!o.cluster.empty()) args.insert(args.end(), {"--cluster", o.cluster});
   args.insert(args.end(), o.worker_args.begin(), o.worker_args.end());
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
@@ -208,7 +209,107 @@ Result<std::string> ResolveCluster(const archive::Archive& a, const std::string&
   return std::string("main");
 }
 
-Status GetFromArchive(const archive::Archive& a, const GetOptions& o) {
+namespace {
+
+class LocalSourceImpl final : public EntrySource {
+ public:
+  LocalSourceImpl(const archive::Archive& a, std::string cluster) : a_(a), cluster_(std::move(cluster)) {}
+  Status Read(const std::string& name, ByteSink& sink) override {
+    WF_ASSIGN(archive::StoredEntry entry, a_.Find(cluster_, name));
+    return archive::ReadEntry(entry, sink);
+  }
+
+ private:
+  const archive::Archive& a_;
+  std::string cluster_;
+};
+
+class RemoteSourceImpl final : public EntrySource {
+ public:
+  explicit RemoteSourceImpl(RemoteSpec spec) : spec_(std::move(spec)) {}
+  Status Read(const std::string& name, ByteSink& sink) override {
+    using namespace transport;
+    const std::string peer = spec_.endpoint.host + ":" + std::to_string(spec_.endpoint.port);
+    WF_ASSIGN(auto conn, Connect(spec_.endpoint, spec_.tls));
+    FrameReader reader(*conn);
+    FrameWriter writer(*conn);
+    auto remote_error = [&](const Frame& f) -> Error {
+      if (TypeOf(f) == FrameType::kError) {
+        const auto& e = std::get<ErrorFrame>(f);
+        return Error(e.code, e.code == ErrorCode::kNotFound ? e.message : peer + ": " + e.message);
+      }
+      return Error(ErrorCode::kProtocol, peer + ": unexpected " + std::string(FrameTypeName(TypeOf(f))));
+    };
+    WF_TRY(writer.Write(HelloFrame{kProtocolVersion, kFeatureNone, spec_.cluster}));
+    WF_ASSIGN(Frame hello, reader.Read());
+    if (TypeOf(hello) != FrameType::kHello) return remote_error(hello);
+    WF_TRY(writer.Write(FetchFrame{0, name}));
+    WF_ASSIGN(Frame first, reader.Read());
+    if (TypeOf(first) != FrameType::kOpen) return remote_error(first);
+    const OpenFrame open = std::get<OpenFrame>(first);
+    if (open.name != name) return Error(ErrorCode::kProtocol, peer + " answered for another name");
+    WF_ASSIGN(auto decoder, compress::MakeDecoder(compress::Algorithm::kZstd));
+    std::unique_ptr<compress::Decoder> gzip;
+    std::vector<std::byte> raw;
+    Xxh3Stream hash;
+    std::uint64_t index = 0, offset = 0;
+    for (;;) {
+      WF_ASSIGN(Frame f, reader.Read());
+      if (TypeOf(f) == FrameType::kChunk) {
+        const auto& c = std::get<ChunkFrame>(f);
+        if (c.index != index || c.raw_offset != offset || c.raw_len > open.chunk_size) {
+          return Error(ErrorCode::kProtocol, peer + ": chunk " + std::to_string(c.index) + " out of order");
+        }
+        std::span<const std::byte> bytes = c.payload;
+        if (c.codec != WireCodec::kRaw) {
+          raw.resize(c.raw_len);
+          compress::Decoder* d = decoder.get();
+          if (c.codec == WireCodec::kGzip) {
+            if (!gzip) {
+              WF_ASSIGN(gzip, compress::MakeDecoder(compress::Algorithm::kGzip));
+            }
+            d = gzip.get();
+          }
+          Status st = d->DecompressChunk(c.payload, raw);
+          if (!st.ok()) return st.error().Wrap(name + " from " + peer);
+          bytes = raw;
+        }
+        if (Xxh3_64(bytes) != c.raw_xxh3) {
+          return Error(ErrorCode::kCorrupt, name + " from " + peer + ": chunk " + std::to_string(c.index) +
+                                                " checksum mismatch");
+        }
+        hash.Update(bytes);
+        WF_TRY(sink.Write(bytes));
+        ++index;
+        offset += c.raw_len;
+        continue;
+      }
+      if (TypeOf(f) == FrameType::kCommit) {
+        const auto& c = std::get<CommitFrame>(f);
+        if (c.raw_size != offset || !(c.raw_hash == hash.Digest())) {
+          return Error(ErrorCode::kCorrupt, name + " from " + peer + ": size or checksum of the whole file mismatch");
+        }
+        return sink.Finish();
+      }
+      return remote_error(f);
+    }
+  }
+
+ private:
+  RemoteSpec spec_;
+};
+
+}  // namespace
+
+std::unique_ptr<EntrySource> LocalSource(const archive::Archive& a, std::string cluster) {
+  return std::make_unique<LocalSourceImpl>(a, std::move(cluster));
+}
+
+std::unique_ptr<EntrySource> RemoteSource(RemoteSpec spec) {
+  return std::make_unique<RemoteSourceImpl>(std::move(spec));
+}
+
+Status GetFromArchive(EntrySource& source, const GetOptions& o) {
   const bool segment = IsSegment(o.name);
   std::string dir;
   if (segment && o.prefetch > 0) {
@@ -221,11 +322,13 @@ Status GetFromArchive(const archive::Archive& a, const GetOptions& o) {
     WF_ASSIGN(done, TryPrefetched(dir + "/" + o.name, o.dest, o.name, &info));
   }
   if (!done) {
-    WF_ASSIGN(archive::StoredEntry entry, a.Find(o.cluster, o.name));
     WF_ASSIGN(auto out, AtomicFile::Create(o.dest, /*overwrite=*/true, 0600));
     CheckingSink check(out.get());
-    Status st = archive::ReadEntry(entry, check);
-    if (!st.ok()) return Corrupt(o.name + " in the archive", st.error());
+    Status st = source.Read(o.name, check);
+    if (!st.ok()) {
+      if (st.error().code() == ErrorCode::kNotFound) return st;
+      return Corrupt(o.name + " in the archive", st.error());
+    }
     if (segment) {
       Status c = check.CheckSegment(o.name, &info, true);
       if (!c.ok()) return Corrupt(o.name + " in the archive", c.error());
@@ -236,8 +339,7 @@ Status GetFromArchive(const archive::Archive& a, const GetOptions& o) {
   return Status::Ok();
 }
 
-Status PrefetchSegments(const archive::Archive& a, const std::string& cluster,
-                        const std::string& name, std::uint32_t segment_size, int count,
+Status PrefetchSegments(EntrySource& source, const std::string& name, std::uint32_t segment_size, int count,
                         const std::string& dir) {
   auto seg = ParseSegmentName(name);
   if (!seg) return Error(ErrorCode::kInvalidArgument, "not a segment name: " + name);
@@ -264,14 +366,13 @@ Status PrefetchSegments(const archive::Archive& a, const std::string& cluster,
   for (const std::string& next : NextSegmentNames(*seg, per_id, count)) {
     const std::string path = dir + "/" + next;
     if (::access(path.c_str(), F_OK) == 0) continue;
-    auto entry = a.Find(cluster, next);
-    if (!entry.ok()) {
-      if (entry.error().code() == ErrorCode::kNotFound) break;  // not archived yet
-      return entry.error();
-    }
     WF_ASSIGN(auto out, AtomicFile::Create(path, /*overwrite=*/false, 0600));
     CheckingSink check(out.get(), /*hash=*/true);
-    WF_TRY(archive::ReadEntry(*entry, check));
+    Status st = source.Read(next, check);
+    if (!st.ok()) {
+      if (st.error().code() == ErrorCode::kNotFound) break;  // not archived yet
+      return st;
+    }
     WF_TRY(check.CheckSegment(next, nullptr, true));
     std::byte trailer[kTrailer];
     Hash128 h = check.Digest();

@@ -12,12 +12,34 @@
 
 #include "archive/archive.h"
 #include "core/result.h"
+#include "core/stream.h"
+#include "transport/net.h"
 
 namespace walferry::pg {
 
 // Picks the cluster: `requested` when set; else the only cluster under ROOT;
 // else "main".
 Result<std::string> ResolveCluster(const archive::Archive& a, const std::string& requested);
+
+// Where `get` reads entries of one cluster from: the local archive, or a
+// receiver over the network (FETCH). Not thread-safe.
+class EntrySource {
+ public:
+  virtual ~EntrySource() = default;
+  // Streams the raw (decompressed, checksum-verified) content of entry `name`
+  // to `sink` (Finish is called). kNotFound when there is no such entry.
+  virtual Status Read(const std::string& name, ByteSink& sink) = 0;
+};
+std::unique_ptr<EntrySource> LocalSource(const archive::Archive& a, std::string cluster);
+
+struct RemoteSpec {
+  transport::Endpoint endpoint;
+  transport::TlsConfig tls;
+  std::string cluster;  // claimed on an insecure connection; the certificate decides otherwise
+};
+// Each Read opens one connection, sends FETCH and verifies every chunk's
+// XXH3-64 and the whole stream's size and XXH3-128 (kCorrupt otherwise).
+std::unique_ptr<EntrySource> RemoteSource(RemoteSpec spec);
 
 struct GetOptions {
   std::string name;          // %f: archive name (segment, .history, .backup, ...)
@@ -36,15 +58,14 @@ struct GetOptions {
 // length must be the segment size). kNotFound (quietly reported by the caller)
 // when the archive has no such entry; kCorrupt on a bad entry. Starts the
 // background prefetch of the following segments when `name` is a segment.
-Status GetFromArchive(const archive::Archive& a, const GetOptions& o);
+Status GetFromArchive(EntrySource& source, const GetOptions& o);
 
 // The background worker: fetches the `count` segments after `name` that are in
 // the archive and not yet in `dir`, each stored as raw bytes followed by a
 // 24-byte trailer (XXH3-128 + magic), and drops cached segments at or before
 // `name`. Returns quietly when another worker holds the directory's lock.
 // `segment_size` (from the requested segment's header) numbers the segments.
-Status PrefetchSegments(const archive::Archive& a, const std::string& cluster,
-                        const std::string& name, std::uint32_t segment_size, int count,
+Status PrefetchSegments(EntrySource& source, const std::string& name, std::uint32_t segment_size, int count,
                         const std::string& dir);
 
 struct CleanupResult {

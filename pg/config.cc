@@ -163,7 +163,12 @@ Result<StandbyConfig> MakeStandbyConfig(const StandbyOptions& o) {
   c.auto_conf_remove = {"primary_conninfo", "restore_command", "archive_cleanup_command",
                         "primary_slot_name", "promote_trigger_file", "recovery_target_timeline",
                         "standby_mode", "trigger_file"};
-  if (o.disable_archiving) c.auto_conf.push_back(Restart("archive_mode", "off"));
+  if (o.disable_archiving) {
+    // As the guide comments the primary's archive settings out on the standby.
+    c.auto_conf.push_back(Restart("archive_mode", "off"));
+    c.auto_conf_remove.push_back("archive_command");
+    c.auto_conf_remove.push_back("archive_timeout");
+  }
   c.auto_conf.push_back(Restart("hot_standby", "on"));
   std::vector<Setting> rec;
   if (o.major <= 11) rec.push_back(Reload("standby_mode", "on"));

@@ -3,7 +3,9 @@
 // exists-different, WAL checks, system identifiers, symlink attacks, two
 // receivers at once, disk full, stale temp data.
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <sys/mount.h>
+#include <sys/statvfs.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -504,6 +506,26 @@ TEST_F(ArchiveIncoming, SymlinkedWalDirAndEntriesAreRefused) {
   EXPECT_EQ(bad.error().code(), ErrorCode::kRefused);
 }
 
+TEST_F(ArchiveIncoming, SymlinksPlantedInIncomingAreNotFollowed) {
+  auto a = Open();
+  const std::string target = dir_ + "/victim";
+  auto original = Pattern(100, 1);
+  WriteBytes(target, original);
+  ASSERT_EQ(::symlink(target.c_str(), (root_ + "/.incoming/" + Id(1) + ".data").c_str()), 0);
+  auto r = a->Begin(Spec("f", 1));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kRefused);
+  // A symlinked manifest is not read; the transfer starts over and replaces
+  // the link itself, never the file it points to.
+  ASSERT_EQ(::symlink(target.c_str(), (root_ + "/.incoming/" + Id(2) + ".state").c_str()), 0);
+  auto in = a->Begin(Spec("g", 2));
+  ASSERT_TRUE(in.ok()) << in.error().message();
+  EXPECT_EQ((*in)->next_chunk(), 0u);
+  ASSERT_TRUE(AppendRange(**in, Pattern(10, 2), 0, 1).ok());
+  ASSERT_TRUE((*in)->Sync().ok());
+  EXPECT_EQ(ReadBytes(target), original);
+}
+
 TEST_F(ArchiveIncoming, RootReachedThroughSymlinkWorks) {
   const std::string real = dir_ + "/real";
   ASSERT_EQ(::mkdir(real.c_str(), 0700), 0);
@@ -636,6 +658,84 @@ TEST_F(ArchiveIncoming, DiskFullCleansUpAndPlacesNothing) {
   auto r = SendAll(**ar, Spec("small", 2), small);
   ASSERT_TRUE(r.ok()) << r.error().message();
   EXPECT_EQ(ReadBytes(mnt + "/root/main/files/small"), small);
+}
+
+// A tmpfs of `size` mounted under the test's scratch dir (unmounted at exit).
+class SmallTmpfs {
+ public:
+  SmallTmpfs(const std::string& dir, const char* size) : path_(dir + "/small") {
+    ::mkdir(path_.c_str(), 0700);
+    std::string opts = std::string("size=") + size;
+    mounted_ = ::mount("tmpfs", path_.c_str(), "tmpfs", 0, opts.c_str()) == 0;
+    if (!mounted_) error_ = std::strerror(errno);
+  }
+  ~SmallTmpfs() {
+    if (mounted_) ::umount2(path_.c_str(), MNT_DETACH);
+  }
+  bool mounted() const { return mounted_; }
+  const std::string& error() const { return error_; }
+  const std::string& path() const { return path_; }
+  // Fills the filesystem so that exactly `left` bytes stay free.
+  bool FillLeaving(std::uint64_t left) {
+    struct statvfs vfs{};
+    if (::statvfs(path_.c_str(), &vfs) != 0) return false;
+    std::uint64_t avail = static_cast<std::uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+    if (avail < left) return false;
+    int fd = ::open((path_ + "/filler").c_str(), O_WRONLY | O_CREAT, 0600);
+    if (fd < 0) return false;
+    int rc = avail == left ? 0 : ::posix_fallocate(fd, 0, static_cast<off_t>(avail - left));
+    ::close(fd);
+    return rc == 0;
+  }
+
+ private:
+  std::string path_, error_;
+  bool mounted_ = false;
+};
+
+// Disk full while persisting the resume manifest (Sync), not while writing data.
+TEST_F(ArchiveIncoming, DiskFullAtSyncCleansUp) {
+  SmallTmpfs fs(dir_, "1m");
+  if (!fs.mounted()) GTEST_SKIP() << "cannot mount a tmpfs here: " << fs.error();
+  auto ar = Archive::Open(fs.path() + "/root", StoreFormat::kRaw);
+  ASSERT_TRUE(ar.ok());
+  auto in = (*ar)->Begin(Spec("f", 1));
+  ASSERT_TRUE(in.ok());
+  ASSERT_TRUE(fs.FillLeaving(4096));
+  auto page = Pattern(4096, 3);
+  ASSERT_TRUE((*in)->Append(0, page, compress::Algorithm::kRaw, page).ok());  // uses the last page
+  auto st = (*in)->Sync();                                                    // manifest: no room
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().code(), ErrorCode::kNoSpace);
+  EXPECT_NE(st.error().message().find("disk full"), std::string::npos) << st.error().message();
+  EXPECT_EQ(std::system(("test -z \"$(ls -A '" + fs.path() + "/root/.incoming')\"").c_str()), 0);
+  EXPECT_FALSE(Exists(fs.path() + "/root/main/files/f"));
+}
+
+// Disk full while recording the cluster's system identifier at the first commit.
+TEST_F(ArchiveIncoming, DiskFullAtCommitCleansUp) {
+  auto seg = RealWalSegment(16);
+  if (seg.empty()) GTEST_SKIP() << "PostgreSQL initdb not available";
+  SmallTmpfs fs(dir_, "20m");
+  if (!fs.mounted()) GTEST_SKIP() << "cannot mount a tmpfs here: " << fs.error();
+  auto ar = Archive::Open(fs.path() + "/root", StoreFormat::kRaw);
+  ASSERT_TRUE(ar.ok());
+  const std::string name = "000000010000000000000001";
+  auto in = (*ar)->Begin(Spec(name, 1, static_cast<std::int64_t>(seg.size())));
+  ASSERT_TRUE(in.ok());
+  ASSERT_TRUE(fs.FillLeaving(seg.size()));
+  ASSERT_TRUE(AppendRange(**in, seg, 0, Chunks(seg)).ok());  // exactly fills the disk
+  auto r = (*in)->Commit(seg.size(), Xxh3_128(seg));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kNoSpace) << r.error().message();
+  EXPECT_FALSE(Exists(fs.path() + "/root/main/wal/" + name));
+  EXPECT_FALSE(Exists(fs.path() + "/root/main/system_identifier"));
+  EXPECT_EQ(std::system(("test -z \"$(ls -A '" + fs.path() + "/root/.incoming')\"").c_str()), 0);
+  // With space again, the same segment goes in.
+  ASSERT_EQ(::unlink((fs.path() + "/filler").c_str()), 0);
+  in->reset();
+  ASSERT_EQ(*SendAll(**ar, Spec(name, 2), seg), CommitOutcome::kPlaced);
+  EXPECT_TRUE(Exists(fs.path() + "/root/main/system_identifier"));
 }
 
 }  // namespace

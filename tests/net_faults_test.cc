@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -110,24 +111,25 @@ class NetFaultsTest : public ::testing::Test {
     for (auto& t : conns) t.join();
   }
 
-  // Connects through the proxy and echoes `payload`. Returns the error of the
-  // first failing step, or nullopt when everything round-tripped intact.
+  // Connects through the proxy and echoes `payload` in 16 KiB steps (write a
+  // piece, read it back: one thread, as the Conn contract requires). Returns
+  // the error of the first failing step, or nullopt when everything
+  // round-tripped intact.
   std::optional<Error> EchoThrough(int port, const std::string& payload,
                                    milliseconds timeout = milliseconds(5000)) {
     auto c = Connect({"127.0.0.1", port}, {dir_ + "/tls", "", false});
     if (!c.ok()) return c.error();
     (*c)->SetTimeout(timeout);
-    std::optional<Error> write_error;
-    std::thread writer([&] {
-      Status st = (*c)->WriteAll(std::as_bytes(std::span(payload.data(), payload.size())));
-      if (!st.ok()) write_error = st.error();
-    });
-    std::string back(payload.size(), '\0');
-    Status st = (*c)->ReadExact(std::as_writable_bytes(std::span(back.data(), back.size())));
-    if (!st.ok()) (*c)->Shutdown();  // unblock the writer
-    writer.join();
-    if (!st.ok()) return st.error();
-    if (write_error) return write_error;
+    std::string back;
+    for (std::size_t off = 0; off < payload.size(); off += 16384) {
+      std::size_t n = std::min<std::size_t>(16384, payload.size() - off);
+      Status st = (*c)->WriteAll(std::as_bytes(std::span(payload.data() + off, n)));
+      if (!st.ok()) return st.error();
+      std::string piece(n, '\0');
+      st = (*c)->ReadExact(std::as_writable_bytes(std::span(piece.data(), n)));
+      if (!st.ok()) return st.error();
+      back += piece;
+    }
     EXPECT_TRUE(back == payload) << "echo returned different bytes";
     return std::nullopt;
   }

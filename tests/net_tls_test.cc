@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "transport/net.h"
 
@@ -348,6 +349,32 @@ TEST_F(NetTest, StalledTlsHandshakeTimesOutOnServer) {
   auto again = l->Accept();
   ASSERT_FALSE(again.ok());
   EXPECT_NE(again.error().message().find("listener closed"), std::string::npos);
+}
+
+TEST_F(NetTest, StalledHandshakeDoesNotBlockOthers) {
+  // Two clients connect and send nothing; an honest client connecting after
+  // them is handed out by the very next Accept (handshakes run side by side).
+  auto l = ListenOn("127.0.0.1");
+  ASSERT_TRUE(l);
+  std::vector<int> idle;
+  for (int i = 0; i < 2; ++i) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(static_cast<uint16_t>(l->port()));
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+    idle.push_back(fd);
+  }
+  std::this_thread::sleep_for(milliseconds(50));
+  AcceptOne acc(l.get());
+  auto c = Connect({"127.0.0.1", l->port()}, {Dir("one"), "", false});
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  auto& s = acc.Get();
+  ASSERT_TRUE(s.ok()) << s.error().message();
+  EXPECT_EQ((*s)->peer_cluster(), "main");
+  RoundTrip(**c, **s);
+  for (int fd : idle) close(fd);
 }
 
 TEST_F(NetTest, ShutdownFromAnotherThreadUnblocksReader) {

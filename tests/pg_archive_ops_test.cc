@@ -91,21 +91,21 @@ TEST_F(ArchiveOps, GetRawAndZstdByteIdentical) {
   Store(b, Segment(b, 2), /*zstd=*/true);
   auto arch = Open();
   for (const auto& [name, seed] : {std::pair{a, 1u}, std::pair{b, 2u}}) {
-    ASSERT_TRUE(GetFromArchive(*arch, Get(name)).ok());
+    ASSERT_TRUE(GetFromArchive(*LocalSource(*arch, "main"), Get(name)).ok());
     EXPECT_EQ(Read(dir_ / "pg_wal" / "RECOVERYXLOG"), Segment(name, seed));
   }
   Store("00000002.history", "1\t0/3000000\tno recovery target specified\n");
-  ASSERT_TRUE(GetFromArchive(*arch, Get("00000002.history")).ok());
+  ASSERT_TRUE(GetFromArchive(*LocalSource(*arch, "main"), Get("00000002.history")).ok());
   EXPECT_EQ(Read(dir_ / "pg_wal" / "RECOVERYXLOG"), "1\t0/3000000\tno recovery target specified\n");
 }
 
 TEST_F(ArchiveOps, MissingIsNotFoundAndWritesNothing) {
   auto arch = Open();
-  auto st = GetFromArchive(*arch, Get("000000010000000000000009"));
+  auto st = GetFromArchive(*LocalSource(*arch, "main"), Get("000000010000000000000009"));
   ASSERT_FALSE(st.ok());
   EXPECT_EQ(st.error().code(), ErrorCode::kNotFound);
   EXPECT_FALSE(fs::exists(dir_ / "pg_wal" / "RECOVERYXLOG"));
-  EXPECT_EQ(GetFromArchive(*arch, Get("00000003.history")).error().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(GetFromArchive(*LocalSource(*arch, "main"), Get("00000003.history")).error().code(), ErrorCode::kNotFound);
 }
 
 TEST_F(ArchiveOps, CorruptEntriesAreErrorsNotNotFound) {
@@ -124,7 +124,7 @@ TEST_F(ArchiveOps, CorruptEntriesAreErrorsNotNotFound) {
   }
   auto arch = Open();
   for (const auto& n : {a, b, c}) {
-    auto st = GetFromArchive(*arch, Get(n));
+    auto st = GetFromArchive(*LocalSource(*arch, "main"), Get(n));
     ASSERT_FALSE(st.ok()) << n;
     EXPECT_NE(st.error().code(), ErrorCode::kNotFound) << n;
     EXPECT_FALSE(fs::exists(dir_ / "pg_wal" / "RECOVERYXLOG")) << n;
@@ -139,12 +139,12 @@ TEST_F(ArchiveOps, PrefetchThenUseVerifiedCopy) {
   }
   auto arch = Open();
   const std::string pdir = (dir_ / "pg_wal" / "walferry-prefetch").string();
-  ASSERT_TRUE(PrefetchSegments(*arch, "main", names[0], kSeg, 3, pdir).ok());
+  ASSERT_TRUE(PrefetchSegments(*LocalSource(*arch, "main"), names[0], kSeg, 3, pdir).ok());
   for (int i = 1; i <= 3; ++i) EXPECT_TRUE(fs::exists(pdir + "/" + names[i])) << i;
   EXPECT_FALSE(fs::exists(pdir + "/" + names[4]));
   // The archive copy goes away: get must be served from the verified prefetch.
   fs::remove(root_ / "main" / "wal" / (names[1] + ".zst"));
-  ASSERT_TRUE(GetFromArchive(*arch, Get(names[1])).ok());
+  ASSERT_TRUE(GetFromArchive(*LocalSource(*arch, "main"), Get(names[1])).ok());
   EXPECT_EQ(Read(dir_ / "pg_wal" / "RECOVERYXLOG"), Segment(names[1], 2));
   EXPECT_FALSE(fs::exists(pdir + "/" + names[1]));  // consumed
   // A tampered prefetched copy is dropped and the archive used instead.
@@ -153,12 +153,12 @@ TEST_F(ArchiveOps, PrefetchThenUseVerifiedCopy) {
     f.seekp(5000);
     f.put('\x5a');
   }
-  ASSERT_TRUE(GetFromArchive(*arch, Get(names[2])).ok());
+  ASSERT_TRUE(GetFromArchive(*LocalSource(*arch, "main"), Get(names[2])).ok());
   EXPECT_EQ(Read(dir_ / "pg_wal" / "RECOVERYXLOG"), Segment(names[2], 3));
   EXPECT_FALSE(fs::exists(pdir + "/" + names[2]));
   // The next worker run drops what PostgreSQL has gone past and stops at the
   // first segment not archived yet.
-  ASSERT_TRUE(PrefetchSegments(*arch, "main", names[3], kSeg, 8, pdir).ok());
+  ASSERT_TRUE(PrefetchSegments(*LocalSource(*arch, "main"), names[3], kSeg, 8, pdir).ok());
   EXPECT_FALSE(fs::exists(pdir + "/" + names[3]));
   EXPECT_TRUE(fs::exists(pdir + "/" + names[4]));
   EXPECT_TRUE(fs::exists(pdir + "/" + names[5]));

@@ -111,6 +111,7 @@ TEST_P(PerVersion, StandbyConfiguration) {
   auto& rm = c->auto_conf_remove;
   EXPECT_NE(std::find(rm.begin(), rm.end(), "restore_command"), rm.end());
   EXPECT_NE(std::find(rm.begin(), rm.end(), "standby_mode"), rm.end());
+  EXPECT_NE(std::find(rm.begin(), rm.end(), "archive_command"), rm.end());
 }
 
 TEST_P(PerVersion, TriggerFile) {

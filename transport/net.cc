@@ -35,7 +35,10 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <condition_variable>
+#include <deque>
 #include <mutex>
+#include <thread>
 #include <string_view>
 
 #include "core/fd.h"
@@ -686,43 +689,40 @@ Result<UniqueFd> ConnectTcp(const Endpoint& ep, bool loopback_only) {
 
 // ---- Listener ----------------------------------------------------------------------
 
+// Accepting runs on its own thread and every TLS handshake on a short-lived
+// thread of its own, so a client that connects and then stalls (or a slow
+// one) never delays the others: Accept() hands out connections in the order
+// their handshakes finish. Handshakes in flight and finished connections not
+// yet taken by Accept() are both bounded.
 class TcpListener : public Listener {
  public:
+  static constexpr int kMaxHandshakes = 64;
+  static constexpr std::size_t kMaxReady = 64;
+
   TcpListener(UniqueFd fd, UniqueFd wake, int port, SslCtxPtr ctx, bool loopback_only)
       : fd_(std::move(fd)),
         wake_(std::move(wake)),
         port_(port),
         ctx_(std::move(ctx)),
-        loopback_only_(loopback_only) {}
+        loopback_only_(loopback_only) {
+    acceptor_ = std::thread([this] { AcceptLoop(); });
+  }
+
+  ~TcpListener() override {
+    Close();
+    if (acceptor_.joinable()) acceptor_.join();
+    std::unique_lock lk(mu_);
+    cv_.wait(lk, [&] { return handshaking_ == 0; });  // they hold `this`
+  }
 
   Result<std::unique_ptr<Conn>> Accept() override {
-    for (;;) {
-      if (closed_.load()) return Error(ErrorCode::kNetwork, "listener closed");
-      WF_ASSIGN(WaitResult w, WaitFd(fd_.get(), POLLIN, Clock::time_point::max(), wake_.get()));
-      if (w == WaitResult::kWoken || closed_.load()) {
-        return Error(ErrorCode::kNetwork, "listener closed");
-      }
-      sockaddr_storage ss{};
-      socklen_t len = sizeof ss;
-      UniqueFd c(::accept4(fd_.get(), reinterpret_cast<sockaddr*>(&ss), &len,
-                           SOCK_NONBLOCK | SOCK_CLOEXEC));
-      if (!c.valid()) {
-        int err = errno;
-        if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR || err == ECONNABORTED) continue;
-        return ErrnoError(err, "accept");
-      }
-      std::string peer = SockaddrString(ss);
-      if (loopback_only_ && !SockaddrIsLoopback(reinterpret_cast<sockaddr*>(&ss))) {
-        return Error(ErrorCode::kAuth, "refused non-loopback client " + peer + " (insecure mode)");
-      }
-      SetSocketOptions(c.get());
-      if (!ctx_) return std::unique_ptr<Conn>(new SocketConn(std::move(c), std::move(peer)));
-      SSL_CTX_up_ref(ctx_.get());
-      auto conn = std::make_unique<TlsConn>(std::move(c), peer, SslCtxPtr(ctx_.get()));
-      WF_TRY(conn->Init(true, ""));
-      WF_TRY(conn->Handshake(true, Clock::now() + kHandshakeTimeout, wake_.get()));
-      return std::unique_ptr<Conn>(std::move(conn));
-    }
+    std::unique_lock lk(mu_);
+    cv_.wait(lk, [&] { return !ready_.empty() || stopped_; });
+    if (stopped_ || closed_.load()) return Error(ErrorCode::kNetwork, "listener closed");
+    Result<std::unique_ptr<Conn>> r = std::move(ready_.front());
+    ready_.pop_front();
+    cv_.notify_all();  // room for the acceptor
+    return r;
   }
 
   int port() const override { return port_; }
@@ -735,12 +735,92 @@ class TcpListener : public Listener {
   }
 
  private:
+  void Push(Result<std::unique_ptr<Conn>> r) {
+    std::lock_guard lk(mu_);
+    ready_.push_back(std::move(r));
+    cv_.notify_all();
+  }
+
+  void AcceptLoop() {
+    for (;;) {
+      {
+        // Back-pressure: stop accepting while Accept() is not keeping up.
+        std::unique_lock lk(mu_);
+        while (ready_.size() >= kMaxReady && !closed_.load()) {
+          cv_.wait_for(lk, milliseconds(100));
+        }
+      }
+      if (closed_.load()) break;
+      auto w = WaitFd(fd_.get(), POLLIN, Clock::time_point::max(), wake_.get());
+      if (!w.ok()) {
+        Push(w.error());
+        break;
+      }
+      if (*w == WaitResult::kWoken || closed_.load()) break;
+      sockaddr_storage ss{};
+      socklen_t len = sizeof ss;
+      UniqueFd c(::accept4(fd_.get(), reinterpret_cast<sockaddr*>(&ss), &len,
+                           SOCK_NONBLOCK | SOCK_CLOEXEC));
+      if (!c.valid()) {
+        int err = errno;
+        if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR || err == ECONNABORTED) continue;
+        Push(ErrnoError(err, "accept"));
+        // Out of descriptors or memory: give the server a moment to free some.
+        WaitFd(wake_.get(), POLLIN, Clock::now() + milliseconds(100), -1).ok();
+        continue;
+      }
+      std::string peer = SockaddrString(ss);
+      if (loopback_only_ && !SockaddrIsLoopback(reinterpret_cast<sockaddr*>(&ss))) {
+        Push(Error(ErrorCode::kAuth, "refused non-loopback client " + peer + " (insecure mode)"));
+        continue;
+      }
+      SetSocketOptions(c.get());
+      if (!ctx_) {
+        Push(std::unique_ptr<Conn>(new SocketConn(std::move(c), std::move(peer))));
+        continue;
+      }
+      {
+        std::lock_guard lk(mu_);
+        if (handshaking_ >= kMaxHandshakes) {
+          ready_.push_back(Error(ErrorCode::kRefused,
+                                 "refused " + peer + ": too many TLS handshakes in progress"));
+          cv_.notify_all();
+          continue;
+        }
+        ++handshaking_;
+      }
+      SSL_CTX_up_ref(ctx_.get());
+      auto conn = std::make_unique<TlsConn>(std::move(c), peer, SslCtxPtr(ctx_.get()));
+      std::thread([this, conn = std::move(conn)]() mutable {
+        Status st = conn->Init(true, "");
+        if (st.ok()) st = conn->Handshake(true, Clock::now() + kHandshakeTimeout, wake_.get());
+        Result<std::unique_ptr<Conn>> r =
+            st.ok() ? Result<std::unique_ptr<Conn>>(std::unique_ptr<Conn>(std::move(conn)))
+                    : Result<std::unique_ptr<Conn>>(st.error());
+        conn.reset();
+        std::lock_guard lk(mu_);
+        ready_.push_back(std::move(r));
+        --handshaking_;
+        cv_.notify_all();
+      }).detach();
+    }
+    std::lock_guard lk(mu_);
+    stopped_ = true;
+    cv_.notify_all();
+  }
+
   UniqueFd fd_;
   UniqueFd wake_;
   int port_;
   SslCtxPtr ctx_;
   bool loopback_only_;
   std::atomic<bool> closed_{false};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Result<std::unique_ptr<Conn>>> ready_;  // guarded by mu_
+  int handshaking_ = 0;                               // guarded by mu_
+  bool stopped_ = false;                              // guarded by mu_
+  std::thread acceptor_;
 };
 
 }  // namespace

@@ -59,6 +59,10 @@ class Server::Session {
         if (f.error().code() != ErrorCode::kNetwork) Fail(f.error(), "");
         return;  // EOF between transfers is the normal end
       }
+      if (TypeOf(*f) == FrameType::kFetch) {
+        if (!Fetch(std::get<FetchFrame>(*f))) return;
+        continue;
+      }
       if (TypeOf(*f) != FrameType::kOpen) {
         Fail(Error(ErrorCode::kProtocol, "expected OPEN, got " + std::string(FrameTypeName(TypeOf(*f)))), "");
         return;
@@ -109,6 +113,96 @@ class Server::Session {
   }
 
   archive::Incoming* incoming() { return incoming_.get(); }
+
+  // FETCH (restore side): streams a stored entry of this connection's cluster
+  // as OPEN, CHUNKs (zstd level 1, XXH3-64 of each raw chunk) and COMMIT
+  // (size, XXH3-128). A missing entry gets ERROR kNotFound without a log line
+  // (PostgreSQL polls for segments that do not exist yet). Returns false when
+  // the connection must close.
+  bool Fetch(const FetchFrame& fetch) {
+    auto t0 = std::chrono::steady_clock::now();
+    std::string what = "fetch name=" + fetch.name;
+    auto kind = archive::ClassifyName(fetch.name);
+    if (!kind.ok()) {
+      Fail(Error(ErrorCode::kRefused, kind.error().message()), what);
+      return false;
+    }
+    if (fetch.offset != 0) {
+      Fail(Error(ErrorCode::kUnsupported, "FETCH from an offset is not supported"), what);
+      return false;
+    }
+    auto entry = s_.archive_.Find(cluster_, fetch.name);
+    if (!entry.ok()) {
+      if (entry.error().code() == ErrorCode::kNotFound) {
+        (void)writer_.Write(ErrorFrame{ErrorCode::kNotFound, fetch.name + " is not in the archive"});
+        return false;
+      }
+      Fail(entry.error(), what);
+      return false;
+    }
+    constexpr std::uint32_t kFetchChunk = 1u << 20;
+    OpenFrame open;
+    open.raw_size = kUnknownSize;
+    open.chunk_size = kFetchChunk;
+    open.kind = *kind == archive::EntryKind::kWal ? WireKind::kWal : WireKind::kFile;
+    open.codec = WireCodec::kZstd;
+    open.name = fetch.name;
+    if (!writer_.Write(open).ok()) return false;
+    auto codec = compress::MakeCodec(compress::Algorithm::kZstd, 1);
+    if (!codec.ok()) {
+      Fail(codec.error(), what);
+      return false;
+    }
+    // Cuts the entry's raw content into chunks and sends each as it fills.
+    class ChunkSink final : public ByteSink {
+     public:
+      ChunkSink(FrameWriter& w, compress::Codec& c) : w_(w), codec_(c) { raw_.reserve(kFetchChunk); }
+      Status Write(std::span<const std::byte> data) override {
+        while (!data.empty()) {
+          std::size_t take = std::min<std::size_t>(kFetchChunk - raw_.size(), data.size());
+          raw_.insert(raw_.end(), data.begin(), data.begin() + static_cast<std::ptrdiff_t>(take));
+          data = data.subspan(take);
+          if (raw_.size() == kFetchChunk) WF_TRY(Flush());
+        }
+        return Status::Ok();
+      }
+      Status Finish() override { return raw_.empty() ? Status::Ok() : Flush(); }
+      std::uint64_t size() const { return offset_; }
+      Hash128 Digest() const { return hash_.Digest(); }
+
+     private:
+      Status Flush() {
+        wire_.resize(codec_.Bound(raw_.size()));
+        WF_ASSIGN(std::size_t n, codec_.Compress(raw_, wire_));
+        ChunkFrame c;
+        c.index = index_++;
+        c.raw_offset = offset_;
+        c.raw_len = static_cast<std::uint32_t>(raw_.size());
+        c.wire_len = static_cast<std::uint32_t>(n);
+        c.codec = WireCodec::kZstd;
+        c.raw_xxh3 = Xxh3_64(raw_);
+        c.payload = std::span<const std::byte>(wire_.data(), n);
+        hash_.Update(raw_);
+        offset_ += raw_.size();
+        raw_.clear();
+        return w_.WriteChunk(c);
+      }
+      FrameWriter& w_;
+      compress::Codec& codec_;
+      std::vector<std::byte> raw_, wire_;
+      std::uint64_t index_ = 0, offset_ = 0;
+      Xxh3Stream hash_;
+    } sink(writer_, **codec);
+    Status st = archive::ReadEntry(*entry, sink);
+    if (!st.ok()) {
+      Fail(st.error(), what);
+      return false;
+    }
+    if (!writer_.Write(CommitFrame{sink.size(), sink.Digest()}).ok()) return false;
+    s_.Log("serve: " + conn_.peer_address() + " cluster=" + cluster_ + " " + what +
+           " sent bytes=" + std::to_string(sink.size()) + " ms=" + Ms(t0));
+    return true;
+  }
 
   // Returns false when the connection must close.
   bool Transfer(const OpenFrame& open) {

@@ -15,6 +15,7 @@ constexpr std::uint32_t kAckSize = 8;
 constexpr std::uint32_t kCommitSize = 24;
 constexpr std::uint32_t kCommittedSize = 8;
 constexpr std::uint32_t kErrorFixed = 4;       // code u8, reserved u8, msg_len u16
+constexpr std::uint32_t kFetchFixed = 10;      // offset u64, name_len u16
 
 Error Bad(std::string what) { return Error(ErrorCode::kProtocol, "bad frame: " + what); }
 
@@ -87,6 +88,7 @@ bool BodyBounds(FrameType t, std::uint32_t* lo, std::uint32_t* hi) {
     case FrameType::kCommit: *lo = *hi = kCommitSize; return true;
     case FrameType::kCommitted: *lo = *hi = kCommittedSize; return true;
     case FrameType::kError: *lo = kErrorFixed; *hi = kErrorFixed + kMaxMessageLen; return true;
+    case FrameType::kFetch: *lo = kFetchFixed + 1; *hi = kFetchFixed + kMaxNameLen; return true;
   }
   return false;
 }
@@ -119,6 +121,7 @@ std::string_view FrameTypeName(FrameType t) {
     case FrameType::kCommit: return "COMMIT";
     case FrameType::kCommitted: return "COMMITTED";
     case FrameType::kError: return "ERROR";
+    case FrameType::kFetch: return "FETCH";
   }
   return "?";
 }
@@ -150,7 +153,7 @@ std::string TransferIdHex(const std::array<std::uint8_t, 16>& id) {
 Result<FrameHeader> ParseHeader(std::span<const std::byte, kHeaderSize> h) {
   if (h[0] != kMagic0 || h[1] != kMagic1) return Bad("no WF magic (not a walferry peer?)");
   auto type = std::to_integer<std::uint8_t>(h[2]);
-  if (type < 1 || type > 8) return Bad("unknown frame type " + std::to_string(type));
+  if (type < 1 || type > 9) return Bad("unknown frame type " + std::to_string(type));
   if (h[3] != std::byte{0}) return Bad("non-zero flags");
   std::uint32_t len = 0;
   for (int i = 0; i < 4; ++i) len |= std::uint32_t(std::to_integer<std::uint8_t>(h[4 + i])) << (8 * i);
@@ -263,6 +266,14 @@ Result<Frame> ParseBody(const FrameHeader& h, std::span<const std::byte> body) {
       f.message = AsString(r.Take(n));
       return Frame(std::move(f));
     }
+    case FrameType::kFetch: {
+      FetchFrame f;
+      f.offset = r.U64();
+      std::uint16_t n = r.U16();
+      if (n == 0 || n > kMaxNameLen || r.left() != n) return Bad("FETCH name length");
+      f.name = AsString(r.Take(n));
+      return Frame(std::move(f));
+    }
   }
   return Bad("unknown frame type");
 }
@@ -370,6 +381,17 @@ Status EncodeFrame(const Frame& frame, std::vector<std::byte>& out) {
       w.U8(0);
       w.U16(static_cast<std::uint16_t>(n));
       w.Bytes(f.message.data(), n);
+      return Status::Ok();
+    }
+    case FrameType::kFetch: {
+      const auto& f = std::get<FetchFrame>(frame);
+      if (f.name.empty() || f.name.size() > kMaxNameLen) {
+        return Error(ErrorCode::kInvalidArgument, "name must be 1..255 bytes");
+      }
+      Header(w, FrameType::kFetch, static_cast<std::uint32_t>(kFetchFixed + f.name.size()));
+      w.U64(f.offset);
+      w.U16(static_cast<std::uint16_t>(f.name.size()));
+      w.Bytes(f.name.data(), f.name.size());
       return Status::Ok();
     }
   }

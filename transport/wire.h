@@ -50,6 +50,8 @@ enum class FrameType : std::uint8_t {
   kCommit = 6,     // sender -> receiver
   kCommitted = 7,  // receiver -> sender
   kError = 8,      // either direction; the connection closes after it
+  kFetch = 9,      // reader -> receiver: send me a stored file (answered with
+                   // OPEN, CHUNKs, COMMIT in the other direction, or ERROR)
 };
 std::string_view FrameTypeName(FrameType t);
 
@@ -122,8 +124,18 @@ struct ErrorFrame {
   bool operator==(const ErrorFrame&) const = default;
 };
 
+// Restore side (walferry get --from HOST:PORT): asks for a stored entry of the
+// authenticated cluster. The receiver answers OPEN{name, raw_size unknown,
+// chunk_size, codec}, CHUNKs (index/offset/XXH3-64 as a sender's) and
+// COMMIT{raw size, XXH3-128}; or ERROR (kNotFound when the archive lacks it).
+struct FetchFrame {
+  std::uint64_t offset = 0;  // raw offset to start at; only 0 is served today
+  std::string name;          // 1..255 bytes
+  bool operator==(const FetchFrame&) const = default;
+};
+
 using Frame = std::variant<HelloFrame, OpenFrame, OpenedFrame, ChunkFrame, AckFrame,
-                           CommitFrame, CommittedFrame, ErrorFrame>;
+                           CommitFrame, CommittedFrame, ErrorFrame, FetchFrame>;
 FrameType TypeOf(const Frame& f);
 
 struct FrameHeader {

@@ -79,9 +79,9 @@ rc=0; out=$("$WF" send "$SRC/ok.bin" --name ok2.bin --to "127.0.0.1:$TPORT" 2>&1
 [ "$rc" -ne 0 ] || fail "send without --tls-dir or --insecure-loopback succeeded"
 note "no TLS dir: exit $rc: $out"
 
-rc=0; out=$("$WF" send "$SRC/ok.bin" --name ok2.bin --to "127.0.0.1:$TPORT" --insecure-loopback --cluster main 2>&1) || rc=$?
+rc=0; out=$("$WF" send "$SRC/ok.bin" --name ok2.bin --to "127.0.0.1:$TPORT" --insecure-loopback --cluster main --retries 1 2>&1) || rc=$?
 [ "$rc" -ne 0 ] || fail "plain TCP to the TLS receiver succeeded"
-note "plain client on the TLS port: exit $rc: $out"
+note "plain client on the TLS port: exit $rc: $(echo "$out" | tail -1)"
 
 for c in no-cert tls12; do
   python3 "$HOSTILE" --port "$TPORT" --tls-dir "$T/tls" --cluster main "$c" >>"$T/hostile.log" 2>&1 \
@@ -109,7 +109,7 @@ note "cert for 'other' posing as main: exit $rc, stored in other/: $([ -n "$(fin
 check_tree "cluster posing"
 
 # --- Path-escape and control-character names, through the CLI and raw frames.
-hex() { printf '%s' "$1" | od -An -tx1 | tr -d ' \n'; }
+hex() { printf '%s' "$1" | od -An -v -tx1 | tr -d ' \n'; }
 long=$(printf 'n%.0s' $(seq 1 256))
 for name in "../x" "a/b" ".." "." "/etc/passwd" "../../../../tmp/x" ".incoming" "$long" \
             "$(printf 'a\nb')" "$(printf 'a\tb')" "$(printf '\x01x')" "$(printf 'x\x7f')" "$(printf 'a\rb')"; do
@@ -128,7 +128,7 @@ done
 # Clusters claimed on an insecure connection are checked the same way, and a
 # cluster directory that is a symlink out of the root is never followed.
 ln -s "$T/outside" "$ROOT/evil-link"
-for c in "../evil" "a/b" ".." "evil-link" "" "$(printf 'a\nb')"; do
+for c in "../evil" "a/b" ".." "evil-link" "$(printf 'a\nb')"; do
   python3 "$HOSTILE" --port "$IPORT" cluster "$(hex "$c")" >>"$T/hostile.log" 2>&1 \
     || fail "receiver accepted cluster $(printf '%q' "$c") (see hostile.log)"
 done
@@ -139,6 +139,7 @@ check_tree "hostile names"
 for c in "garbage 65536" "garbage 7" oversized unknown-type chunk-first commit-first; do
   # shellcheck disable=SC2086
   python3 "$HOSTILE" --port "$IPORT" $c >>"$T/hostile.log" 2>&1 || fail "insecure receiver: '$c' not refused"
+  [ "$c" = "garbage 7" ] && continue  # over TLS we cannot half-close; the I/O timeout ends it
   # shellcheck disable=SC2086
   python3 "$HOSTILE" --port "$TPORT" --tls-dir "$T/tls" --cluster main $c >>"$T/hostile.log" 2>&1 \
     || fail "TLS receiver: '$c' not refused"

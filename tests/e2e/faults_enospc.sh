@@ -18,7 +18,7 @@ SRC="$T/src"
 mkdir -p "$SRC"
 make_file "$SRC/a.bin" $((6 << 20)) 1
 make_file "$SRC/b.bin" $((5 << 20)) 2
-make_file "$SRC/big.bin" $((16 << 20)) 3
+make_file "$SRC/big.bin" $((7 << 20)) 3
 make_file "$SRC/filler.bin" $((6 << 20)) 4
 for f in a b big; do expect_file main "$f.bin" "$SRC/$f.bin"; done
 
@@ -33,7 +33,7 @@ send "$SRC/a.bin" a.bin
 [ "$rc" -eq 0 ] || fail "first send failed: $out"
 send "$SRC/b.bin" b.bin
 [ "$rc" -eq 0 ] || fail "second send failed: $out"
-# 11 MiB used; a filler leaves ~3 MiB free, then 16 MiB cannot fit.
+# 11 MiB used; a filler leaves ~3 MiB free, so 7 MiB cannot fit (9 MiB free without it).
 cp "$SRC/filler.bin" "$MNT/filler"
 
 for mode in file pipe; do
@@ -44,7 +44,7 @@ for mode in file pipe; do
     out=$(cat "$SRC/big.bin" | timeout 100 "$WF" send - --name big.bin --to "127.0.0.1:$RPORT" --tls-dir "$T/tls-main" 2>&1 >/dev/null) || rc=$?
   fi
   note "$mode: exit $rc: $out"
-  [ "$rc" -ne 0 ] || fail "$mode: sending 16 MiB into ~3 MiB of space exited 0"
+  [ "$rc" -ne 0 ] || fail "$mode: sending 7 MiB into ~3 MiB of space exited 0"
   [ "$rc" -ne 124 ] || fail "$mode: send hung on a full receiver"
   [ "$rc" -le 125 ] || fail "$mode: exit code $rc"
   [ "$(echo "$out" | grep -c .)" -eq 1 ] || fail "$mode: message is not one line: $out"

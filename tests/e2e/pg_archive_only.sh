@@ -71,12 +71,34 @@ set -e
 
 # The standby, from the archive alone.
 S="$T/pg-stby"
-as_pg "$WF" restore-base base.tar --from "$ROOT" --pgdata "$S" >"$T/restore.log" 2>&1 \
+RESTORE=()
+if [ "$MODE" = push ]; then
+  # Over the network: restore_command fetches from the receiver (FETCH).
+  RESTORE=(--restore-command "$WF get %f %p --from 127.0.0.1:$RPORT --cluster main --insecure-loopback")
+  set +e
+  err=$("$WF" get 0000000100000000000000FE "$T/nothing" --from 127.0.0.1:"$RPORT" --insecure-loopback 2>&1 >/dev/null); rc=$?
+  set -e
+  [ "$rc" -eq 1 ] && [ -z "$err" ] || fail "remote get of a missing segment: exit $rc, said: $err"
+  "$WF" get "$LAST" "$T/remote.seg" --from 127.0.0.1:"$RPORT" --insecure-loopback --prefetch 0 || fail "remote get"
+  "$WF" get "$LAST" "$T/local.seg" --from "$ROOT" --prefetch 0 || fail "local get"
+  cmp -s "$T/remote.seg" "$T/local.seg" || fail "remote and local get differ"
+fi
+as_pg "$WF" restore-base base.tar --from "$ROOT" --pgdata "$S" "${RESTORE[@]}" >"$T/restore.log" 2>&1 \
   || { cat "$T/restore.log" >&2; fail "restore-base failed"; }
 [ -f "$S/standby.signal" ] || fail "no standby.signal"
-grep -q "^restore_command = '.*get %f %p --from $ROOT'" "$S/postgresql.auto.conf" || fail "restore_command not written"
+grep -q "^restore_command = '.*get %f %p --from " "$S/postgresql.auto.conf" || fail "restore_command not written"
 grep -q "^primary_conninfo" "$S/postgresql.auto.conf" && fail "archive-only standby got a primary_conninfo"
 [ "$(stat -c %a "$S")" = 700 ] || fail "data directory mode is not 0700"
+if [ "$MODE" = push ]; then
+  # The same base backup read over the network gives the same data directory.
+  as_pg "$WF" restore-base base.tar --from 127.0.0.1:"$RPORT" --insecure-loopback --pgdata "$T/pg-remote" \
+    "${RESTORE[@]}" >"$T/restore-remote.log" 2>&1 || { cat "$T/restore-remote.log" >&2; fail "remote restore-base"; }
+  diff -r -x postgresql.auto.conf "$S" "$T/pg-remote" >/dev/null || fail "remote restore-base differs from the local one"
+  # ... but for archive_cleanup_command, which needs the archive's file system.
+  diff <(grep -v '^archive_cleanup_command' "$S/postgresql.auto.conf") "$T/pg-remote/postgresql.auto.conf" >/dev/null \
+    || fail "remote restore-base wrote another configuration"
+  rm -rf "$T/pg-remote"
+fi
 # restore-base refuses a non-empty directory.
 as_pg "$WF" restore-base base.tar --from "$ROOT" --pgdata "$S" >/dev/null 2>&1 && fail "restore-base overwrote a non-empty data directory"
 

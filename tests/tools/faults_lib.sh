@@ -74,9 +74,11 @@ start_proxy() {
 stop_proxy() {
   [ -n "$PROXY_PID" ] || return 0
   kill "$PROXY_PID" 2>/dev/null || true
-  wait "$PROXY_PID" 2>/dev/null || true
+  wait "$PROXY_PID" 2>/dev/null || true  # a no-op inside $(...): poll for the stats
+  for _ in $(seq 1 200); do [ -s "$T/proxy.stats" ] && break; sleep 0.05; done
   PROXY_PID=""
-  sed -n 's/.*c2s=\([0-9]*\).*/\1/p' "$T/proxy.stats" 2>/dev/null || echo 0
+  [ -s "$T/proxy.stats" ] || fail "fault proxy wrote no stats"
+  sed -n 's/.*c2s=\([0-9]*\).*/\1/p' "$T/proxy.stats"
 }
 
 # make_file PATH SIZE_BYTES [SEED]: incompressible, deterministic content.

@@ -109,6 +109,10 @@ def main():
             s = connect(args)
             if args.case == "garbage":
                 s.sendall(os.urandom(int(args.arg or 65536)))
+                # Then end our side: fewer bytes than a header must not leave
+                # the receiver waiting for ever, and must not be accepted.
+                if not args.tls_dir:
+                    s.shutdown(socket.SHUT_WR)
             elif args.case == "oversized":
                 s.sendall(hello() + b"WF" + bytes([CHUNK, 0]) + struct.pack("<I", 0xFFFFFFF0)
                           + b"\0" * 64)
