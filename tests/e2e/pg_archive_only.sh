@@ -44,9 +44,9 @@ as_pg "$PGBIN/pgbench" -q -i -s 2 -h 127.0.0.1 -p "$PORT" -U postgres postgres >
 # Base backup into the archive.
 if [ "$MODE" = push ]; then
   as_pg "$WF" basebackup --to 127.0.0.1:"$RPORT" --cluster main --insecure-loopback --name base.tar \
-    -h 127.0.0.1 -p "$PORT" -U postgres >"$T/basebackup.log" 2>&1 || fail "walferry basebackup failed"
+    -h 127.0.0.1 -p "$PORT" -U postgres -c fast >"$T/basebackup.log" 2>&1 || fail "walferry basebackup failed"
 else
-  as_pg "$PGBIN/pg_basebackup" -h 127.0.0.1 -p "$PORT" -U postgres -Ft -D - -X fetch 2>"$T/basebackup.log" \
+  as_pg "$PGBIN/pg_basebackup" -h 127.0.0.1 -p "$PORT" -U postgres -c fast -Ft -D - -X fetch 2>"$T/basebackup.log" \
     | zstd -q -c >"$ROOT/main/files/base.tar.zst" || fail "pg_basebackup failed"
   share_scratch
 fi
