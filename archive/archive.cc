@@ -677,8 +677,15 @@ class ArchiveImpl final : public Archive {
 
     const std::string data_name = spec.transfer_id + ".data";
     const std::string data_shown = shared_->IncomingPath(data_name);
-    WF_ASSIGN(UniqueFd data_fd, OpenAt(shared_->incoming_fd.get(), data_name,
-                                       O_RDWR | O_CREAT | O_NOFOLLOW, 0600));
+    int raw_fd = ::openat(shared_->incoming_fd.get(), data_name.c_str(),
+                          O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+    if (raw_fd < 0) {
+      if (errno == ELOOP) {
+        return Error(ErrorCode::kRefused, data_shown + " is a symlink; refusing to follow it");
+      }
+      return ErrnoError(errno, "open " + data_shown);
+    }
+    UniqueFd data_fd(raw_fd);
     if (::flock(data_fd.get(), LOCK_EX | LOCK_NB) != 0) {
       if (errno == EWOULDBLOCK) {
         return Error(ErrorCode::kRefused, "transfer of " + spec.name + " already in progress");

@@ -5,7 +5,7 @@
 #   pgbackrest archive-push (Debian's pgBackRest, synchronous, posix repo, compress-type=zst)
 #   rsync -a over ssh to 127.0.0.1 (own sshd on a free port), scp (no fsync on the far side)
 #   cp + fsync (local floor)
-# Usage: WALFERRY_BIN=build/cli/walferry bench/push_e2e.sh [NSEG]
+# Usage: WALFERRY_BIN=build/cli/walferry bench/push_e2e.sh [NSEG]   (SKIP_SSH=1: no rsync/scp)
 # Prints a table of seconds and segments/s, and walferry's ratio to pgBackRest.
 # Runs as root (starts PostgreSQL as an unprivileged user through tests/e2e/lib/common.sh).
 set -euo pipefail
@@ -19,10 +19,13 @@ note "generating $NSEG real WAL segments with pgbench"
 PGDATA=$(pg_init bench)
 PGPORT=$(free_port)
 pg_start "$PGDATA" "$PGPORT" -c wal_keep_size=16GB -c max_wal_size=16GB -c checkpoint_timeout=1h
-as_pg "$PGBIN/pgbench" -h 127.0.0.1 -p "$PGPORT" -U postgres -i -s 20 postgres >"$T/pgbench.log" 2>&1
+# WAL from a pgbench load (COPY, index builds, vacuum), topped up by pgbench
+# transactions and bulk inserts into its history table.
+as_pg "$PGBIN/pgbench" -h 127.0.0.1 -p "$PGPORT" -U postgres -i -s $((NSEG / 2 + 5)) postgres >"$T/pgbench.log" 2>&1
 segno() { psql_at "$PGPORT" "select ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 17, 8))::bit(32)::int"; }
+as_pg "$PGBIN/pgbench" -h 127.0.0.1 -p "$PGPORT" -U postgres -T 10 -c 2 -j 2 postgres >>"$T/pgbench.log" 2>&1
 while [ "$(segno)" -le "$((NSEG + 2))" ]; do
-  as_pg "$PGBIN/pgbench" -h 127.0.0.1 -p "$PGPORT" -U postgres -T 5 -c 2 -j 2 postgres >>"$T/pgbench.log" 2>&1
+  psql_at "$PGPORT" "insert into pgbench_history select (random()*100)::int, (random()*10)::int, g, (random()*10000)::int, now(), substr(md5(g::text), 1, 22) from generate_series(1, 500000) g" >/dev/null
 done
 psql_at "$PGPORT" "select pg_switch_wal()" >/dev/null
 mkdir -p "$T/wal"
@@ -80,6 +83,7 @@ pgbr_push() { as_pg pgbackrest --config="$PGBR/pgbackrest.conf" --stanza=bench a
 timeit pgbackrest pgbr_push
 
 # ---------- rsync / scp over ssh ----------
+if [ -z "${SKIP_SSH:-}" ]; then
 SSHD=$T/ssh
 mkdir -p "$SSHD" /run/sshd
 ssh-keygen -q -t ed25519 -N '' -f "$SSHD/host_key"
@@ -102,14 +106,16 @@ CONF
 WF_PIDS+=("$!")
 wait_port "$SPORT"
 SSH="ssh -p $SPORT -i $SSHD/client_key -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR"
-mkdir -p "$T/rsync-dst" "$T/scp-dst" "$T/cp-dst"
+mkdir -p "$T/rsync-dst" "$T/scp-dst"
 rsync_push() { rsync -a -e "$SSH" "$T/wal/$1" "root@127.0.0.1:$T/rsync-dst/"; }
 scp_push() { scp -q -P "$SPORT" -i "$SSHD/client_key" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
   -o BatchMode=yes -o LogLevel=ERROR "$T/wal/$1" "root@127.0.0.1:$T/scp-dst/"; }
 timeit rsync_ssh rsync_push
 timeit scp scp_push
+fi
 
 # ---------- cp + fsync ----------
+mkdir -p "$T/cp-dst"
 cp_push() { cp "$T/wal/$1" "$T/cp-dst/$1.tmp" && sync "$T/cp-dst/$1.tmp" && mv "$T/cp-dst/$1.tmp" "$T/cp-dst/$1" && sync "$T/cp-dst"; }
 timeit cp_fsync cp_push
 
@@ -123,6 +129,7 @@ echo
 echo "push of $NSEG real 16 MiB WAL segments, one call each ($(nproc) cores)"
 printf '%-12s %9s %9s %12s\n' tool seconds seg/s vs_pgbackrest
 for k in walferry pgbackrest rsync_ssh scp cp_fsync; do
+  [ -n "${SECS[$k]:-}" ] || continue
   s=${SECS[$k]}
   printf '%-12s %9.2f %9.1f %11.2fx\n' "$k" "$s" "$(echo "$NSEG / $s" | bc -l)" "$(echo "${SECS[pgbackrest]} / $s" | bc -l)"
 done

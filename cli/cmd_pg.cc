@@ -151,8 +151,11 @@ void AddGet(CLI::App& app, Context& ctx) {
       "Asked for segment N, it fetches the next --prefetch segments in the background into\n"
       "--prefetch-dir (default: DEST's directory/walferry-prefetch), so a standby catching up\n"
       "replays at disk speed.\n\n"
+      "--from HOST:PORT reads from a receiver over the network (FETCH; TLS with --tls-dir,\n"
+      "the client certificate decides the cluster), verifying every chunk and the whole file.\n\n"
       "postgresql.conf (or recovery.conf before PostgreSQL 12) on the standby:\n"
-      "  restore_command = 'walferry get %f %p --from /srv/walferry'");
+      "  restore_command = 'walferry get %f %p --from /srv/walferry'\n"
+      "  restore_command = 'walferry get %f %p --from archive-host:7420 --tls-dir /etc/walferry/tls'");
   c->add_option("NAME", a->name, "archive name (%f)")->required();
   c->add_option("DEST", a->dest, "destination path (%p)")->required();
   c->add_option("--root,--from", a->from, "archive ROOT directory (or HOST:PORT of a receiver)");
@@ -324,8 +327,8 @@ void AddBasebackup(CLI::App& app, Context& ctx) {
 void AddRestoreBase(CLI::App& app, Context& ctx) {
   struct Args {
     std::string name, from, cluster, pgdata, conninfo, restore_command, cleanup_command, trigger,
-        slot, config;
-    bool force = false, keep_archiving = false, no_cleanup = false;
+        slot, config, tls_dir;
+    bool force = false, keep_archiving = false, no_cleanup = false, insecure = false;
   };
   auto a = std::make_shared<Args>();
   auto* c = app.add_subcommand(
@@ -336,7 +339,9 @@ void AddRestoreBase(CLI::App& app, Context& ctx) {
       "contents), and writes the standby configuration for the detected PostgreSQL version:\n"
       "10/11 recovery.conf (standby_mode, primary_conninfo, restore_command, trigger_file);\n"
       "12+ standby.signal plus the settings in postgresql.auto.conf. Archiving is switched\n"
-      "off on the standby (archive_mode = off) unless --keep-archiving.\n\n"
+      "off on the standby (archive_mode = off) unless --keep-archiving. --from HOST:PORT reads\n"
+      "the backup from a receiver over the network (then restore_command does too, and no\n"
+      "archive_cleanup_command is set).\n\n"
       "  walferry restore-base base.tar --from /srv/walferry --pgdata /var/lib/postgresql/15/main \\\n"
       "      --primary-conninfo 'host=192.168.0.5 user=replicator'\n"
       "writes these postgresql.conf settings (into postgresql.auto.conf on 12+, recovery.conf\n"
@@ -352,44 +357,59 @@ void AddRestoreBase(CLI::App& app, Context& ctx) {
   c->add_option("--restore-command", a->restore_command, "restore_command (default: walferry get %f %p --from ROOT)");
   c->add_option("--archive-cleanup-command", a->cleanup_command, "archive_cleanup_command (default: walferry cleanup %r --root ROOT)");
   c->add_flag("--no-cleanup", a->no_cleanup, "do not set archive_cleanup_command");
+  c->add_option("--tls-dir", a->tls_dir, "TLS directory (client certificate) for --from HOST:PORT");
+  c->add_flag("--insecure-loopback", a->insecure, "plain TCP to a loopback receiver (tests only)");
   c->add_option("--trigger-file", a->trigger, "trigger_file (10/11) / promote_trigger_file (12-15)");
   c->add_option("--slot", a->slot, "primary_slot_name");
   c->add_flag("--force", a->force, "replace the contents of a non-empty data directory");
   c->add_flag("--keep-archiving", a->keep_archiving, "keep the primary's archive settings");
   c->callback([a, c, &ctx] {
     if (Status st = ApplyConfig(*c, a->config); !st.ok()) return void(Fail(ctx, st.error()));
-    if (IsRemote(a->from)) {
-      return void(Fail(ctx, Error(ErrorCode::kUnsupported,
-                                  "restore-base --from HOST:PORT is not available yet; run it on "
-                                  "the receiver's host with --from ROOT")));
-    }
-    auto arch = OpenArchiveRoot(a->from);
-    if (!arch.ok()) return void(Fail(ctx, arch.error()));
-    auto cluster = pg::ResolveCluster(**arch, a->cluster);
-    if (!cluster.ok()) return void(Fail(ctx, cluster.error()));
-    auto entry = (*arch)->Find(*cluster, a->name);
-    if (!entry.ok()) {
-      if (entry.error().code() == ErrorCode::kNotFound) {
-        return void(Fail(ctx, Error(ErrorCode::kNotFound, "no base backup '" + a->name +
-                                                              "' in " + a->from + " (cluster " +
-                                                              *cluster + ")")));
+    const bool remote = IsRemote(a->from);
+    std::unique_ptr<archive::Archive> arch;
+    std::unique_ptr<pg::EntrySource> source;
+    std::string cluster = a->cluster;
+    if (remote) {
+      auto ep = transport::ParseEndpoint(a->from);
+      if (!ep.ok()) return void(Fail(ctx, ep.error()));
+      source = pg::RemoteSource({*ep, {a->tls_dir, cluster, a->insecure}, cluster});
+    } else {
+      auto opened = OpenArchiveRoot(a->from);
+      if (!opened.ok()) return void(Fail(ctx, opened.error()));
+      arch = std::move(opened).value();
+      auto resolved = pg::ResolveCluster(*arch, a->cluster);
+      if (!resolved.ok()) return void(Fail(ctx, resolved.error()));
+      cluster = *resolved;
+      if (auto found = arch->Find(cluster, a->name); !found.ok()) {
+        if (found.error().code() == ErrorCode::kNotFound) {
+          return void(Fail(ctx, Error(ErrorCode::kNotFound, "no base backup '" + a->name + "' in " +
+                                                                a->from + " (cluster " + cluster + ")")));
+        }
+        return void(Fail(ctx, found.error()));
       }
-      return void(Fail(ctx, entry.error()));
+      source = pg::LocalSource(*arch, cluster);
     }
     const std::string pgdata = Absolute(a->pgdata);
     Status st = pg::PrepareEmptyDataDir(pgdata, a->force);
     if (!st.ok()) return void(Fail(ctx, st.error()));
-    st = pg::UnpackTar(pgdata, [&](ByteSink& sink) { return archive::ReadEntry(*entry, sink); });
-    if (!st.ok()) return void(Fail(ctx, st.error().Wrap("restore " + a->name)));
+    st = pg::UnpackTar(pgdata, [&](ByteSink& sink) { return source->Read(a->name, sink); });
+    if (!st.ok()) {
+      if (st.error().code() == ErrorCode::kNotFound) {
+        return void(Fail(ctx, Error(ErrorCode::kNotFound, "no base backup '" + a->name + "' on " + a->from)));
+      }
+      return void(Fail(ctx, st.error().Wrap("restore " + a->name)));
+    }
     const std::string self = pg::SelfCommand();
-    const std::string root = Absolute(a->from);
-    std::string cluster_arg = a->cluster.empty() ? "" : " --cluster " + pg::ShellQuote(*cluster);
+    const std::string root = remote ? a->from : Absolute(a->from);
+    std::string cluster_arg = a->cluster.empty() ? "" : " --cluster " + pg::ShellQuote(cluster);
+    if (remote && !a->tls_dir.empty()) cluster_arg += " --tls-dir " + pg::ShellQuote(Absolute(a->tls_dir));
+    if (remote && a->insecure) cluster_arg += " --insecure-loopback";
     pg::StandbyOptions o;
     o.primary_conninfo = a->conninfo;
     o.restore_command = !a->restore_command.empty()
                             ? a->restore_command
                             : pg::ShellQuote(self) + " get %f %p --from " + pg::ShellQuote(root) + cluster_arg;
-    if (!a->no_cleanup) {
+    if (!a->no_cleanup && (!remote || !a->cleanup_command.empty())) {
       o.archive_cleanup_command = !a->cleanup_command.empty()
                                       ? a->cleanup_command
                                       : pg::ShellQuote(self) + " cleanup %r --root " +

@@ -52,6 +52,7 @@ Status WriteFull(int fd, std::span<const std::byte> buf, std::string_view what) 
       if (errno == EINTR) continue;
       return ErrnoError(errno, std::string("write ") + std::string(what));
     }
+    if (n == 0) return ErrnoError(EIO, std::string("write ") + std::string(what));  // no progress
     done += static_cast<std::size_t>(n);
   }
   return Status::Ok();
@@ -82,6 +83,7 @@ Status PwriteFull(int fd, std::span<const std::byte> buf, off_t offset, std::str
       if (errno == EINTR) continue;
       return ErrnoError(errno, std::string("write ") + std::string(what));
     }
+    if (n == 0) return ErrnoError(EIO, std::string("write ") + std::string(what));  // no progress
     done += static_cast<std::size_t>(n);
   }
   return Status::Ok();

@@ -100,10 +100,13 @@ Result<std::unique_ptr<AtomicFile>> AtomicFile::Create(const std::string& path, 
                                                         mode_t mode) {
   std::random_device rd;
   std::string dir = DirName(path);
+  // The temp name adds 16 bytes to the final one; keep it within NAME_MAX (255)
+  // even for the longest names a receiver accepts.
+  std::string stem = BaseName(path).substr(0, 200);
   for (int attempt = 0; attempt < 16; ++attempt) {
     char suffix[32];
     std::snprintf(suffix, sizeof suffix, ".%08x.wftmp", rd());
-    std::string temp = dir + "/." + BaseName(path) + suffix;
+    std::string temp = dir + "/." + stem + suffix;
     auto fd = OpenFile(temp, O_WRONLY | O_CREAT | O_EXCL, mode);
     if (fd.ok()) {
       return std::unique_ptr<AtomicFile>(

@@ -506,6 +506,26 @@ TEST_F(ArchiveIncoming, SymlinkedWalDirAndEntriesAreRefused) {
   EXPECT_EQ(bad.error().code(), ErrorCode::kRefused);
 }
 
+TEST_F(ArchiveIncoming, SymlinksPlantedInIncomingAreNotFollowed) {
+  auto a = Open();
+  const std::string target = dir_ + "/victim";
+  auto original = Pattern(100, 1);
+  WriteBytes(target, original);
+  ASSERT_EQ(::symlink(target.c_str(), (root_ + "/.incoming/" + Id(1) + ".data").c_str()), 0);
+  auto r = a->Begin(Spec("f", 1));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kRefused);
+  // A symlinked manifest is not read; the transfer starts over and replaces
+  // the link itself, never the file it points to.
+  ASSERT_EQ(::symlink(target.c_str(), (root_ + "/.incoming/" + Id(2) + ".state").c_str()), 0);
+  auto in = a->Begin(Spec("g", 2));
+  ASSERT_TRUE(in.ok()) << in.error().message();
+  EXPECT_EQ((*in)->next_chunk(), 0u);
+  ASSERT_TRUE(AppendRange(**in, Pattern(10, 2), 0, 1).ok());
+  ASSERT_TRUE((*in)->Sync().ok());
+  EXPECT_EQ(ReadBytes(target), original);
+}
+
 TEST_F(ArchiveIncoming, RootReachedThroughSymlinkWorks) {
   const std::string real = dir_ + "/real";
   ASSERT_EQ(::mkdir(real.c_str(), 0700), 0);

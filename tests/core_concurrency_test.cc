@@ -160,11 +160,11 @@ TEST(ThreadPool, ZeroThreadsMeansHardwareConcurrency) {
 }
 
 TEST(ThreadPool, TasksRunConcurrently) {
-  ThreadPool pool(2);
   std::promise<void> a_started, b_started;
   auto fa = a_started.get_future();
   auto fb = b_started.get_future();
   std::atomic<bool> done{false};
+  ThreadPool pool(2);  // declared last: joined before what its tasks use is destroyed
   // Each task waits for the other: only two threads running at once finish.
   pool.Submit([&] {
     a_started.set_value();
@@ -179,10 +179,10 @@ TEST(ThreadPool, TasksRunConcurrently) {
 }
 
 TEST(ThreadPool, SubmitBlocksWhenQueueIsFull) {
-  ThreadPool pool(1, 1);
   std::promise<void> release;
   auto gate = release.get_future().share();
   std::atomic<int> ran{0};
+  ThreadPool pool(1, 1);  // declared last: joined before `ran` goes away
   pool.Submit([gate, &ran] { gate.wait(); ++ran; });  // occupies the worker
   std::atomic<int> submitted{0};
   std::thread submitter([&] {

@@ -134,7 +134,7 @@ TEST_F(StreamTest, AtomicFileOverwriteReplaces) {
   EXPECT_EQ(Slurp(path), "new");
   struct stat st{};
   ASSERT_EQ(::stat(path.c_str(), &st), 0);
-  EXPECT_EQ(st.st_mode & 0777, 0600u & ~0u);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
   f->reset();
   EXPECT_EQ(Entries(), std::vector<std::string>{"out"});
 }
@@ -168,6 +168,18 @@ TEST_F(StreamTest, AtomicFileInMissingDirectoryFails) {
   ASSERT_FALSE(f.ok());
   EXPECT_EQ(f.error().code(), ErrorCode::kNotFound);
   EXPECT_EQ(f.error().message().find('\n'), std::string::npos);
+}
+
+TEST_F(StreamTest, AtomicFileLongestNameFits) {
+  // A receiver accepts names up to 255 bytes; the temp name must still fit.
+  std::string name(255, 'n');
+  auto f = AtomicFile::Create(dir_ + "/" + name, false);
+  ASSERT_TRUE(f.ok()) << f.error().message();
+  ASSERT_TRUE((*f)->Write(Bytes("long")).ok());
+  ASSERT_TRUE((*f)->Commit().ok());
+  EXPECT_EQ(Slurp(dir_ + "/" + name), "long");
+  f->reset();
+  EXPECT_EQ(Entries(), std::vector<std::string>{name});
 }
 
 TEST_F(StreamTest, AtomicFileRelativePath) {

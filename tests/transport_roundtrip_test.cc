@@ -321,6 +321,24 @@ TEST_F(ReceiverFixture, PipeSurvivesCutsByResendingItsWindow) {
   EXPECT_GE(r->reconnects, 4);
 }
 
+TEST_F(ReceiverFixture, PipeFailsClearlyWhenTheReceiverLostWhatItAcknowledged) {
+  std::string data = Data(3'000'000, 7);
+  auto o = Options([this](std::unique_ptr<Conn> c, int n) -> std::unique_ptr<Conn> {
+    if (n == 0) return std::make_unique<FaultyConn>(std::move(c), 1'200'000, -1);
+    // The receiver "lost" its saved state (wiped .incoming): resume point 0,
+    // but acknowledged chunks are gone from the sender's window.
+    std::lock_guard lk(store_.mu);
+    store_.partial.clear();
+    return c;
+  });
+  Sender sender(o);
+  StringSource src(data);
+  auto r = sender.SendStream(src, "lost.bin");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("cannot resume"), std::string::npos) << r.error().message();
+  EXPECT_EQ(Stored("lost.bin"), "<absent>");
+}
+
 TEST_F(ReceiverFixture, FileResumesInALaterRunAfterTheFirstGaveUp) {
   std::string data = Data(2'000'000, 4);
   std::string path = WriteTemp(data);

@@ -89,6 +89,16 @@ as_pg "$WF" restore-base base.tar --from "$ROOT" --pgdata "$S" "${RESTORE[@]}" >
 grep -q "^restore_command = '.*get %f %p --from " "$S/postgresql.auto.conf" || fail "restore_command not written"
 grep -q "^primary_conninfo" "$S/postgresql.auto.conf" && fail "archive-only standby got a primary_conninfo"
 [ "$(stat -c %a "$S")" = 700 ] || fail "data directory mode is not 0700"
+if [ "$MODE" = push ]; then
+  # The same base backup read over the network gives the same data directory.
+  as_pg "$WF" restore-base base.tar --from 127.0.0.1:"$RPORT" --insecure-loopback --pgdata "$T/pg-remote" \
+    "${RESTORE[@]}" >"$T/restore-remote.log" 2>&1 || { cat "$T/restore-remote.log" >&2; fail "remote restore-base"; }
+  diff -r -x postgresql.auto.conf "$S" "$T/pg-remote" >/dev/null || fail "remote restore-base differs from the local one"
+  # ... but for archive_cleanup_command, which needs the archive's file system.
+  diff <(grep -v '^archive_cleanup_command' "$S/postgresql.auto.conf") "$T/pg-remote/postgresql.auto.conf" >/dev/null \
+    || fail "remote restore-base wrote another configuration"
+  rm -rf "$T/pg-remote"
+fi
 # restore-base refuses a non-empty directory.
 as_pg "$WF" restore-base base.tar --from "$ROOT" --pgdata "$S" >/dev/null 2>&1 && fail "restore-base overwrote a non-empty data directory"
 
