@@ -22,6 +22,8 @@ if "$WF" --help 2>/dev/null | grep -qE "^ +serve " && "$WF" --help 2>/dev/null |
   as_pg "$WF" serve --root "$ROOT" --listen 127.0.0.1:"$RPORT" --insecure-loopback >"$T/serve.log" 2>&1 &
   WF_PIDS+=($!)
   wait_port "$RPORT"
+  # as_pg may run it under runuser: kill the receiver itself on exit, not only runuser.
+  WF_PIDS+=($(ss -ltnpH "sport = :$RPORT" | grep -o "pid=[0-9]*" | cut -d= -f2))
   ARCHIVE_ARGS=(--to 127.0.0.1:"$RPORT" --cluster main --insecure-loopback)
 else
   MODE=cp
