@@ -95,7 +95,9 @@ struct PipelineOptions {
 };
 
 // Reads `src` to EOF, compresses chunks in parallel, and calls `emit` for each
-// chunk in index order from the calling thread. Memory is bounded by
+// chunk in index order from the calling thread. `src` is read by the worker
+// threads, one Read at a time in stream order (never concurrently), so it
+// must not depend on the calling thread. Memory is bounded by
 // in_flight * (chunk_size + Bound(chunk_size)) whatever the stream length.
 // Stops at the first error from reading, compressing or `emit`, and returns it.
 // An empty stream emits nothing (callers that need an empty frame add one).
@@ -109,6 +111,9 @@ Status CompressChunks(ByteSource& src, const PipelineOptions& options,
 // produces one empty frame so the output is a valid .zst/.gz.
 Status CompressStream(ByteSource& src, ByteSink& sink, const PipelineOptions& options);
 
+// `src` is read by worker threads (one at a time); `sink` is written in order,
+// by the calling thread or, for streamed frames, by a worker while the calling
+// thread waits (never concurrently).
 // Decompresses any zstd or gzip stream (multi-frame/multi-member, from us or
 // from stock tools) to `sink`, in parallel where the framing allows (our gzip
 // members carry their size in an extra field; zstd frames carry their content

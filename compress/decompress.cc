@@ -19,7 +19,7 @@
 #include "compress/codec.h"
 #include "compress/gzip_member.h"
 #include "compress/pipeline_internal.h"
-#include "core/bounded_queue.h"
+#include <thread>
 
 namespace walferry::compress {
 namespace {
@@ -109,15 +109,29 @@ struct Slot {
   Buffer in, out;
   std::size_t in_len = 0, out_len = 0;
   std::uint64_t offset = 0;  // input offset of the frame, for messages
+  // Guarded by the pipeline mutex:
+  std::uint64_t index = 0;
   Status status;
-  bool done = false;  // guarded by the pipeline mutex
+  bool written = false;  // streamed straight to the sink by a worker
+  bool done = false;
 };
 
+// What the next bytes of the input hold.
+struct Parsed {
+  enum Kind { kEnd, kSkipped, kParallel, kStream } kind = kEnd;
+  std::size_t in_len = 0, out_len = 0;
+};
+
+// Whichever worker is free takes the input lock, cuts the next frame/member,
+// copies it into its slot, releases the lock and decodes; the calling thread
+// only writes finished slots in order. A frame that must be streamed is
+// decoded by the worker that found it, holding the input lock, once every
+// earlier slot has been written, straight to the sink.
 class Decompressor {
  public:
   Decompressor(ByteSource& src, ByteSink& sink, std::size_t threads)
-      : src_(src), sink_(sink), window_(src), threads_(ResolveThreads(threads)),
-        in_flight_(threads_ + 2), slots_(in_flight_), work_(in_flight_) {}
+      : src_(src), sink_(sink), threads_(ResolveThreads(threads)), in_flight_(threads_ + 2),
+        window_(src), slots_(in_flight_) {}
 
   ~Decompressor() {
     if (zstream_) ZSTD_freeDStream(zstream_);
@@ -152,42 +166,124 @@ class Decompressor {
     }
     Status result;
     {
-      WorkerGroup workers(work_);
-      for (auto& d : decoders) {
-        Decoder* decoder = d.get();
-        workers.Start([this, decoder] {
-          while (auto item = work_.Pop()) {
-            Slot* s = *item;
-            Status st = decoder->DecompressChunk({s->in.data(), s->in_len}, {s->out.data(), s->out_len});
-            std::lock_guard lk(mu_);
-            s->status = std::move(st);
-            s->done = true;
-            cv_.notify_all();
+      std::vector<std::thread> workers;
+      struct Joiner {
+        Decompressor& d;
+        std::vector<std::thread>& threads;
+        ~Joiner() {
+          {
+            std::lock_guard lk(d.mu_);
+            d.abort_ = true;
+            d.cv_.notify_all();
           }
-        });
-      }
-      result = Loop();
-      // On error, let the workers finish what they hold before the slots go away.
+          for (auto& t : threads) t.join();
+        }
+      } joiner{*this, workers};
+      for (auto& d : decoders) workers.emplace_back([this, dec = d.get()] { Work(*dec); });
+      result = Emit();
     }
     if (!result.ok()) return result;
     return sink_.Finish();
   }
 
  private:
-  Status Loop() {
-    std::uint64_t frames = 0;
+  // The calling thread: writes finished slots in order.
+  Status Emit() {
     while (true) {
-      WF_TRY(EmitReady(/*wait_all=*/false));
-      WF_TRY(window_.Ensure(4));
-      if (window_.size() == 0) break;  // clean end between frames
-      if (algorithm_ == Algorithm::kZstd) {
-        WF_TRY(NextZstdFrame(frames));
-      } else {
-        WF_TRY(NextGzipMember(frames));
+      Slot& s = slots_[next_emit_ % in_flight_];
+      {
+        std::unique_lock lk(mu_);
+        cv_.wait(lk, [&] {
+          return !error_.ok() || (s.done && s.index == next_emit_) || (eof_ && next_emit_ >= total_);
+        });
+        if (!error_.ok()) return error_;
+        if (!(s.done && s.index == next_emit_)) return Status::Ok();  // all written
       }
-      ++frames;
+      if (!s.status.ok()) {
+        if (s.written) return s.status;  // streamed: the message is complete
+        return Error(ErrorCode::kCorrupt, src_.name() + ": " + s.status.error().message() +
+                                              " (at byte " + std::to_string(s.offset) + ")");
+      }
+      if (!s.written) WF_TRY(sink_.Write({s.out.data(), s.out_len}));
+      std::lock_guard lk(mu_);
+      s.done = false;
+      --in_use_;
+      ++next_emit_;
+      cv_.notify_all();
     }
-    return EmitReady(/*wait_all=*/true);
+  }
+
+  void Fail(Error e) {  // with mu_ held
+    if (error_.ok()) error_ = std::move(e);
+    abort_ = true;
+    cv_.notify_all();
+  }
+
+  void Work(Decoder& decoder) {
+    while (true) {
+      {
+        std::unique_lock lk(mu_);
+        cv_.wait(lk, [&] { return abort_ || eof_ || in_use_ < in_flight_; });
+        if (abort_ || eof_) return;
+        ++in_use_;
+      }
+      std::unique_lock ilk(in_mu_);
+      if (input_done_) {
+        std::lock_guard lk(mu_);
+        --in_use_;
+        cv_.notify_all();
+        return;
+      }
+      Result<Parsed> p = Parsed{};
+      do {
+        p = ParseNext();
+      } while (p.ok() && p->kind == Parsed::kSkipped);
+      if (!p.ok() || p->kind == Parsed::kEnd) {
+        input_done_ = true;
+        std::lock_guard lk(mu_);
+        if (!p.ok()) Fail(p.error());
+        eof_ = true;
+        total_ = next_index_;
+        --in_use_;
+        cv_.notify_all();
+        return;
+      }
+      const std::uint64_t index = next_index_++;
+      ++frames_;
+      Slot& s = slots_[index % in_flight_];
+      s.offset = window_.offset();
+      Status st;
+      bool written = false;
+      if (p->kind == Parsed::kParallel) {
+        s.in.Reserve(p->in_len);
+        s.out.Reserve(p->out_len);
+        std::memcpy(s.in.data(), window_.avail().data(), p->in_len);
+        s.in_len = p->in_len;
+        s.out_len = p->out_len;
+        window_.Consume(p->in_len);
+        ilk.unlock();
+        st = decoder.DecompressChunk({s.in.data(), s.in_len}, {s.out.data(), s.out_len});
+      } else {
+        {
+          std::unique_lock lk(mu_);
+          cv_.wait(lk, [&] { return abort_ || next_emit_ == index; });
+          if (abort_) {
+            input_done_ = true;
+            return;
+          }
+        }
+        st = StreamFrame();
+        written = true;
+        if (!st.ok()) input_done_ = true;
+        ilk.unlock();
+      }
+      std::lock_guard lk(mu_);
+      s.index = index;
+      s.status = std::move(st);
+      s.written = written;
+      s.done = true;
+      cv_.notify_all();
+    }
   }
 
   Error Corrupt(std::uint64_t offset, const std::string& what) const {
@@ -199,62 +295,31 @@ class Decompressor {
                                           (algorithm_ == Algorithm::kZstd ? "frame" : "member") + ")");
   }
 
-  // Emits finished slots in order; with wait_all, waits for every submitted one.
-  // Also waits for the oldest when no slot is free.
-  Status EmitReady(bool wait_all) {
-    while (next_emit_ < next_submit_) {
-      Slot& s = slots_[next_emit_ % in_flight_];
-      {
-        std::unique_lock lk(mu_);
-        bool must_wait = wait_all || next_submit_ - next_emit_ >= in_flight_;
-        if (!s.done && !must_wait) break;
-        cv_.wait(lk, [&] { return s.done; });
-      }
-      if (!s.status.ok()) {
-        return Error(ErrorCode::kCorrupt, src_.name() + ": " + s.status.error().message() +
-                                              " (at byte " + std::to_string(s.offset) + ")");
-      }
-      WF_TRY(sink_.Write({s.out.data(), s.out_len}));
-      ++next_emit_;
-    }
-    return Status::Ok();
+  // With in_mu_ held: what comes next in the input. kParallel leaves the frame
+  // in the window for the caller to copy and consume.
+  Result<Parsed> ParseNext() {
+    WF_TRY(window_.Ensure(4));
+    if (window_.size() == 0) return Parsed{};  // clean end between frames
+    return algorithm_ == Algorithm::kZstd ? NextZstdFrame() : NextGzipMember();
   }
 
-  // Copies the next `in_len` input bytes into a free slot and submits it.
-  Status Submit(std::size_t in_len, std::size_t out_len) {
-    WF_TRY(EmitReady(false));
-    if (next_submit_ - next_emit_ >= in_flight_) WF_TRY(EmitReady(false));
-    Slot& s = slots_[next_submit_ % in_flight_];
-    s.in.Reserve(in_len);
-    s.out.Reserve(out_len);
-    std::memcpy(s.in.data(), window_.avail().data(), in_len);
-    s.in_len = in_len;
-    s.out_len = out_len;
-    s.offset = window_.offset();
-    s.status = Status::Ok();
-    {
-      std::lock_guard lk(mu_);
-      s.done = false;
-    }
-    window_.Consume(in_len);
-    ++next_submit_;
-    work_.Push(&s);
-    return Status::Ok();
+  Status StreamFrame() {
+    return algorithm_ == Algorithm::kZstd ? StreamZstdFrame() : StreamGzipMember();
   }
 
   // ---- zstd ----
 
-  Status NextZstdFrame(std::uint64_t frames) {
+  Result<Parsed> NextZstdFrame() {
     const std::uint64_t at = window_.offset();
     WF_TRY(window_.Ensure(ZSTD_FRAMEHEADERSIZE_MAX));
     auto head = window_.avail();
     std::uint32_t magic = head.size() >= 4 ? gzip::GetLe32(head.data()) : 0;
     if (magic != kZstdMagic && !IsSkippableMagic(magic)) {
-      if (head.size() < 4 && window_.eof() && frames > 0 &&
+      if (head.size() < 4 && window_.eof() && frames_ > 0 &&
           std::memcmp(head.data(), "\x28\xb5\x2f\xfd", head.size()) == 0) {
         return Truncated();
       }
-      return Corrupt(at, frames ? "trailing garbage after the last zstd frame" : "not a zstd frame");
+      return Corrupt(at, frames_ ? "trailing garbage after the last zstd frame" : "not a zstd frame");
     }
     ZSTD_frameHeader fh;
     std::size_t r = ZSTD_getFrameHeader(&fh, head.data(), head.size());
@@ -269,7 +334,7 @@ class Decompressor {
         window_.Consume(n);
         left -= n;
       }
-      return Status::Ok();
+      return Parsed{Parsed::kSkipped};
     }
     if (fh.frameContentSize != ZSTD_CONTENTSIZE_UNKNOWN && fh.frameContentSize <= kMaxParallelRaw) {
       const std::size_t content = static_cast<std::size_t>(fh.frameContentSize);
@@ -280,7 +345,7 @@ class Decompressor {
       while (true) {
         WF_TRY(window_.Ensure(want));
         std::size_t fsize = ZSTD_findFrameCompressedSize(window_.avail().data(), window_.size());
-        if (!ZSTD_isError(fsize)) return Submit(fsize, content);
+        if (!ZSTD_isError(fsize)) return Parsed{Parsed::kParallel, fsize, content};
         if (ZSTD_getErrorCode(fsize) != ZSTD_error_srcSize_wrong) {
           return Corrupt(at, std::string("corrupt zstd frame: ") + ZSTD_getErrorName(fsize));
         }
@@ -289,11 +354,10 @@ class Decompressor {
         want = std::min(limit, want * 2);
       }
     }
-    return StreamZstdFrame();
+    return Parsed{Parsed::kStream};
   }
 
   Status StreamZstdFrame() {
-    WF_TRY(EmitReady(/*wait_all=*/true));
     const std::uint64_t at = window_.offset();
     if (!zstream_) {
       zstream_ = ZSTD_createDStream();
@@ -313,15 +377,12 @@ class Decompressor {
       window_.Consume(in.pos);
       if (out.pos) WF_TRY(sink_.Write({stream_out_.data(), out.pos}));
       if (r == 0) return Status::Ok();  // frame complete, checksum verified
-      if (in.pos == in.size && out.pos < out.size && window_.eof() && window_.size() == 0) {
-        return Truncated();
-      }
     }
   }
 
   // ---- gzip ----
 
-  Status NextGzipMember(std::uint64_t frames) {
+  Result<Parsed> NextGzipMember() {
     const std::uint64_t at = window_.offset();
     gzip::HeaderInfo info;
     std::size_t want = 32;
@@ -330,7 +391,7 @@ class Decompressor {
       auto st = gzip::ParseHeader(window_.avail(), &info);
       if (st == gzip::ParseState::kOk) break;
       if (st == gzip::ParseState::kBad) {
-        return Corrupt(at, frames ? "trailing garbage after the last gzip member" : "not a gzip member");
+        return Corrupt(at, frames_ ? "trailing garbage after the last gzip member" : "not a gzip member");
       }
       if (window_.eof()) return Truncated();
       if (want >= kMaxGzipHeader) return Corrupt(at, "gzip header too long");
@@ -340,13 +401,12 @@ class Decompressor {
       const std::size_t member = *info.member_size;
       WF_TRY(window_.Ensure(member));
       if (window_.size() < member) return Truncated();
-      return Submit(member, *info.raw_size);
+      return Parsed{Parsed::kParallel, member, *info.raw_size};
     }
-    return StreamGzipMember();
+    return Parsed{Parsed::kStream};
   }
 
   Status StreamGzipMember() {
-    WF_TRY(EmitReady(/*wait_all=*/true));
     const std::uint64_t at = window_.offset();
     if (!zlib_ready_) {
       std::memset(&zs_, 0, sizeof zs_);
@@ -389,19 +449,32 @@ class Decompressor {
 
   ByteSource& src_;
   ByteSink& sink_;
-  InputWindow window_;
   const std::size_t threads_;
   const std::size_t in_flight_;
   Algorithm algorithm_ = Algorithm::kRaw;
-  std::vector<Slot> slots_;
-  BoundedQueue<Slot*> work_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::uint64_t next_submit_ = 0, next_emit_ = 0;
+
+  // Input side, guarded by in_mu_ (after Run's detection).
+  std::mutex in_mu_;
+  InputWindow window_;
+  bool input_done_ = false;
+  std::uint64_t next_index_ = 0;
+  std::uint64_t frames_ = 0;
   Buffer stream_out_;
   ZSTD_DStream* zstream_ = nullptr;
   z_stream zs_{};
   bool zlib_ready_ = false;
+
+  // Slots and progress, guarded by mu_ (slot buffers are owned by whoever
+  // holds the slot: the worker until done, then the emitter).
+  std::vector<Slot> slots_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::size_t in_use_ = 0;
+  std::uint64_t next_emit_ = 0;  // written by the emitter under mu_
+  std::uint64_t total_ = 0;
+  bool eof_ = false;
+  bool abort_ = false;
+  Status error_;
 };
 
 }  // namespace

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <random>
 #include <string>
@@ -21,19 +22,21 @@ class MemSource final : public ByteSource {
                      std::size_t fail_at = SIZE_MAX)
       : data_(data), max_read_(max_read), fail_at_(fail_at) {}
   Result<std::size_t> Read(std::span<std::byte> buf) override {
-    if (pos_ >= fail_at_) return Error(ErrorCode::kIo, "read mem: injected failure");
-    std::size_t n = std::min({buf.size(), data_.size() - pos_, max_read_});
-    if (n) std::memcpy(buf.data(), data_.data() + pos_, n);
-    pos_ += n;
+    // Read by the pipeline's workers (one at a time); position() by the test.
+    const std::size_t pos = pos_.load();
+    if (pos >= fail_at_) return Error(ErrorCode::kIo, "read mem: injected failure");
+    std::size_t n = std::min({buf.size(), data_.size() - pos, max_read_});
+    if (n) std::memcpy(buf.data(), data_.data() + pos, n);
+    pos_.store(pos + n);
     return n;
   }
   const std::string& name() const override { return name_; }
-  std::size_t position() const { return pos_; }
+  std::size_t position() const { return pos_.load(); }
 
  private:
   const Bytes& data_;
   std::size_t max_read_, fail_at_;
-  std::size_t pos_ = 0;
+  std::atomic<std::size_t> pos_{0};
   std::string name_ = "mem";
 };
 

@@ -96,6 +96,11 @@ bad_case() {  # bad_case NAME FILE(.zst/.gz)
   note "$name: $(cat "$T/err")"
 }
 mkdir -p "$T/bad"
+flip_bit() {  # flip_bit FILE OFFSET: inverts one bit of the byte at OFFSET
+  local b
+  b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+  printf "\\x$(printf %02x $((b ^ 0x10)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
 for fmt in gzip zstd; do
   ext=$([ $fmt = gzip ] && echo gz || echo zst)
   "$WF" compress --$fmt --chunk 256K < "$data" > "$T/good.$ext"
@@ -103,13 +108,14 @@ for fmt in gzip zstd; do
   head -c $((n / 2)) "$T/good.$ext" > "$T/bad/trunc-half.$ext"; bad_case "$fmt truncated half" "$T/bad/trunc-half.$ext"
   head -c $((n - 1)) "$T/good.$ext" > "$T/bad/trunc-1.$ext"; bad_case "$fmt truncated by 1" "$T/bad/trunc-1.$ext"
   cp "$T/good.$ext" "$T/bad/flip.$ext"
-  printf '\x55' | dd of="$T/bad/flip.$ext" bs=1 seek=$((n / 3)) conv=notrunc status=none
+  flip_bit "$T/bad/flip.$ext" $((n / 3))
+  cmp -s "$T/bad/flip.$ext" "$T/good.$ext" && fail "flip_bit changed nothing"
   bad_case "$fmt bit flip" "$T/bad/flip.$ext"
   { cat "$T/good.$ext"; echo garbage; } > "$T/bad/trail.$ext"; bad_case "$fmt trailing garbage" "$T/bad/trail.$ext"
 done
 gzip -c "$data" > "$T/g.gz"; n=$(stat -c %s "$T/g.gz")
 head -c $((n - 4)) "$T/g.gz" > "$T/bad/gzip-trunc.gz"; bad_case "stock gzip truncated" "$T/bad/gzip-trunc.gz"
-cp "$T/g.gz" "$T/bad/gzip-crc.gz"; printf '\x00\x00' | dd of="$T/bad/gzip-crc.gz" bs=1 seek=$((n - 8)) conv=notrunc status=none
+cp "$T/g.gz" "$T/bad/gzip-crc.gz"; flip_bit "$T/bad/gzip-crc.gz" $((n - 8))
 bad_case "stock gzip CRC" "$T/bad/gzip-crc.gz"
 head -c 100000 "$data" > "$T/bad/plain.zst"; bad_case "not compressed" "$T/bad/plain.zst"
 : > "$T/bad/empty.gz"; bad_case "empty" "$T/bad/empty.gz"
