@@ -48,20 +48,30 @@ SPID=$!
 WF_PIDS+=("$SPID")
 if wait_incoming $((BIG / 2)) "$SPID"; then
   sleep "0.$((RANDOM % 5))"
-  kill_receiver
   kill -9 "$SPID" 2>/dev/null || true
-  wait "$SPID" 2>/dev/null || true
+  kill_receiver
+  src=0
+  wait "$SPID" 2>/dev/null || src=$?
   first=$(stop_proxy)
   verify_root "$ROOT"
-  [ -z "$(final_path "$ROOT" main big.bin)" ] || fail "A: big.bin under its final name after kill -9"
+  # verify_root: anything under a final name is complete and identical (the
+  # receiver may have committed just before the sender died). Exit 0 before
+  # the kill means acknowledged: then it must be there.
+  if [ "$src" -eq 0 ]; then
+    assert_stored "$ROOT" main big.bin "$SRC/big.bin"
+  fi
+  if [ -n "$(final_path "$ROOT" main big.bin)" ]; then
+    src=0  # committed before the kill: nothing to resume, the rerun only confirms
+    note "A: the transfer was committed just before the kill; resume not exercised"
+  fi
   start_receiver "$ROOT" "$RPORT" "${SERVE[@]}"
   start_proxy "$RPORT" --mode pass
   "$WF" send "$SRC/big.bin" --name big.bin --to "127.0.0.1:$PROXY_PORT" "${CLIENT[@]}" >>"$T/send.log" 2>&1 \
     || fail "A: rerun of the send failed: $(tail -1 "$T/send.log")"
   second=$(stop_proxy)
   note "A: first run sent $first bytes before the kill, the rerun $second bytes (file: $BIG)"
-  [ "$second" -lt $((BIG * 3 / 4)) ] || fail "A: rerun sent $second bytes for a $BIG-byte file: no resume"
-  [ $((first + second)) -lt $((BIG * 3 / 2)) ] || fail "A: $((first + second)) bytes in total: resume from too far back"
+  [ "$src" -eq 0 ] || [ "$second" -lt $((BIG * 3 / 4)) ] || fail "A: rerun sent $second bytes for a $BIG-byte file: no resume"
+  [ "$src" -eq 0 ] || [ $((first + second)) -lt $((BIG * 3 / 2)) ] || fail "A: $((first + second)) bytes in total: resume from too far back"
 else
   wait "$SPID" || fail "A: send failed before any kill"
   stop_proxy >/dev/null

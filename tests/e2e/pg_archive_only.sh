@@ -22,6 +22,8 @@ if "$WF" --help 2>/dev/null | grep -qE "^ +serve " && "$WF" --help 2>/dev/null |
   as_pg "$WF" serve --root "$ROOT" --listen 127.0.0.1:"$RPORT" --insecure-loopback >"$T/serve.log" 2>&1 &
   WF_PIDS+=($!)
   wait_port "$RPORT"
+  # as_pg may run it under runuser: kill the receiver itself on exit, not only runuser.
+  WF_PIDS+=($(ss -ltnpH "sport = :$RPORT" | grep -o "pid=[0-9]*" | cut -d= -f2))
   ARCHIVE_ARGS=(--to 127.0.0.1:"$RPORT" --cluster main --insecure-loopback)
 else
   MODE=cp
@@ -44,9 +46,9 @@ as_pg "$PGBIN/pgbench" -q -i -s 2 -h 127.0.0.1 -p "$PORT" -U postgres postgres >
 # Base backup into the archive.
 if [ "$MODE" = push ]; then
   as_pg "$WF" basebackup --to 127.0.0.1:"$RPORT" --cluster main --insecure-loopback --name base.tar \
-    -h 127.0.0.1 -p "$PORT" -U postgres >"$T/basebackup.log" 2>&1 || fail "walferry basebackup failed"
+    -h 127.0.0.1 -p "$PORT" -U postgres -c fast >"$T/basebackup.log" 2>&1 || fail "walferry basebackup failed"
 else
-  as_pg "$PGBIN/pg_basebackup" -h 127.0.0.1 -p "$PORT" -U postgres -Ft -D - -X fetch 2>"$T/basebackup.log" \
+  as_pg "$PGBIN/pg_basebackup" -h 127.0.0.1 -p "$PORT" -U postgres -c fast -Ft -D - -X fetch 2>"$T/basebackup.log" \
     | zstd -q -c >"$ROOT/main/files/base.tar.zst" || fail "pg_basebackup failed"
   share_scratch
 fi

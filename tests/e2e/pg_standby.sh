@@ -26,6 +26,8 @@ share_scratch
 as_pg "$WF" serve --root "$ROOT" --listen "127.0.0.1:$RPORT" --tls-dir "$T/tls" >"$T/serve.log" 2>&1 &
 WF_PIDS+=("$!")
 wait_port "$RPORT"
+# as_pg may run it under runuser: kill the receiver itself on exit, not only runuser.
+WF_PIDS+=($(ss -ltnpH "sport = :$RPORT" | grep -o "pid=[0-9]*" | cut -d= -f2))
 
 P=$(pg_init prim)
 as_pg "$WF" setup primary --pgdata "$P" --standby-address 127.0.0.1 --replication-user postgres \
