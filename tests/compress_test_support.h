@@ -81,7 +81,7 @@ inline Bytes TextBytes(std::size_t n, unsigned seed = 2) {
     if (rng() % 4 == 0) s += std::to_string(rng() % 100000);
   }
   Bytes b(n);
-  std::memcpy(b.data(), s.data(), n);
+  if (n) std::memcpy(b.data(), s.data(), n);
   return b;
 }
 

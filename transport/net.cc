@@ -518,7 +518,7 @@ class TlsConn : public SocketConn {
   SslCtxPtr ctx_;
   SslPtr ssl_;
   bool established_ = false;
-  bool failed_ = false;
+  std::atomic<bool> failed_{false};
   bool ticket_seen_ = false;
 };
 
