@@ -37,6 +37,9 @@ struct MemStore {
   std::map<std::string, Partial> partial;  // transfer id -> durable state
   int begins = 0;
   int fail_append_at = -1;  // chunk index that gets ENOSPC
+  // Simulates a receiver that lost its saved state: Begin never resumes, even
+  // if a connection that is still winding down syncs its state afterwards.
+  bool forget_partials = false;
 };
 
 class MemIncoming final : public archive::Incoming {
@@ -110,7 +113,9 @@ class MemArchive final : public archive::Archive {
     ++s_.begins;
     std::vector<std::string> durable;
     auto it = s_.partial.find(spec.transfer_id);
-    if (it != s_.partial.end() && it->second.name == spec.name) durable = it->second.chunks;
+    if (!s_.forget_partials && it != s_.partial.end() && it->second.name == spec.name) {
+      durable = it->second.chunks;
+    }
     return std::unique_ptr<archive::Incoming>(new MemIncoming(s_, spec, durable));
   }
   Result<archive::StoredEntry> Find(std::string_view, std::string_view) const override {
@@ -327,8 +332,10 @@ TEST_F(ReceiverFixture, PipeFailsClearlyWhenTheReceiverLostWhatItAcknowledged) {
     if (n == 0) return std::make_unique<FaultyConn>(std::move(c), 1'200'000, -1);
     // The receiver "lost" its saved state (wiped .incoming): resume point 0,
     // but acknowledged chunks are gone from the sender's window.
+    // Set (not a one-off clear) so that the cut connection's server thread,
+    // which may still sync after this point, cannot restore it.
     std::lock_guard lk(store_.mu);
-    store_.partial.clear();
+    store_.forget_partials = true;
     return c;
   });
   Sender sender(o);
