@@ -178,14 +178,17 @@ class Server::Session {
         c.index = index_++;
         c.raw_offset = offset_;
         c.raw_len = static_cast<std::uint32_t>(raw_.size());
-        c.wire_len = static_cast<std::uint32_t>(n);
-        c.codec = WireCodec::kZstd;
+        // Incompressible data goes raw, as a sender's does.
+        const bool raw = n >= raw_.size();
+        c.wire_len = static_cast<std::uint32_t>(raw ? raw_.size() : n);
+        c.codec = raw ? WireCodec::kRaw : WireCodec::kZstd;
         c.raw_xxh3 = Xxh3_64(raw_);
-        c.payload = std::span<const std::byte>(wire_.data(), n);
+        c.payload = raw ? std::span<const std::byte>(raw_) : std::span<const std::byte>(wire_.data(), n);
         hash_.Update(raw_);
         offset_ += raw_.size();
+        Status st = w_.WriteChunk(c);
         raw_.clear();
-        return w_.WriteChunk(c);
+        return st;
       }
       FrameWriter& w_;
       compress::Codec& codec_;
