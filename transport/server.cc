@@ -453,12 +453,14 @@ Status Server::Run(Listener& listener) {
     std::list<std::shared_ptr<Active>> finished;
     {
       std::lock_guard lk(mu_);
-      for (auto it = conns_.begin(); it != conns_.end();) {
-        if (all || (*it)->done.load()) {
-          finished.push_back(*it);
-          it = conns_.erase(it);
-        } else {
-          ++it;
+      for (auto* list : {&conns_, &refusing_}) {
+        for (auto it = list->begin(); it != list->end();) {
+          if (all || (*it)->done.load()) {
+            finished.push_back(*it);
+            it = list->erase(it);
+          } else {
+            ++it;
+          }
         }
       }
     }
@@ -476,17 +478,35 @@ Status Server::Run(Listener& listener) {
     }
     auto active = std::make_shared<Active>();
     active->conn = std::move(*c);
+    // No lock is held across network I/O: a refused client that does not read
+    // gets its ERROR from a thread of its own, so it delays neither the accept
+    // loop nor any session's start or end (they take mu_).
+    bool refuse = false, drop = false;
     {
       std::lock_guard lk(mu_);
+      if (stopping_.load()) break;
       if (conns_.size() >= opts_.max_connections) {
-        Log("serve: too many connections, refusing " + active->conn->peer_address());
+        refuse = true;
+        drop = refusing_.size() >= kMaxRefusing;
+        if (!drop) refusing_.push_back(active);
+      } else {
+        conns_.push_back(active);
+      }
+    }
+    if (refuse) {
+      Log("serve: too many connections, refusing " + active->conn->peer_address());
+      if (drop) {
+        active->conn->Shutdown();  // too many refusals in flight: close without a word
+        continue;
+      }
+      active->thread = std::thread([active] {
         active->conn->SetTimeout(std::chrono::milliseconds(1000));
         FrameWriter w(*active->conn);
         (void)w.Write(ErrorFrame{ErrorCode::kRefused, "receiver busy (too many connections); try again"});
-        continue;
-      }
-      if (stopping_.load()) break;
-      conns_.push_back(active);
+        active->conn->Shutdown();
+        active->done.store(true);
+      });
+      continue;
     }
     active->thread = std::thread([this, active] {
       ServeConnection(*active->conn);
@@ -497,6 +517,7 @@ Status Server::Run(Listener& listener) {
   {
     std::lock_guard lk(mu_);
     for (auto& a : conns_) a->conn->Shutdown();
+    for (auto& a : refusing_) a->conn->Shutdown();
   }
   reap(true);
   std::lock_guard lk(mu_);
@@ -509,6 +530,7 @@ void Server::Stop() {
   std::lock_guard lk(mu_);
   if (listener_) listener_->Close();
   for (auto& a : conns_) a->conn->Shutdown();
+  for (auto& a : refusing_) a->conn->Shutdown();
 }
 
 }  // namespace walferry::transport
