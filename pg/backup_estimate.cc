@@ -55,9 +55,12 @@ Result<long long> EstimateBackupSize(const std::vector<std::string>& pg_baseback
   // pg_basebackup's -d is a connection string; psql needs a database in it.
   if (!has_db) base.insert(base.end(), {"-d", "postgres"});
   std::string last_error;
-  for (const char* sql : {"SELECT sum(pg_tablespace_size(oid))::bigint FROM pg_tablespace",
-                          "SELECT sum(pg_database_size(datname))::bigint FROM pg_database "
-                          "WHERE datallowconn AND has_database_privilege(datname, 'CONNECT')"}) {
+  // -X fetch adds the WAL written during the backup: at least one segment.
+  constexpr const char* kWal =
+      " + coalesce((SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size'), 0)";
+  for (std::string sql : {std::string("SELECT sum(pg_tablespace_size(oid))::bigint") + kWal + " FROM pg_tablespace",
+                          std::string("SELECT sum(pg_database_size(datname))::bigint") + kWal +
+                              " FROM pg_database WHERE datallowconn AND has_database_privilege(datname, 'CONNECT')"}) {
     auto argv = base;
     argv.insert(argv.end(), {"-c", sql});
     WF_ASSIGN(RunResult r, Run(argv));

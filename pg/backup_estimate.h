@@ -15,7 +15,8 @@ namespace walferry::pg {
 std::vector<std::string> ConnectionArgs(const std::vector<std::string>& pg_basebackup_args);
 
 // Bytes of all tablespaces (sum of pg_tablespace_size), or, when the user may
-// not read those, of all databases (pg_database_size). Runs psql -w (never
+// not read those, of all databases (pg_database_size), plus one WAL segment
+// (what -X fetch adds at least). Runs psql -w (never
 // prompts for a password). kNetwork with psql's message when it cannot ask.
 Result<long long> EstimateBackupSize(const std::vector<std::string>& pg_basebackup_args,
                                      const std::string& pgbin);

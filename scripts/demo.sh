@@ -65,10 +65,13 @@ RPORT=$(free_port); PORT=$(free_port); SPORT=$(free_port)
 share_scratch
 say "walferry serve: the receiver on 127.0.0.1:$RPORT, archive in $ARCHIVE"
 as_pg "$WF" serve --root "$ARCHIVE" --listen "127.0.0.1:$RPORT" --tls-dir "$T/tls" >"$T/serve.log" 2>&1 &
-WF_PIDS+=("$!")
+SERVE_JOB=$!
+WF_PIDS+=("$SERVE_JOB")
 wait_port "$RPORT"
-WF_PIDS+=($(ss -ltnpH "sport = :$RPORT" | grep -o "pid=[0-9]*" | cut -d= -f2))
-sed 's/^/    /' "$T/serve.log"
+# as_pg may run it under runuser: keep the receiver's own pid to stop it.
+SERVE_PID=$(ss -ltnpH "sport = :$RPORT" | grep -o "pid=[0-9]*" | cut -d= -f2 | head -n 1)
+WF_PIDS+=("$SERVE_PID")
+head -n 1 "$T/serve.log" | show
 
 # --- the primary -----------------------------------------------------------
 say "PostgreSQL 15 primary: initdb, then walferry setup primary --apply"
@@ -77,7 +80,7 @@ as_pg "$WF" setup primary --pgdata "$P" --standby-address 127.0.0.1 --replicatio
   --auth-method trust --to "127.0.0.1:$RPORT" --tls-dir "$T/tls-client" --archive-timeout 5 --apply \
   2>&1 | show
 pg_start "$P" "$PORT" "-c max_wal_size=1GB"
-say "filling the primary: pgbench -i -s $SCALE (about $((SCALE * 16)) MB; archive_command ships each WAL segment)"
+say "filling the primary: pgbench -i -s $SCALE (about $((SCALE * 20)) MB of tables; archive_command ships each WAL segment)"
 t0=$(now)
 as_pg "$PGBIN/pgbench" -q -i -s "$SCALE" -h 127.0.0.1 -p "$PORT" -U postgres postgres \
   >"$T/pgbench.log" 2>&1 || fail "pgbench -i failed (see $T/pgbench.log)"
@@ -219,6 +222,8 @@ awk -v n="$N" -v s="$RSYNC_SECS" -v b="$WAL_BYTES" 'BEGIN { printf "    %-34s %9
 verified "$N pushed segments byte-identical on a second receiver; an identical re-push exits 0"
 
 pg_stop "$P"
+kill "$SERVE_PID" 2>/dev/null || true  # SIGTERM: the receiver finishes and exits
+wait "$SERVE_JOB" 2>/dev/null || true
 
 # --- summary ---------------------------------------------------------------
 say "summary"
