@@ -81,11 +81,13 @@ size_t HeaderCb(char* p, size_t size, size_t n, void* ud) {
 struct ReadState {
   std::span<const std::byte> body;
   std::size_t pos = 0;
+  bool damage = false;
 };
 size_t ReadCb(char* buf, size_t size, size_t n, void* ud) {
   auto* r = static_cast<ReadState*>(ud);
   std::size_t len = std::min(size * n, r->body.size() - r->pos);
   std::copy_n(reinterpret_cast<const char*>(r->body.data()) + r->pos, len, buf);
+  if (r->damage && r->pos == 0 && len > 0) buf[0] = static_cast<char>(buf[0] ^ 1);
   r->pos += len;
   return len;
 }
@@ -174,7 +176,7 @@ Result<Client::Response> Client::Once(const Request& r) {
   if (r.method == "PUT" || r.method == "POST") list = curl_slist_append(list, "Content-Type:");
 
   Response resp;
-  ReadState rs{r.body, 0};
+  ReadState rs{r.body, 0, opts_.test_damage_bodies};
   curl_easy_setopt(h, CURLOPT_URL, url.c_str());
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, list);
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);

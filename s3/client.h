@@ -48,6 +48,9 @@ struct ClientOptions {
   std::chrono::milliseconds backoff_initial{100};
   std::chrono::milliseconds backoff_max{4000};
   std::function<void(const std::string&)> note;  // one line per retry; may be empty
+  // Fault injection for tests: flips one bit of every body after its
+  // Content-MD5 was computed (a body damaged on the way).
+  bool test_damage_bodies = false;
 };
 
 using Metadata = std::map<std::string, std::string>;  // x-amz-meta-<name> (lower-case names)
