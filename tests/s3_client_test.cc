@@ -32,9 +32,12 @@ class S3Rgw : public ::testing::Test {
     c_ = std::move(c).value();
     ASSERT_TRUE(c_->CreateBucket().ok());
   }
-  std::string Key(const std::string& k) {
-    return std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + "/" + k;
+  // Unique per run, so a reused radosgw (WF_S3_ENV) starts empty.
+  std::string Top() {
+    static const std::string run = std::to_string(std::random_device{}());
+    return run + "-" + ::testing::UnitTest::GetInstance()->current_test_info()->name();
   }
+  std::string Key(const std::string& k) { return Top() + "/" + k; }
   walferry::testing::RgwEnv* env_ = nullptr;
   std::unique_ptr<Client> c_;
 };
@@ -157,7 +160,7 @@ TEST_F(S3Rgw, ListPagination) {
   EXPECT_EQ(seen[6], Key("k6"));
   auto all = c_->ListAll(Key(""));
   EXPECT_EQ(all->size(), 7u);
-  auto dirs = c_->List(std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()), "", 1000, "/");
+  auto dirs = c_->List(Top(), "", 1000, "/");
   ASSERT_TRUE(dirs.ok());
   ASSERT_EQ(dirs->common_prefixes.size(), 1u);
 }
