@@ -22,6 +22,7 @@
 #include <string_view>
 #include <vector>
 
+#include "archive/tar_check.h"
 #include "compress/codec.h"
 #include "core/hash.h"
 #include "core/result.h"
@@ -107,6 +108,9 @@ struct TransferSpec {
   std::string name;
   std::string transfer_id;   // 32 hex chars chosen by the sender; same id = same transfer
   std::int64_t raw_size = -1;  // -1 when unknown (pipes)
+  // Content rule for file entries (archive/tar_check.h): by default a stream
+  // that is a tar is stored only when complete; WAL entries are never tars.
+  ContentCheck content = ContentCheck::kAuto;
 };
 
 enum class CommitOutcome : unsigned char { kPlaced, kAlreadyIdentical };

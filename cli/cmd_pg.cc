@@ -294,7 +294,9 @@ void AddBasebackup(CLI::App& app, Context& ctx) {
     char buf[PATH_MAX];
     ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
     if (n > 0) self = std::string(buf, static_cast<std::size_t>(n));
-    std::vector<std::string> send = {self, "send", "-", "--name", a->name};
+    // --expect tar: the receiver stores the stream only as a complete tar
+    // with a verified backup_manifest, whatever happens to pg_basebackup.
+    std::vector<std::string> send = {self, "send", "-", "--name", a->name, "--expect", "tar"};
     if (!a->to.empty()) send.insert(send.end(), {"--to", a->to});
     if (!a->cluster.empty()) send.insert(send.end(), {"--cluster", a->cluster});
     if (!a->tls_dir.empty()) send.insert(send.end(), {"--tls-dir", a->tls_dir});

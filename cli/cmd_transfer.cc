@@ -234,6 +234,7 @@ void AddTransferCommands(CLI::App& app, Context& ctx) {
     std::size_t chunk_kib = 1024;
     ProgressMode progress = ProgressMode::kAuto;
     long long expected_size = -1;
+    std::string expect = "auto";
   };
   auto send_args = std::make_shared<SendArgs>();
   CLI::App* send = app.add_subcommand("send", "Ship a file or stdin to the receiver");
@@ -245,6 +246,10 @@ void AddTransferCommands(CLI::App& app, Context& ctx) {
   send->add_flag("--gzip", send_args->gzip, "Prefer gzip (the receiver's store format decides)");
   send->add_option("-l,--level", send_args->level, "Compression level");
   send->add_option("--chunk-kib", send_args->chunk_kib, "Chunk size in KiB (default 1024)");
+  send->add_option("--expect", send_args->expect,
+                   "auto (default): a tar stream is stored only when complete; tar: the stream must be a "
+                   "complete tar; any: no content check (e.g. pg_basebackup --no-manifest)")
+      ->check(CLI::IsMember({"auto", "tar", "any"}));
   AddProgressOptions(send, &send_args->progress);
   // Set by `basebackup`: the server's estimate of a stream's size, for the ETA.
   send->add_option("--expected-size", send_args->expected_size)->group("");
@@ -274,6 +279,8 @@ void AddTransferCommands(CLI::App& app, Context& ctx) {
     o->threads = a.threads;
     o->chunk_size = a.chunk_kib * 1024;
     if (a.level > 0) o->level = a.level;
+    if (a.expect == "tar") o->kind = transport::WireKind::kTar;
+    if (a.expect == "any") o->kind = transport::WireKind::kAny;
     auto src = OpenSource(a.input);
     if (!src.ok()) {
       ctx.exit_code = ReportError(src.error());

@@ -276,6 +276,11 @@ class Server::Session {
 
     archive::TransferSpec spec{cluster_, open.name, id,
                                open.raw_size == kUnknownSize ? -1 : static_cast<std::int64_t>(open.raw_size)};
+    // The tar completeness rule runs here, on the raw bytes the receiver
+    // verified, so no sender can bypass it (docs/archive-layout.md).
+    spec.content = open.kind == WireKind::kTar   ? archive::ContentCheck::kTar
+                   : open.kind == WireKind::kAny ? archive::ContentCheck::kNone
+                                                 : archive::ContentCheck::kAuto;
     auto inc = s_.archive_.Begin(spec);
     if (!inc.ok()) {
       Fail(inc.error(), what);

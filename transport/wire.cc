@@ -193,7 +193,7 @@ Result<Frame> ParseBody(const FrameHeader& h, std::span<const std::byte> body) {
       std::uint8_t codec = r.U8();
       std::uint16_t n = r.U16();
       if (f.chunk_size == 0 || f.chunk_size > kMaxChunkRaw) return Bad("OPEN chunk size");
-      if (kind > 2) return Bad("OPEN kind");
+      if (kind > 4) return Bad("OPEN kind");
       if (!ValidCodec(codec)) return Bad("OPEN codec");
       if (f.raw_size != kUnknownSize && f.raw_size > (std::uint64_t{1} << 62)) return Bad("OPEN size");
       if (n == 0 || n > kMaxNameLen || r.left() != n) return Bad("OPEN name length");
