@@ -334,11 +334,7 @@ class IncomingImpl final : public Incoming {
         io_(MakeFileIo()),
         data_name_(spec_.transfer_id + ".data"),
         state_name_(spec_.transfer_id + ".state"),
-        dest_shown_(Join(Join(shared_->Path(spec_.cluster), KindDir(kind_)), spec_.name)) {
-    if (kind_ == EntryKind::kFile && spec_.content != ContentCheck::kNone) {
-      tar_ = std::make_unique<TarCheck>(spec_.content);
-    }
-  }
+        dest_shown_(Join(Join(shared_->Path(spec_.cluster), KindDir(kind_)), spec_.name)) {}
 
   // Resumes from `m` when it describes this transfer and the data file holds
   // at least what it says; otherwise starts from zero. Never fails on a bad
@@ -374,7 +370,6 @@ class IncomingImpl final : public Incoming {
         ::ftruncate(data_fd_.get(), static_cast<off_t>(data_length_)) != 0) {
       return ErrnoError(errno, "truncate " + DataShown());
     }
-    if (resume && tar_ && raw_offset_ > 0) WF_TRY(internal::FeedStoredPrefix(data_fd_.get(), DataShown(), shared_->format, *tar_));
     // No directory fsync here: the data file's entry only matters once a
     // manifest points at it, and Sync fsyncs the directory after writing one.
     return Status::Ok();
@@ -413,7 +408,6 @@ class IncomingImpl final : public Incoming {
     (void)::sync_file_range(data_fd_.get(), static_cast<off_t>(data_length_),
                             static_cast<off_t>(out.size()), SYNC_FILE_RANGE_WRITE);
     hash_.Update(raw);
-    if (tar_) tar_->Update(raw);
     raw_offset_ += raw.size();
     data_length_ += out.size();
     ++next_chunk_;
@@ -462,11 +456,6 @@ class IncomingImpl final : public Incoming {
       return Drop(Error(ErrorCode::kCorrupt, spec_.name + ": XXH3-128 of the received data " +
                                                  got.Hex() + " differs from the sender's " +
                                                  raw_hash.Hex() + "; nothing stored, send it again"));
-    }
-    if (tar_) {
-      if (Status t = tar_->Finish(); !t.ok()) {
-        return Drop(Error(ErrorCode::kRefused, spec_.name + " refused: " + t.error().message() + "; nothing stored"));
-      }
     }
     if (is_segment_) {
       if (!wal_) {
@@ -535,6 +524,11 @@ class IncomingImpl final : public Incoming {
 
   void Abandon() override {
     if (!finished_) RemoveTemp();
+  }
+
+  Status ReadDurable(ByteSink& sink) override {
+    WF_TRY(CheckOpen());
+    return internal::ReadDataPrefix(data_fd_.get(), DataShown(), shared_->format, sink);
   }
 
  private:
@@ -633,7 +627,6 @@ class IncomingImpl final : public Incoming {
   UniqueFd cluster_fd_, dest_fd_, data_fd_;
   std::unique_ptr<FileIo> io_;
   std::unique_ptr<internal::Recompressor> recompressor_;
-  std::unique_ptr<TarCheck> tar_;  // file entries: the tar completeness rule
   const std::string data_name_, state_name_, dest_shown_;
   Xxh3Stream hash_;
   std::uint64_t next_chunk_ = 0, durable_chunks_ = 0, raw_offset_ = 0, data_length_ = 0;

@@ -50,21 +50,8 @@ Status ReadStored(int fd, const std::string& name, StoreFormat format, ByteSink&
   return Decompress(fd, name, sink);  // finishes the sink itself
 }
 
-Status FeedStoredPrefix(int fd, const std::string& name, StoreFormat format, TarCheck& check) {
-  class CheckSink final : public ByteSink {
-   public:
-    explicit CheckSink(TarCheck& c) : c_(c) {}
-    Status Write(std::span<const std::byte> data) override {
-      c_.Update(data);
-      return Status::Ok();
-    }
-    Status Finish() override { return Status::Ok(); }
-
-   private:
-    TarCheck& c_;
-  } sink(check);
-  // ReadStored reads a compressed file through the fd's offset: start at 0
-  // (the data file is written with pwrite only).
+Status ReadDataPrefix(int fd, const std::string& name, StoreFormat format, ByteSink& sink) {
+  // ReadStored reads a compressed file through the fd's offset: start at 0.
   if (::lseek(fd, 0, SEEK_SET) < 0) return ErrnoError(errno, "seek " + name);
   return ReadStored(fd, name, format, sink);
 }

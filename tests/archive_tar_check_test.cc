@@ -183,8 +183,9 @@ TEST(TarCheck, NonTarStreams) {
   EXPECT_FALSE(Check(std::string(4096, '\0'), ContentCheck::kTar).ok());
 }
 
-// The receiver applies the rule at Commit, also after a resume (the check's
-// state is rebuilt from the durable temp data, decompressed from the store format).
+// The receiver applies the rule at Commit (WithContentCheck, as the server
+// does), also after a resume (the check's state is rebuilt from the durable
+// temp data, read back and decompressed from the store format).
 class TarAtCommit : public ::testing::TestWithParam<StoreFormat> {
  protected:
   void SetUp() override { root_ = testing::MakeTempDir("tar-commit"); }
@@ -207,13 +208,15 @@ class TarAtCommit : public ::testing::TestWithParam<StoreFormat> {
     };
     {
       WF_ASSIGN(auto a, Archive::Open(root_, GetParam()));
-      WF_ASSIGN(auto in, a->Begin(spec));
+      WF_ASSIGN(auto begun, a->Begin(spec));
+      WF_ASSIGN(auto in, WithContentCheck(std::move(begun), spec));
       WF_TRY(append(*in, 0, first));
       WF_ASSIGN(auto durable, in->Sync());
       EXPECT_EQ(durable, first);
     }  // the connection goes away; the durable part stays for a resume
     WF_ASSIGN(auto a, Archive::Open(root_, GetParam()));
-    WF_ASSIGN(auto in, a->Begin(spec));
+    WF_ASSIGN(auto begun, a->Begin(spec));
+    WF_ASSIGN(auto in, WithContentCheck(std::move(begun), spec));
     EXPECT_EQ(in->next_chunk(), first);
     WF_TRY(append(*in, first, chunks));
     return in->Commit(data.size(), Xxh3_128(bytes));
@@ -243,6 +246,37 @@ TEST_P(TarAtCommit, CutTarIsRefusedAfterAResume) {
   auto n = SendResumed("random.tar", std::string(20000, 'r'), 2, ContentCheck::kTar);
   ASSERT_FALSE(n.ok());
   EXPECT_EQ(n.error().code(), ErrorCode::kRefused);
+}
+
+// A store that cannot read its temp data back (the object store's default):
+// a resumed transfer under the tar rule is abandoned, for the caller to start over.
+TEST(TarCheckWrapper, ResumeWithoutReadBackStartsOver) {
+  struct Fake final : Incoming {
+    bool* abandoned;
+    explicit Fake(bool* a) : abandoned(a) {}
+    std::uint64_t next_chunk() const override { return 2; }
+    std::uint64_t next_raw_offset() const override { return 8192; }
+    Status Append(std::uint64_t, std::span<const std::byte>, compress::Algorithm, std::span<const std::byte>) override {
+      return Status::Ok();
+    }
+    Result<std::uint64_t> Sync() override { return std::uint64_t{2}; }
+    Result<CommitOutcome> Commit(std::uint64_t, const Hash128&) override { return CommitOutcome::kPlaced; }
+    void Abandon() override { *abandoned = true; }
+  };
+  bool abandoned = false;
+  TransferSpec spec{"main", "base.tar", std::string(32, 'a'), -1, ContentCheck::kAuto};
+  auto r = WithContentCheck(std::make_unique<Fake>(&abandoned), spec);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kUnsupported);
+  EXPECT_TRUE(abandoned);
+  // WAL entries and --expect any are not wrapped at all.
+  abandoned = false;
+  spec.name = "000000010000000000000001";
+  EXPECT_TRUE(WithContentCheck(std::make_unique<Fake>(&abandoned), spec).ok());
+  spec.name = "base.tar";
+  spec.content = ContentCheck::kNone;
+  EXPECT_TRUE(WithContentCheck(std::make_unique<Fake>(&abandoned), spec).ok());
+  EXPECT_FALSE(abandoned);
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, TarAtCommit,
