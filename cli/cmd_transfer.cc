@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "archive/archive.h"
+#include "cli/s3_options.h"
 #include "cli/commands.h"
 #include "cli/config.h"
 #include "core/stream.h"
@@ -72,6 +73,8 @@ struct ServeArgs {
   std::string tls_dir;
   bool insecure = false;
   std::size_t max_connections = 64;
+  std::string store_url;  // s3://BUCKET/PREFIX: a gateway; --root then holds resume state only
+  cli::S3Flags s3;
 };
 
 int RunServe(const ServeArgs& a) {
@@ -100,7 +103,8 @@ int RunServe(const ServeArgs& a) {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   IgnoreSigpipe();
 
-  auto archive = archive::Archive::Open(a.root, *store);
+  auto archive = a.store_url.empty() ? archive::Archive::Open(a.root, *store)
+                                     : cli::OpenS3Url(a.store_url, a.s3, a.root, *store);
   if (!archive.ok()) return ReportError(archive.error());
   auto listener = transport::Listen(*ep, tls);
   if (!listener.ok()) return ReportError(listener.error());
@@ -109,7 +113,7 @@ int RunServe(const ServeArgs& a) {
   so.max_connections = std::max<std::size_t>(1, a.max_connections);
   transport::Server server(**archive, so);
   std::fprintf(stderr, "walferry serve: listening on %s port %d, root %s, store %s%s\n", ep->host.c_str(),
-               (*listener)->port(), a.root.c_str(), a.store.c_str(),
+               (*listener)->port(), a.store_url.empty() ? a.root.c_str() : a.store_url.c_str(), a.store.c_str(),
                tls.insecure_loopback ? " (INSECURE plain TCP, loopback only)" : "");
   std::atomic<bool> done{false};
   std::thread signals([&] {
@@ -177,6 +181,13 @@ void AddTransferCommands(CLI::App& app, Context& ctx) {
   serve->add_option("--tls-dir", serve_args->tls_dir, "Directory made by `walferry tls init`");
   serve->add_flag("--insecure-loopback", serve_args->insecure, "Plain TCP on loopback (tests and demos only)");
   serve->add_option("--max-connections", serve_args->max_connections, "Connections served at once");
+  serve->add_option("--store-url", serve_args->store_url,
+                    "s3://BUCKET/PREFIX: store in an S3 bucket; --root DIR keeps only resume state");
+  serve->add_option("--s3-endpoint", serve_args->s3.endpoint, "S3 endpoint URL (default: $WALFERRY_S3_ENDPOINT)");
+  serve->add_option("--s3-credentials", serve_args->s3.credentials,
+                    "File with aws_access_key_id/aws_secret_access_key (default: AWS_* variables)");
+  serve->add_option("--s3-part-size", serve_args->s3.part_size_mib, "Multipart threshold and part size, MiB (>= 5)");
+  serve->add_option("--s3-timeout", serve_args->s3.timeout_seconds, "Seconds per S3 request attempt");
   serve->callback([serve, serve_args, &ctx] {
     if (Status st = ApplyConfig(*serve, serve_args->config); !st.ok()) {
       ctx.exit_code = ReportError(st.error());
