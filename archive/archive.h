@@ -196,6 +196,13 @@ class Archive {
     return Error(ErrorCode::kUnsupported, "system identifier lookup not implemented");
   }
 
+  // Streams the raw content of a stored entry (as Find/List return it) to
+  // `sink`, verified, then calls sink.Finish(). The disk archive reads
+  // entry.path (ReadEntry); an object store reads the object it names.
+  virtual Status Read(const StoredEntry& entry, ByteSink& sink) const;
+  // Deletes a stored entry (cleanup). Ok when it is already gone.
+  virtual Status Remove(const StoredEntry& entry) const;
+
   // Removes temp data of transfers untouched for longer than `max_age_seconds`,
   // skipping transfers in progress (in this process, or flock'ed by another).
   virtual Status PurgeStale(std::int64_t max_age_seconds) = 0;

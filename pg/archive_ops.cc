@@ -223,9 +223,9 @@ void StartPrefetchWorker(const GetOptions& o, const std::string& dir, std::uint3
 }
 
 // Reads the long page header of a stored segment (stops decompressing early).
-Result<archive::WalSegmentInfo> ReadSegmentHeader(const archive::StoredEntry& e) {
+Result<archive::WalSegmentInfo> ReadSegmentHeader(const archive::Archive& a, const archive::StoredEntry& e) {
   CheckingSink head(nullptr, false, kHeadBytes);
-  Status st = archive::ReadEntry(e, head);
+  Status st = a.Read(e, head);
   if (!st.ok() && !IsStop(st)) return st.error();
   archive::WalSegmentInfo info;
   WF_TRY(head.CheckSegment(e.name, &info, false));
@@ -251,7 +251,7 @@ class LocalSourceImpl final : public EntrySource {
   LocalSourceImpl(const archive::Archive& a, std::string cluster) : a_(a), cluster_(std::move(cluster)) {}
   Status Read(const std::string& name, ByteSink& sink) override {
     WF_ASSIGN(archive::StoredEntry entry, a_.Find(cluster_, name));
-    return archive::ReadEntry(entry, sink);
+    return a_.Read(entry, sink);
   }
 
  private:
@@ -431,10 +431,8 @@ Result<CleanupResult> CleanupArchive(const archive::Archive& a, const std::strin
   std::string wal_dir;
   for (const auto& e : entries) {
     if (std::find(selected.begin(), selected.end(), e.name) == selected.end()) continue;
-    if (!dry_run && ::unlink(e.path.c_str()) != 0 && errno != ENOENT) {
-      return ErrnoError(errno, "remove " + e.path);
-    }
-    wal_dir = DirName(e.path);
+    if (!dry_run) WF_TRY(a.Remove(e));
+    if (e.path.rfind('/', 0) == 0) wal_dir = DirName(e.path);  // a disk archive: fsync its directory
     r.removed.push_back(e.name);
   }
   if (!dry_run && !wal_dir.empty()) WF_TRY(FsyncDir(wal_dir));
@@ -464,7 +462,7 @@ Result<std::vector<ClusterReport>> InspectArchive(const archive::Archive& a,
       for (const auto* list : {&wal, &files}) {
         for (const auto& e : *list) {
           CheckingSink check(nullptr, false, 0, IsSegment(e.name) ? e.name : std::string());
-          Status st = archive::ReadEntry(e, check);
+          Status st = a.Read(e, check);
           if (!st.ok()) {
             rep.problems.push_back(e.name + ": " + st.error().message());
             continue;
@@ -486,7 +484,7 @@ Result<std::vector<ClusterReport>> InspectArchive(const archive::Archive& a,
     } else if (!rep.newest_segment.empty()) {
       for (const auto& e : wal) {
         if (e.name != rep.newest_segment) continue;
-        auto info = ReadSegmentHeader(e);
+        auto info = ReadSegmentHeader(a, e);
         if (info.ok()) {
           rep.segment_size = info->segment_size;
         } else {
