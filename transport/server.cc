@@ -231,7 +231,7 @@ class Server::Session {
       std::uint64_t index_ = 0, offset_ = 0;
       Xxh3Stream hash_;
     } sink(writer_, **codec);
-    Status st = archive::ReadEntry(*entry, sink);
+    Status st = s_.archive_.Read(*entry, sink);
     if (!st.ok()) {
       Fail(st.error(), what);
       return false;
