@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
@@ -93,8 +94,10 @@ std::string Join(const std::string& dir, std::string_view name) {
   return dir + "/" + std::string(name);
 }
 
-// Opens directory `name` under `dirfd` without following a symlink, creating it
-// (mode 0700, parent fsynced) when `create` is set. `shown` is the path for messages.
+}  // namespace
+
+namespace internal {
+
 Result<UniqueFd> OpenDirAt(int dirfd, const std::string& name, const std::string& shown,
                            bool create) {
   for (int attempt = 0; attempt < 3; ++attempt) {
@@ -135,8 +138,6 @@ Result<std::string> ReadSmallAt(int dirfd, const std::string& name, const std::s
   return out;
 }
 
-// Writes `content` to `name` under `dirfd` atomically and durably: temp file,
-// fsync, rename (RENAME_NOREPLACE when `no_replace`), fsync of the directory.
 Status WriteSmallAtomically(int dirfd, const std::string& name, std::string_view content,
                             const std::string& shown, bool no_replace) {
   const std::string tmp = name + ".tmp";
@@ -159,6 +160,14 @@ Status WriteSmallAtomically(int dirfd, const std::string& name, std::string_view
   }
   return Fsync(dirfd, "directory of " + shown);
 }
+
+}  // namespace internal
+
+namespace {
+
+using internal::OpenDirAt;
+using internal::ReadSmallAt;
+using internal::WriteSmallAtomically;
 
 // --- resume manifest ---
 struct Manifest {
@@ -258,6 +267,7 @@ struct Shared {
   std::set<std::string> active_names;  // "cluster/name"
   std::set<std::string> active_ids;
   std::mutex sysid_mu;              // serializes system_identifier check-and-record
+  std::atomic<std::uint64_t> quarantine_cap{kDefaultQuarantineCap};
 
   std::string Path(std::string_view a) const { return Join(root, a); }
   std::string IncomingPath(std::string_view name) const {
@@ -581,13 +591,18 @@ class IncomingImpl final : public Incoming {
     Result<std::pair<std::uint64_t, Hash128>> theirs =
         fd.ok() ? internal::HashStored(fd->get(), shown, existing)
                 : Result<std::pair<std::uint64_t, Hash128>>(fd.error());
-    RemoveTemp();
     if (theirs.ok() && theirs->first == raw_offset_ && theirs->second == ours) {
+      RemoveTemp();
       return CommitOutcome::kAlreadyIdentical;
     }
-    std::string msg = spec_.name + " already archived with different content; original kept";
-    if (!theirs.ok()) msg += " (stored copy unreadable: " + theirs.error().message() + ")";
-    return Error(ErrorCode::kExistsDifferent, msg);
+    // Moves the temp data to the quarantine; RemoveTemp below finds it gone.
+    internal::Conflict c{cluster_fd_.get(), shared_->Path(spec_.cluster), shared_->incoming_fd.get(),
+                         data_name_, shared_->format, dest_fd_.get(), file, existing, spec_.name,
+                         raw_offset_, ours, shared_->quarantine_cap.load()};
+    std::string details = internal::HandleConflict(c);
+    RemoveTemp();
+    return Error(ErrorCode::kExistsDifferent,
+                 spec_.name + " already archived with different content; original kept; " + details);
   }
 
   // Removes temp data and manifest; the transfer is over.
@@ -636,6 +651,7 @@ class ArchiveImpl final : public Archive {
   explicit ArchiveImpl(std::shared_ptr<Shared> shared) : shared_(std::move(shared)) {}
 
   StoreFormat format() const override { return shared_->format; }
+  void SetQuarantineCap(std::uint64_t bytes) override { shared_->quarantine_cap.store(bytes); }
   const std::string& root() const override { return shared_->root; }
 
   Result<std::unique_ptr<Incoming>> Begin(const TransferSpec& spec) override {

@@ -190,10 +190,37 @@ class Archive {
     return Error(ErrorCode::kUnsupported, "system identifier lookup not implemented");
   }
 
+  // Per-cluster size cap of the quarantine (default kDefaultQuarantineCap).
+  virtual void SetQuarantineCap(std::uint64_t bytes) { (void)bytes; }
+
   // Removes temp data of transfers untouched for longer than `max_age_seconds`,
   // skipping transfers in progress (in this process, or flock'ed by another).
   virtual Status PurgeStale(std::int64_t max_age_seconds) = 0;
 };
+
+// --- Quarantine: same name, different content ---
+// When Commit meets an existing name with other content (kExistsDifferent,
+// original kept), the newcomer is moved to ROOT/<cluster>/quarantine/
+// <name>.<first 16 hex of its XXH3-128>[.zst|.gz] with a .info file (name,
+// received, size, details) beside it, unless the cluster's quarantine would
+// exceed its cap (then it is dropped and the message says so). The same
+// content is kept once. The error message carries the details: the first
+// differing byte offset and, for WAL, the LSN it maps to, both XXH3-128
+// hashes, both system identifiers, and a likely cause.
+inline constexpr std::uint64_t kDefaultQuarantineCap = 1ull << 30;
+struct QuarantinedEntry {
+  std::string file;      // file name under quarantine/
+  std::string name;      // the archive name it was offered under
+  std::string received;  // UTC, YYYYMMDDTHHMMSSZ
+  std::uint64_t size = 0;
+  std::string details;   // one line, as in the error message
+};
+// Entries of a cluster's quarantine, sorted by file name; empty when none.
+Result<std::vector<QuarantinedEntry>> ListQuarantine(const Archive& a, std::string_view cluster);
+// The likely cause of a same-name conflict (also used in the error message).
+std::string LikelyConflictCause(std::string_view name, const std::optional<WalSegmentInfo>& stored,
+                                const std::optional<WalSegmentInfo>& incoming, std::int64_t diff,
+                                std::uint64_t lsn);
 
 // Decompresses a stored entry (any format) to `sink`, verifying frame
 // checksums, then calls sink.Finish(). kCorrupt on damaged stored data; the

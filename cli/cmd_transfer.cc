@@ -77,6 +77,7 @@ struct ServeArgs {
   double handshake_timeout_s = 10;
   double idle_timeout_s = 60;
   std::uint64_t max_incoming_mib = 256 * 1024;
+  std::uint64_t quarantine_max_mib = archive::kDefaultQuarantineCap >> 20;
 };
 
 std::chrono::milliseconds SecondsOption(double s) {
@@ -112,6 +113,7 @@ int RunServe(const ServeArgs& a) {
 
   auto archive = archive::Archive::Open(a.root, *store);
   if (!archive.ok()) return ReportError(archive.error());
+  (*archive)->SetQuarantineCap(a.quarantine_max_mib << 20);
   auto listener = transport::Listen(*ep, tls);
   if (!listener.ok()) return ReportError(listener.error());
   transport::ServerOptions so;
@@ -171,6 +173,9 @@ void AddTransferCommands(CLI::App& app, Context& ctx) {
       ->check(CLI::Range(0.1, 86400.0));
   serve->add_option("--max-incoming-mib", serve_args->max_incoming_mib,
                     "Cap on one cluster's temp data in ROOT/.incoming, in MiB (default 262144 = 256 GiB, 0 = none)");
+  serve->add_option("--quarantine-max-mib", serve_args->quarantine_max_mib,
+                    "Per-cluster cap of the quarantine that keeps refused same-name-different-content "
+                    "files (default 1024)");
   serve->callback([serve, serve_args, &ctx] {
     if (Status st = ApplyConfig(*serve, serve_args->config); !st.ok()) {
       ctx.exit_code = ReportError(st.error());

@@ -456,6 +456,11 @@ Result<std::vector<ClusterReport>> InspectArchive(const archive::Archive& a,
     std::vector<std::string> wal_names;
     for (const auto& e : wal) wal_names.push_back(e.name);
     rep.newest_segment = NewestSegment(wal_names);
+    WF_ASSIGN(auto quarantined, archive::ListQuarantine(a, cluster));
+    for (const auto& q : quarantined) {
+      rep.quarantined.push_back("quarantine/" + q.file + " (" + q.name + ", received " + q.received + ", " +
+                                std::to_string(q.size) + " bytes): " + q.details);
+    }
     if (full) {
       for (const auto* list : {&wal, &files}) {
         for (const auto& e : *list) {
