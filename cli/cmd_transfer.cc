@@ -218,6 +218,8 @@ void AddTransferCommands(CLI::App& app, Context& ctx) {
     // and CPU is what bounds a serial archive_command.
     o->level = push_args->level > 0 ? push_args->level : 1;
     o->chunk_size = push_args->chunk_kib * 1024;
+    // archive_mode = always re-archives what the primary archived: ask first.
+    o->ask_have = true;
     transport::Sender sender(std::move(*o));
     std::string name = BaseName(push_args->path);
     auto r = sender.SendFile(push_args->path, name);

@@ -271,10 +271,12 @@ class RemoteSourceImpl final : public EntrySource {
       }
       return Error(ErrorCode::kProtocol, peer + ": unexpected " + std::string(FrameTypeName(TypeOf(f))));
     };
+    // HELLO and FETCH back to back: one round trip after the TLS handshake
+    // (the receiver reads them in order), so a missing-file probe costs one.
     WF_TRY(writer.Write(HelloFrame{kProtocolVersion, kFeatureNone, spec_.cluster}));
+    WF_TRY(writer.Write(FetchFrame{0, name}));
     WF_ASSIGN(Frame hello, reader.Read());
     if (TypeOf(hello) != FrameType::kHello) return remote_error(hello);
-    WF_TRY(writer.Write(FetchFrame{0, name}));
     WF_ASSIGN(Frame first, reader.Read());
     if (TypeOf(first) != FrameType::kOpen) return remote_error(first);
     const OpenFrame open = std::get<OpenFrame>(first);
