@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "compress/codec.h"
+#include "core/fs.h"
 #include "core/hash.h"
 #include "core/result.h"
 
@@ -93,6 +94,23 @@ std::uint32_t SegmentNameTimeline(std::string_view name);
 // PostgreSQL major version (10..17) whose XLOG_PAGE_MAGIC is `magic`; 0 if unknown.
 int WalMagicVersion(std::uint16_t magic);
 
+// --- Timeline history files (NNNNNNNN.history) ---
+// They carry no system identifier, so the receiver pins them to a cluster by
+// name and content (identical accepted, different refused as any other entry)
+// and accepts only what PostgreSQL's readTimeLineHistory would read.
+inline constexpr std::size_t kMaxHistoryBytes = 1u << 20;
+struct TimelineSwitch {
+  std::uint32_t parent = 0;   // the timeline that ended
+  std::uint64_t end = 0;      // switch point (LSN) where it ended
+};
+// The timeline of an 8-uppercase-hex "NNNNNNNN.history" name; 0 otherwise.
+std::uint32_t HistoryNameTimeline(std::string_view name);
+// Parses the history file of `timeline` (>= 2): at least one switch, parent
+// timelines strictly increasing and below `timeline`, switch points "X/X";
+// blank and '#' lines skipped; at most kMaxHistoryBytes, no NUL. kCorrupt with
+// the line number otherwise.
+Result<std::vector<TimelineSwitch>> ParseTimelineHistory(std::string_view text, std::uint32_t timeline);
+
 // --- Stored entries (read side, for get/verify/cleanup/status) ---
 struct StoredEntry {
   std::string name;      // archive name without store suffix
@@ -150,6 +168,11 @@ class Archive {
   // Opens ROOT (creating ROOT and ROOT/.incoming, mode 0700, if missing). ROOT
   // itself may be reached through a symlink; nothing inside it is followed.
   static Result<std::unique_ptr<Archive>> Open(const std::string& root, StoreFormat format);
+  // The same, placing files (temp data, manifests, system identifiers, final
+  // names) through `fs`, which must outlive the Archive and its Incomings:
+  // tests pass a fault-injecting FileSystem (tests/support/fault_fs.h).
+  static Result<std::unique_ptr<Archive>> Open(const std::string& root, StoreFormat format,
+                                               FileSystem& fs);
   // Opens an existing ROOT for the read side only (get, verify, cleanup,
   // status): creates nothing and needs no access to ROOT/.incoming, so a
   // PostgreSQL user that may read (and, for cleanup, delete in) the cluster
@@ -192,6 +215,13 @@ class Archive {
 
   // Per-cluster size cap of the quarantine (default kDefaultQuarantineCap).
   virtual void SetQuarantineCap(std::uint64_t bytes) { (void)bytes; }
+
+  // Streams the raw content of a stored entry (as Find/List return it) to
+  // `sink`, verified, then calls sink.Finish(). The disk archive reads
+  // entry.path (ReadEntry); an object store reads the object it names.
+  virtual Status Read(const StoredEntry& entry, ByteSink& sink) const;
+  // Deletes a stored entry (cleanup). Ok when it is already gone.
+  virtual Status Remove(const StoredEntry& entry) const;
 
   // Removes temp data of transfers untouched for longer than `max_age_seconds`,
   // skipping transfers in progress (in this process, or flock'ed by another).

@@ -41,13 +41,10 @@ Result<std::pair<std::uint64_t, Hash128>> HashStored(int fd, const std::string& 
 // Opens directory `name` under `dirfd` without following a symlink, creating it
 // (mode 0700, parent fsynced) when `create` is set. `shown` is the path for messages.
 Result<UniqueFd> OpenDirAt(int dirfd, const std::string& name, const std::string& shown, bool create);
-// Reads a small file (<= limit bytes) under `dirfd` without following symlinks.
-Result<std::string> ReadSmallAt(int dirfd, const std::string& name, const std::string& shown,
-                                std::size_t limit);
-// Writes `content` to `name` under `dirfd` atomically and durably: temp file,
-// fsync, rename (RENAME_NOREPLACE when `no_replace`), fsync of the directory.
-Status WriteSmallAtomically(int dirfd, const std::string& name, std::string_view content,
-                            const std::string& shown, bool no_replace);
+// For a NNNNNNNN.history `name`: reads `file` under `dirfd` (stored as
+// `format`) and checks it with ParseTimelineHistory (kCorrupt); Ok for any
+// other name.
+Status CheckHistoryData(int dirfd, const std::string& file, StoreFormat format, std::string_view name);
 
 // A same-name conflict at Commit: the newcomer's temp data and the stored copy.
 struct Conflict {

@@ -20,6 +20,7 @@
 #include "archive/archive.h"
 #include "archive/archive_internal.h"
 #include "core/fd.h"
+#include "core/fs.h"
 #include "core/hash.h"
 
 namespace walferry::archive {
@@ -246,8 +247,8 @@ std::string HandleConflict(const Conflict& c) {
   }
   std::string info = "name=" + c.name + "\nreceived=" + UtcNow() + "\nsize=" + std::to_string(c.new_size) +
                      "\ndetails=" + facts + "\n";
-  Status w = WriteSmallAtomically(qdir->get(), qname + kInfoSuffix, info,
-                                  c.cluster_shown + "/" + kQuarantineDir + "/" + qname + kInfoSuffix, false);
+  Status w = WriteAtomic(PosixFs(), qdir->get(), qname + kInfoSuffix, info, 0600, Replace::kYes,
+                         c.cluster_shown + "/" + kQuarantineDir + "/" + qname + kInfoSuffix);
   if (!w.ok()) return facts + "; not quarantined: " + w.error().message();
   if (::renameat(c.incoming_fd, c.data_name.c_str(), qdir->get(), qname.c_str()) != 0) {
     int err = errno;

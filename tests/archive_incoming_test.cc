@@ -31,6 +31,13 @@ using testing::WriteBytes;
 
 constexpr std::size_t kChunk = 1 << 20;
 
+// A timeline history file as PostgreSQL writes it (the receiver parses these).
+std::vector<std::byte> History(const char* text = "1\t0/40000A0\tno recovery target specified\n") {
+  std::string_view t(text);
+  auto b = reinterpret_cast<const std::byte*>(t.data());
+  return std::vector<std::byte>(b, b + t.size());
+}
+
 std::string Id(int n) {
   char buf[40];
   std::snprintf(buf, sizeof buf, "%032x", n);
@@ -192,8 +199,9 @@ TEST_F(ArchiveIncoming, WalChecksRefuseWrongNameSizeAndGarbage) {
   EXPECT_FALSE(Exists(WalPath("000000010000000000000001")));
   EXPECT_FALSE(Exists(WalPath("000000010000000000000002")));
   EXPECT_TRUE(IncomingFiles().empty());
-  // .history/.backup/.partial are WAL-directory files without header checks.
-  auto hist = Pattern(100, 1);
+  // .history/.backup/.partial are WAL-directory files without WAL header
+  // checks (a history file must parse as one: archive_history_test).
+  auto hist = History();
   ASSERT_TRUE(SendAll(*a, Spec("00000002.history", 5), hist).ok());
   EXPECT_EQ(ReadBytes(WalPath("00000002.history")), hist);
 }
@@ -560,7 +568,7 @@ TEST_F(ArchiveIncoming, SymlinkedWalDirAndEntriesAreRefused) {
   ASSERT_EQ(::mkdir(elsewhere.c_str(), 0700), 0);
   ASSERT_EQ(::mkdir((root_ + "/main").c_str(), 0700), 0);
   ASSERT_EQ(::symlink(elsewhere.c_str(), (root_ + "/main/wal").c_str()), 0);
-  auto r = SendAll(*a, Spec("00000002.history", 1), Pattern(10, 1));
+  auto r = SendAll(*a, Spec("00000002.history", 1), History());
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code(), ErrorCode::kRefused);
   EXPECT_EQ(std::system(("test -z \"$(ls -A '" + elsewhere + "')\"").c_str()), 0);
@@ -650,7 +658,7 @@ TEST_F(ArchiveIncoming, RefusesBadSpecs) {
 TEST_F(ArchiveIncoming, ListSortsAndSeparatesKinds) {
   auto a = Open();
   for (const char* n : {"zz", "aa", "mm"}) ASSERT_TRUE(SendAll(*a, Spec(n, 1), Pattern(5, 1)).ok());
-  ASSERT_TRUE(SendAll(*a, Spec("00000003.history", 2), Pattern(5, 2)).ok());
+  ASSERT_TRUE(SendAll(*a, Spec("00000003.history", 2), History("1\t0/1\tr\n2\t0/2\tr\n")).ok());
   auto files = a->List("main", EntryKind::kFile);
   ASSERT_TRUE(files.ok());
   ASSERT_EQ(files->size(), 3u);

@@ -109,6 +109,10 @@ class Sender {
   bool last_error_remote_ = false;
   std::uint32_t peer_features_ = 0;  // from the receiver's HELLO
   Result<bool> AskHave(const std::string& path, const std::string& name, std::uint64_t size);
+  // ERROR kProtocol frames received during the current transfer; retried at
+  // most kMaxProtocolRetries times.
+  static constexpr int kMaxProtocolRetries = 2;
+  int remote_protocol_errors_ = 0;
 };
 
 // Transfer id of a regular file (see above); kIo if it cannot be stat'ed.
