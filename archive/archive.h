@@ -13,6 +13,7 @@
 // at once: the second BeginTransfer gets kRefused ("transfer in progress").
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -22,6 +23,7 @@
 #include <vector>
 
 #include "compress/codec.h"
+#include "core/fs.h"
 #include "core/hash.h"
 #include "core/result.h"
 
@@ -57,9 +59,38 @@ struct WalSegmentInfo {
 // buffer is too short, the magic is not a known PostgreSQL WAL magic, the
 // XLP_LONG_HEADER flag is missing, or sizes are not sane powers of two.
 Result<WalSegmentInfo> ParseWalHeader(std::span<const std::byte> first_bytes);
-// kRefused unless the header's timeline and segment number (page_address /
-// segment_size) match the 24-hex segment `name`.
+// kRefused unless the header's segment number (page_address / segment_size)
+// is the 24-hex segment `name`'s and the header's timeline is not greater than
+// the name's (PostgreSQL's reader only requires page timelines never to go
+// backwards: the first segment of a new timeline begins as a copy of the
+// parent's last segment and its first page carries the parent's timeline).
 Status CheckWalName(const WalSegmentInfo& info, std::string_view name);
+
+// Walks the page headers of a segment as its bytes stream past (any split),
+// from offset 0, with the timeline rule of PostgreSQL's
+// XLogReaderValidatePageHeader: along the valid pages of the file (magic and
+// page address as expected) the timeline never decreases, and never exceeds
+// `name_timeline`. The first page (offset 0) is ParseWalHeader/CheckWalName's.
+// The first page that is not this segment's next page (zeroed or recycled
+// tail) ends the walk, as it ends PostgreSQL's reading. Feed returns kCorrupt
+// with the page offset on a violation. Not thread-safe.
+class WalPageCheck {
+ public:
+  static constexpr std::size_t kShortHeaderSize = 16;  // magic, info, tli, pageaddr
+  WalPageCheck(const WalSegmentInfo& first, std::uint32_t name_timeline);
+  Status Feed(std::span<const std::byte> data);
+
+ private:
+  Status CheckPage(std::uint64_t page_offset);
+  WalSegmentInfo first_;
+  std::uint32_t name_timeline_;
+  std::uint32_t last_timeline_;
+  std::uint64_t offset_ = 0;
+  bool ended_ = false;
+  std::array<std::byte, kShortHeaderSize> header_{};
+};
+// The timeline of a 24-hex segment name (0 when `name` is not one).
+std::uint32_t SegmentNameTimeline(std::string_view name);
 // PostgreSQL major version (10..17) whose XLOG_PAGE_MAGIC is `magic`; 0 if unknown.
 int WalMagicVersion(std::uint16_t magic);
 
@@ -120,6 +151,11 @@ class Archive {
   // Opens ROOT (creating ROOT and ROOT/.incoming, mode 0700, if missing). ROOT
   // itself may be reached through a symlink; nothing inside it is followed.
   static Result<std::unique_ptr<Archive>> Open(const std::string& root, StoreFormat format);
+  // The same, placing files (temp data, manifests, system identifiers, final
+  // names) through `fs`, which must outlive the Archive and its Incomings:
+  // tests pass a fault-injecting FileSystem (tests/support/fault_fs.h).
+  static Result<std::unique_ptr<Archive>> Open(const std::string& root, StoreFormat format,
+                                               FileSystem& fs);
   // Opens an existing ROOT for the read side only (get, verify, cleanup,
   // status): creates nothing and needs no access to ROOT/.incoming, so a
   // PostgreSQL user that may read (and, for cleanup, delete in) the cluster
@@ -159,6 +195,13 @@ class Archive {
     (void)cluster;
     return Error(ErrorCode::kUnsupported, "system identifier lookup not implemented");
   }
+
+  // Streams the raw content of a stored entry (as Find/List return it) to
+  // `sink`, verified, then calls sink.Finish(). The disk archive reads
+  // entry.path (ReadEntry); an object store reads the object it names.
+  virtual Status Read(const StoredEntry& entry, ByteSink& sink) const;
+  // Deletes a stored entry (cleanup). Ok when it is already gone.
+  virtual Status Remove(const StoredEntry& entry) const;
 
   // Removes temp data of transfers untouched for longer than `max_age_seconds`,
   // skipping transfers in progress (in this process, or flock'ed by another).

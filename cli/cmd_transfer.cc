@@ -12,8 +12,10 @@
 #include <thread>
 
 #include "archive/archive.h"
+#include "cli/s3_options.h"
 #include "cli/commands.h"
 #include "cli/config.h"
+#include "cli/progress.h"
 #include "core/stream.h"
 #include "transport/net.h"
 #include "transport/sender.h"
@@ -76,6 +78,8 @@ struct ServeArgs {
   double handshake_timeout_s = 10;
   double idle_timeout_s = 60;
   std::uint64_t max_incoming_mib = 256 * 1024;
+  std::string store_url;  // s3://BUCKET/PREFIX: a gateway; --root then holds resume state only
+  cli::S3Flags s3;
 };
 
 std::chrono::milliseconds SecondsOption(double s) {
@@ -110,7 +114,8 @@ int RunServe(const ServeArgs& a) {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   IgnoreSigpipe();
 
-  auto archive = archive::Archive::Open(a.root, *store);
+  auto archive = a.store_url.empty() ? archive::Archive::Open(a.root, *store)
+                                     : cli::OpenS3Url(a.store_url, a.s3, a.root, *store);
   if (!archive.ok()) return ReportError(archive.error());
   auto listener = transport::Listen(*ep, tls);
   if (!listener.ok()) return ReportError(listener.error());
@@ -123,7 +128,7 @@ int RunServe(const ServeArgs& a) {
   so.max_incoming_bytes_per_cluster = a.max_incoming_mib << 20;
   transport::Server server(**archive, so);
   std::fprintf(stderr, "walferry serve: listening on %s port %d, root %s, store %s%s\n", ep->host.c_str(),
-               (*listener)->port(), a.root.c_str(), a.store.c_str(),
+               (*listener)->port(), a.store_url.empty() ? a.root.c_str() : a.store_url.c_str(), a.store.c_str(),
                tls.insecure_loopback ? " (INSECURE plain TCP, loopback only)" : "");
   if (!tls.insecure_loopback) {
     std::string p = transport::CertLifetimeProblem(a.tls_dir + "/server.crt");
@@ -160,38 +165,6 @@ int RunServe(const ServeArgs& a) {
   return kExitOk;
 }
 
-// --- progress (send) ---
-class Progress {
- public:
-  Progress(long long total, bool enabled) : total_(total), enabled_(enabled), t0_(Clock::now()), last_(t0_) {}
-  void Update(std::uint64_t done, bool final = false) {
-    if (!enabled_) return;
-    auto now = Clock::now();
-    if (!final && now - last_ < std::chrono::milliseconds(250)) return;
-    last_ = now;
-    double secs = std::chrono::duration<double>(now - t0_).count();
-    double rate = secs > 0 ? static_cast<double>(done) / secs : 0;
-    char line[160];
-    int n = std::snprintf(line, sizeof line, "\r%10.1f MiB  %8.1f MiB/s", static_cast<double>(done) / 1048576.0,
-                          rate / 1048576.0);
-    if (total_ > 0 && n > 0 && static_cast<std::size_t>(n) < sizeof line) {
-      double pct = 100.0 * static_cast<double>(done) / static_cast<double>(total_);
-      long eta = rate > 0 ? static_cast<long>((static_cast<double>(total_) - static_cast<double>(done)) / rate) : 0;
-      std::snprintf(line + n, sizeof line - static_cast<std::size_t>(n), "  %5.1f%%  ETA %ld:%02ld", pct, eta / 60,
-                    eta % 60);
-    }
-    std::fprintf(stderr, "%s   ", line);
-    if (final) std::fprintf(stderr, "\n");
-    std::fflush(stderr);
-  }
-
- private:
-  using Clock = std::chrono::steady_clock;
-  long long total_;
-  bool enabled_;
-  Clock::time_point t0_, last_;
-};
-
 }  // namespace
 
 void AddTransferCommands(CLI::App& app, Context& ctx) {
@@ -217,6 +190,13 @@ void AddTransferCommands(CLI::App& app, Context& ctx) {
       ->check(CLI::Range(0.1, 86400.0));
   serve->add_option("--max-incoming-mib", serve_args->max_incoming_mib,
                     "Cap on one cluster's temp data in ROOT/.incoming, in MiB (default 262144 = 256 GiB, 0 = none)");
+  serve->add_option("--store-url", serve_args->store_url,
+                    "s3://BUCKET/PREFIX: store in an S3 bucket; --root DIR keeps only resume state");
+  serve->add_option("--s3-endpoint", serve_args->s3.endpoint, "S3 endpoint URL (default: $WALFERRY_S3_ENDPOINT)");
+  serve->add_option("--s3-credentials", serve_args->s3.credentials,
+                    "File with aws_access_key_id/aws_secret_access_key (default: AWS_* variables)");
+  serve->add_option("--s3-part-size", serve_args->s3.part_size_mib, "Multipart threshold and part size, MiB (>= 5)");
+  serve->add_option("--s3-timeout", serve_args->s3.timeout_seconds, "Seconds per S3 request attempt");
   serve->callback([serve, serve_args, &ctx] {
     if (Status st = ApplyConfig(*serve, serve_args->config); !st.ok()) {
       ctx.exit_code = ReportError(st.error());
@@ -278,6 +258,8 @@ void AddTransferCommands(CLI::App& app, Context& ctx) {
     bool zstd = false, gzip = false;
     int level = 0;
     std::size_t chunk_kib = 1024;
+    ProgressMode progress = ProgressMode::kAuto;
+    long long expected_size = -1;
   };
   auto send_args = std::make_shared<SendArgs>();
   CLI::App* send = app.add_subcommand("send", "Ship a file or stdin to the receiver");
@@ -289,6 +271,9 @@ void AddTransferCommands(CLI::App& app, Context& ctx) {
   send->add_flag("--gzip", send_args->gzip, "Prefer gzip (the receiver's store format decides)");
   send->add_option("-l,--level", send_args->level, "Compression level");
   send->add_option("--chunk-kib", send_args->chunk_kib, "Chunk size in KiB (default 1024)");
+  AddProgressOptions(send, &send_args->progress);
+  // Set by `basebackup`: the server's estimate of a stream's size, for the ETA.
+  send->add_option("--expected-size", send_args->expected_size)->group("");
   send->callback([send, send_args, &ctx] {
     if (Status st = ApplyConfig(*send, send_args->client.config); !st.ok()) {
       ctx.exit_code = ReportError(st.error());
@@ -315,14 +300,17 @@ void AddTransferCommands(CLI::App& app, Context& ctx) {
     o->threads = a.threads;
     o->chunk_size = a.chunk_kib * 1024;
     if (a.level > 0) o->level = a.level;
-    const bool tty = ::isatty(STDERR_FILENO) == 1;
-    o->note = [tty](const std::string& m) { std::fprintf(stderr, "%swalferry send: %s\n", tty ? "\n" : "", m.c_str()); };
     auto src = OpenSource(a.input);
     if (!src.ok()) {
       ctx.exit_code = ReportError(src.error());
       return;
     }
-    Progress progress((*src)->SizeHint(), tty);
+    const long long total = (*src)->SizeHint() >= 0 ? (*src)->SizeHint() : a.expected_size;
+    Progress progress("", total, ProgressEnabled(a.progress));
+    o->note = [&progress](const std::string& m) {
+      progress.Break();
+      std::fprintf(stderr, "walferry send: %s\n", m.c_str());
+    };
     o->progress = [&progress](std::uint64_t done) { progress.Update(done); };
     transport::Sender sender(std::move(*o));
     Result<transport::SendResult> r = Error(ErrorCode::kInternal, "not run");
@@ -333,10 +321,11 @@ void AddTransferCommands(CLI::App& app, Context& ctx) {
       r = sender.SendStream(**src, a.name);
     }
     if (!r.ok()) {
+      progress.Break();
       ctx.exit_code = ReportError(r.error().Wrap("send " + a.name));
       return;
     }
-    progress.Update(r->raw_bytes, true);
+    progress.Finish(r->raw_bytes);
     ctx.exit_code = kExitOk;
   });
 }

@@ -14,9 +14,11 @@
 #include <cstring>
 #include <ctime>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "core/fd.h"
+#include "core/fs.h"
 #include "core/hash.h"
 #include "core/stream.h"
 #include "pg/wal_names.h"
@@ -37,13 +39,17 @@ bool IsSegment(std::string_view name) { return ParseSegmentName(name).has_value(
 // (optionally) the XXH3-128 of everything written.
 class CheckingSink final : public ByteSink {
  public:
-  explicit CheckingSink(ByteSink* next, bool hash = false, std::size_t stop_after = 0)
-      : next_(next), hash_(hash), stop_after_(stop_after) {}
+  // `segment_name`: a 24-hex name whose page timelines are walked
+  // (archive::WalPageCheck) as the bytes pass; "" = none.
+  explicit CheckingSink(ByteSink* next, bool hash = false, std::size_t stop_after = 0,
+                        std::string segment_name = "")
+      : next_(next), hash_(hash), stop_after_(stop_after), segment_name_(std::move(segment_name)) {}
   Status Write(std::span<const std::byte> data) override {
     if (head_.size() < kHeadBytes) {
       std::size_t take = std::min(kHeadBytes - head_.size(), data.size());
       head_.insert(head_.end(), data.begin(), data.begin() + static_cast<std::ptrdiff_t>(take));
     }
+    FeedPages(data);
     size_ += data.size();
     if (hash_) stream_.Update(data);
     if (next_) WF_TRY(next_->Write(data));
@@ -58,6 +64,7 @@ class CheckingSink final : public ByteSink {
     auto parsed = archive::ParseWalHeader(head_);
     if (!parsed.ok()) return parsed.error();
     WF_TRY(archive::CheckWalName(*parsed, name));
+    if (!pages_status_.ok()) return pages_status_;
     if (whole && size_ != parsed->segment_size) {
       return Error(ErrorCode::kCorrupt, "length " + std::to_string(size_) +
                                             " is not the segment size " +
@@ -72,12 +79,37 @@ class CheckingSink final : public ByteSink {
   static constexpr const char* kStopMessage = "walferry: enough bytes";
 
  private:
+  void FeedPages(std::span<const std::byte> data) {
+    if (segment_name_.empty() || !pages_status_.ok()) return;
+    if (!pages_) {
+      if (head_.size() < kHeadBytes) return;  // until the first page is all there
+      auto first = archive::ParseWalHeader(head_);
+      if (!first.ok()) {
+        segment_name_.clear();  // CheckSegment reports the header itself
+        return;
+      }
+      pages_.emplace(*first, archive::SegmentNameTimeline(segment_name_));
+      // Everything so far, including `data`, is in head_ unless it overflowed.
+      if (size_ + data.size() <= head_.size()) {
+        pages_status_ = pages_->Feed(head_);
+        return;
+      }
+      pages_status_ = pages_->Feed(std::span<const std::byte>(head_).first(static_cast<std::size_t>(size_)));
+      if (pages_status_.ok()) pages_status_ = pages_->Feed(data);
+      return;
+    }
+    pages_status_ = pages_->Feed(data);
+  }
+
   ByteSink* next_;
   bool hash_;
   std::size_t stop_after_;
   std::vector<std::byte> head_;
   std::uint64_t size_ = 0;
   Xxh3Stream stream_;
+  std::string segment_name_;
+  std::optional<archive::WalPageCheck> pages_;
+  Status pages_status_ = Status::Ok();
 };
 
 bool IsStop(const Status& s) {
@@ -129,7 +161,7 @@ Result<bool> TryPrefetched(const std::string& path, const std::string& dest,
     return drop();
   }
   Hash128 want{GetLe64(trailer), GetLe64(trailer + 8)};
-  CheckingSink check(nullptr, /*hash=*/true);
+  CheckingSink check(nullptr, /*hash=*/true, 0, std::string(name));
   std::vector<std::byte> buf(1 << 20);
   for (off_t off = 0; off < length;) {
     std::size_t n = static_cast<std::size_t>(std::min<off_t>(length - off, buf.size()));
@@ -140,12 +172,15 @@ Result<bool> TryPrefetched(const std::string& path, const std::string& dest,
   }
   if (!(check.Digest() == want) || !check.CheckSegment(name, info, true).ok()) return drop();
   if (::ftruncate(fd->get(), length) != 0) return drop();
-  WF_TRY(Fsync(fd->get(), path));
-  if (::rename(path.c_str(), dest.c_str()) == 0) {
-    WF_TRY(FsyncDir(DirName(dest)));
+  struct stat dest_dir{};
+  if (::stat(DirName(dest).c_str(), &dest_dir) == 0 && dest_dir.st_dev == st.st_dev) {
+    // Same filesystem: move it into place.
+    if (!RenameDurable(PosixFs(), fd->get(), AT_FDCWD, path, AT_FDCWD, dest, Replace::kYes, dest)
+             .ok()) {
+      return drop();
+    }
     return true;
   }
-  if (errno != EXDEV) return drop();
   WF_ASSIGN(auto out, AtomicFile::Create(dest, /*overwrite=*/true, 0600));
   for (off_t off = 0; off < length;) {
     std::size_t n = static_cast<std::size_t>(std::min<off_t>(length - off, buf.size()));
@@ -188,9 +223,9 @@ void StartPrefetchWorker(const GetOptions& o, const std::string& dir, std::uint3
 }
 
 // Reads the long page header of a stored segment (stops decompressing early).
-Result<archive::WalSegmentInfo> ReadSegmentHeader(const archive::StoredEntry& e) {
+Result<archive::WalSegmentInfo> ReadSegmentHeader(const archive::Archive& a, const archive::StoredEntry& e) {
   CheckingSink head(nullptr, false, kHeadBytes);
-  Status st = archive::ReadEntry(e, head);
+  Status st = a.Read(e, head);
   if (!st.ok() && !IsStop(st)) return st.error();
   archive::WalSegmentInfo info;
   WF_TRY(head.CheckSegment(e.name, &info, false));
@@ -216,7 +251,7 @@ class LocalSourceImpl final : public EntrySource {
   LocalSourceImpl(const archive::Archive& a, std::string cluster) : a_(a), cluster_(std::move(cluster)) {}
   Status Read(const std::string& name, ByteSink& sink) override {
     WF_ASSIGN(archive::StoredEntry entry, a_.Find(cluster_, name));
-    return archive::ReadEntry(entry, sink);
+    return a_.Read(entry, sink);
   }
 
  private:
@@ -323,7 +358,7 @@ Status GetFromArchive(EntrySource& source, const GetOptions& o) {
   }
   if (!done) {
     WF_ASSIGN(auto out, AtomicFile::Create(o.dest, /*overwrite=*/true, 0600));
-    CheckingSink check(out.get());
+    CheckingSink check(out.get(), false, 0, segment ? o.name : std::string());
     Status st = source.Read(o.name, check);
     if (!st.ok()) {
       if (st.error().code() == ErrorCode::kNotFound) return st;
@@ -348,7 +383,8 @@ Status PrefetchSegments(EntrySource& source, const std::string& name, std::uint3
   WF_ASSIGN(UniqueFd lock, OpenFile(dir + "/.lock", O_RDWR | O_CREAT | O_NOFOLLOW, 0600));
   if (::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) return Status::Ok();  // another worker runs
   // Drop what PostgreSQL has gone past, and temp files of killed workers.
-  if (DIR* d = ::opendir(dir.c_str())) {
+  if (UniqueDir dir_handle(::opendir(dir.c_str())); dir_handle) {
+    DIR* d = dir_handle.get();
     const std::time_t now = std::time(nullptr);
     while (dirent* e = ::readdir(d)) {
       std::string n = e->d_name;
@@ -361,13 +397,12 @@ Status PrefetchSegments(EntrySource& source, const std::string& name, std::uint3
         ::unlinkat(::dirfd(d), n.c_str(), 0);
       }
     }
-    ::closedir(d);
   }
   for (const std::string& next : NextSegmentNames(*seg, per_id, count)) {
     const std::string path = dir + "/" + next;
     if (::access(path.c_str(), F_OK) == 0) continue;
     WF_ASSIGN(auto out, AtomicFile::Create(path, /*overwrite=*/false, 0600));
-    CheckingSink check(out.get(), /*hash=*/true);
+    CheckingSink check(out.get(), /*hash=*/true, 0, next);
     Status st = source.Read(next, check);
     if (!st.ok()) {
       if (st.error().code() == ErrorCode::kNotFound) break;  // not archived yet
@@ -396,10 +431,8 @@ Result<CleanupResult> CleanupArchive(const archive::Archive& a, const std::strin
   std::string wal_dir;
   for (const auto& e : entries) {
     if (std::find(selected.begin(), selected.end(), e.name) == selected.end()) continue;
-    if (!dry_run && ::unlink(e.path.c_str()) != 0 && errno != ENOENT) {
-      return ErrnoError(errno, "remove " + e.path);
-    }
-    wal_dir = DirName(e.path);
+    if (!dry_run) WF_TRY(a.Remove(e));
+    if (e.path.rfind('/', 0) == 0) wal_dir = DirName(e.path);  // a disk archive: fsync its directory
     r.removed.push_back(e.name);
   }
   if (!dry_run && !wal_dir.empty()) WF_TRY(FsyncDir(wal_dir));
@@ -428,8 +461,8 @@ Result<std::vector<ClusterReport>> InspectArchive(const archive::Archive& a,
     if (full) {
       for (const auto* list : {&wal, &files}) {
         for (const auto& e : *list) {
-          CheckingSink check(nullptr);
-          Status st = archive::ReadEntry(e, check);
+          CheckingSink check(nullptr, false, 0, IsSegment(e.name) ? e.name : std::string());
+          Status st = a.Read(e, check);
           if (!st.ok()) {
             rep.problems.push_back(e.name + ": " + st.error().message());
             continue;
@@ -451,7 +484,7 @@ Result<std::vector<ClusterReport>> InspectArchive(const archive::Archive& a,
     } else if (!rep.newest_segment.empty()) {
       for (const auto& e : wal) {
         if (e.name != rep.newest_segment) continue;
-        auto info = ReadSegmentHeader(e);
+        auto info = ReadSegmentHeader(a, e);
         if (info.ok()) {
           rep.segment_size = info->segment_size;
         } else {

@@ -27,6 +27,7 @@
 #include <memory>
 
 #include "core/fd.h"
+#include "core/fs.h"
 #include "transport/net.h"
 #include "transport/net_internal.h"
 
@@ -147,28 +148,16 @@ Result<std::string> PemOf(EVP_PKEY* key, X509* cert) {
   return std::string(data, static_cast<std::size_t>(n));
 }
 
-// Writes `content` to dir/name atomically with `mode`. Refuses to replace an
-// existing file unless `force`.
+// Writes `content` to dir/name atomically with exactly `mode` (core/fs.h's
+// WriteAtomic). Refuses to replace an existing file unless `force`.
 Status WriteFileAtomic(const std::string& dir, const std::string& name, const std::string& content,
                        mode_t mode, bool force) {
-  std::string path = dir + "/" + name;
-  std::string tmp = dir + "/." + name + ".tmp";
-  ::unlink(tmp.c_str());
-  WF_ASSIGN(UniqueFd fd, OpenFile(tmp, O_WRONLY | O_CREAT | O_EXCL, mode));
-  ::fchmod(fd.get(), mode);  // umask must not widen or narrow it
-  Status st = WriteFull(fd.get(), std::as_bytes(std::span(content.data(), content.size())), tmp);
-  if (st.ok()) st = Fsync(fd.get(), tmp);
-  fd.Reset();
-  if (st.ok()) {
-    int r = force ? ::rename(tmp.c_str(), path.c_str())
-                  : ::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE);
-    if (r != 0) {
-      st = errno == EEXIST ? Status(Error(ErrorCode::kExists,
-                                          path + " exists (use --force to replace it)"))
-                           : Status(ErrnoError(errno, "rename to " + path));
-    }
+  const std::string path = dir + "/" + name;
+  Status st = WriteAtomic(PosixFs(), AT_FDCWD, path, content, mode,
+                          force ? Replace::kYes : Replace::kNo, path);
+  if (!st.ok() && st.error().code() == ErrorCode::kExists) {
+    return Error(ErrorCode::kExists, path + " exists (use --force to replace it)");
   }
-  if (!st.ok()) ::unlink(tmp.c_str());
   return st;
 }
 
@@ -333,10 +322,7 @@ Result<std::string> RevokeTlsClient(const std::string& dir, const std::string& c
 namespace internal {
 
 Result<std::vector<std::string>> ListClientClusters(const std::string& dir) {
-  struct DirCloser {
-    void operator()(DIR* d) const { ::closedir(d); }
-  };
-  std::unique_ptr<DIR, DirCloser> d(::opendir(dir.c_str()));
+  UniqueDir d(::opendir(dir.c_str()));
   if (!d) {
     return Error(ErrorCode::kInvalidArgument,
                  "TLS directory " + dir + ": " + std::strerror(errno));
