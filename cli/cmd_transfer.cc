@@ -110,6 +110,7 @@ int RunServe(const ServeArgs& a) {
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   IgnoreSigpipe();
 
@@ -129,11 +130,25 @@ int RunServe(const ServeArgs& a) {
   std::fprintf(stderr, "walferry serve: listening on %s port %d, root %s, store %s%s\n", ep->host.c_str(),
                (*listener)->port(), a.store_url.empty() ? a.root.c_str() : a.store_url.c_str(), a.store.c_str(),
                tls.insecure_loopback ? " (INSECURE plain TCP, loopback only)" : "");
+  if (!tls.insecure_loopback) {
+    std::string p = transport::CertLifetimeProblem(a.tls_dir + "/server.crt");
+    if (!p.empty()) {
+      std::fprintf(stderr, "walferry serve: WARNING: server certificate %s; senders will refuse it "
+                   "(renew: walferry tls init %s --renew server, then SIGHUP)\n", p.c_str(), a.tls_dir.c_str());
+    }
+  }
   std::atomic<bool> done{false};
   std::thread signals([&] {
     timespec ts{0, 200 * 1000 * 1000};
     while (!done.load()) {
       int sig = sigtimedwait(&set, nullptr, &ts);
+      if (sig == SIGHUP) {
+        // New TLS files (renewed certificate, crl.pem) for new connections; open ones go on.
+        auto r = (*listener)->Reload();
+        std::fprintf(stderr, "walferry serve: SIGHUP: %s\n",
+                     r.ok() ? r->c_str() : ("reload failed, keeping the old TLS files: " + r.error().message()).c_str());
+        continue;
+      }
       if (sig == SIGTERM || sig == SIGINT) {
         std::fprintf(stderr, "walferry serve: signal %d, shutting down\n", sig);
         server.Stop();

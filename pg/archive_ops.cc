@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/fd.h"
+#include "core/fs.h"
 #include "core/hash.h"
 #include "core/stream.h"
 #include "pg/wal_names.h"
@@ -171,12 +172,15 @@ Result<bool> TryPrefetched(const std::string& path, const std::string& dest,
   }
   if (!(check.Digest() == want) || !check.CheckSegment(name, info, true).ok()) return drop();
   if (::ftruncate(fd->get(), length) != 0) return drop();
-  WF_TRY(Fsync(fd->get(), path));
-  if (::rename(path.c_str(), dest.c_str()) == 0) {
-    WF_TRY(FsyncDir(DirName(dest)));
+  struct stat dest_dir{};
+  if (::stat(DirName(dest).c_str(), &dest_dir) == 0 && dest_dir.st_dev == st.st_dev) {
+    // Same filesystem: move it into place.
+    if (!RenameDurable(PosixFs(), fd->get(), AT_FDCWD, path, AT_FDCWD, dest, Replace::kYes, dest)
+             .ok()) {
+      return drop();
+    }
     return true;
   }
-  if (errno != EXDEV) return drop();
   WF_ASSIGN(auto out, AtomicFile::Create(dest, /*overwrite=*/true, 0600));
   for (off_t off = 0; off < length;) {
     std::size_t n = static_cast<std::size_t>(std::min<off_t>(length - off, buf.size()));
@@ -379,7 +383,8 @@ Status PrefetchSegments(EntrySource& source, const std::string& name, std::uint3
   WF_ASSIGN(UniqueFd lock, OpenFile(dir + "/.lock", O_RDWR | O_CREAT | O_NOFOLLOW, 0600));
   if (::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) return Status::Ok();  // another worker runs
   // Drop what PostgreSQL has gone past, and temp files of killed workers.
-  if (DIR* d = ::opendir(dir.c_str())) {
+  if (UniqueDir dir_handle(::opendir(dir.c_str())); dir_handle) {
+    DIR* d = dir_handle.get();
     const std::time_t now = std::time(nullptr);
     while (dirent* e = ::readdir(d)) {
       std::string n = e->d_name;
@@ -392,7 +397,6 @@ Status PrefetchSegments(EntrySource& source, const std::string& name, std::uint3
         ::unlinkat(::dirfd(d), n.c_str(), 0);
       }
     }
-    ::closedir(d);
   }
   for (const std::string& next : NextSegmentNames(*seg, per_id, count)) {
     const std::string path = dir + "/" + next;
