@@ -16,6 +16,8 @@ PACKAGES=(
   python3 openssl tar procps iproute2 util-linux passwd
   # transport/archive benchmarks: peers for push/send
   pgbackrest rsync openssh-server openssh-client
+  # the PostgreSQL archive module (pgmodule/walferry_archive.c) and benchmark charts
+  postgresql-server-dev-15 gnuplot-nox
 )
 
 missing=()

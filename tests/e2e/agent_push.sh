@@ -9,6 +9,7 @@
 #    name through the agent -> exit 4, original intact; the socket directory
 #    must be private.
 . "$(dirname "$0")/lib/common.sh"
+. "$(dirname "$0")/lib/agent.sh"
 "$WF" agent --help >/dev/null 2>&1 || skip "agent not built"
 ensure_pg_user
 
@@ -33,53 +34,6 @@ PGPORT=$(free_port)
 # In postgresql.conf, not -c: ALTER SYSTEM must be able to change it later.
 echo "archive_command = '/bin/false'" >>"$PGDATA/postgresql.conf"
 pg_start "$PGDATA" "$PGPORT" -c archive_mode=on -c wal_level=replica -c wal_keep_size=4GB
-
-AGENT_PID=
-start_agent() {
-  rm -f "$T/agent.pid"
-  as_pg bash -c "echo \$\$ >'$T/agent.pid'; exec '$WF' agent --config '$T/main.conf' --pgdata '$PGDATA' --rescan-ms 200" \
-    >>"$T/agent.log" 2>&1 &
-  for _ in $(seq 1 100); do [ -s "$T/agent.pid" ] && [ -S "$T/run/agent.sock" ] && break; sleep 0.05; done
-  AGENT_PID=$(cat "$T/agent.pid")
-  WF_PIDS+=("$AGENT_PID")
-  [ -S "$T/run/agent.sock" ] || fail "agent did not create its socket"
-}
-agent_status() {  # KEY: one value from the agent's STATUS answer
-  as_pg python3 - "$T/run/agent.sock" "$1" <<'PY'
-import socket, sys
-s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b"STATUS\n")
-buf = b""
-while not buf.endswith(b"END\n"):
-    d = s.recv(65536)
-    if not d: break
-    buf += d
-for line in buf.decode().splitlines():
-    k, _, v = line.partition(" ")
-    if k == sys.argv[2]: print(v)
-PY
-}
-make_segments() {  # N: writes and switches N segments
-  for _ in $(seq 1 "$1"); do
-    psql_at "$PGPORT" "create table if not exists filler(a int, b text); insert into filler select g, md5(g::text) from generate_series(1, 20000) g" >/dev/null
-    psql_at "$PGPORT" "select pg_switch_wal()" >/dev/null
-  done
-}
-ready_count() { ls "$PGDATA/pg_wal/archive_status" | grep -c '\.ready$' || true; }
-wait_no_ready() {
-  for _ in $(seq 1 600); do [ "$(ready_count)" -eq 0 ] && return 0; sleep 0.1; done
-  fail "$(ready_count) segments still .ready"
-}
-verify_done() {  # every .done segment is on the receiver, identical
-  local n=0 seg
-  for f in "$PGDATA"/pg_wal/archive_status/*.done; do
-    seg=$(basename "$f" .done)
-    [[ "$seg" =~ ^[0-9A-F]{24}$ ]] || continue
-    [ -f "$ROOT/main/wal/$seg.zst" ] || fail "$seg is .done but not on the receiver"
-    zstd -qdc "$ROOT/main/wal/$seg.zst" | cmp -s - "$PGDATA/pg_wal/$seg" || fail "$seg differs on the receiver"
-    n=$((n + 1))
-  done
-  echo "$n"
-}
 
 # --- socket directory open to others: refused
 mkdir -p "$T/open" && chmod 0755 "$T/open" && chown "$WF_PG_USER" "$T/open"
