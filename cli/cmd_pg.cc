@@ -432,7 +432,8 @@ void AddSetup(CLI::App& app, Context& ctx) {
     std::string pgdata, standby_address, archive_command, to, cluster, tls_dir, config, hba_file,
         replication_user = "all", auth_method;
     int max_wal_senders = 10, wal_keep_mb = 512, archive_timeout = 60;
-    bool apply = false, insecure = false;
+    bool apply = false, insecure = false, archive_module = false;
+    std::string agent_socket;
   };
   auto a = std::make_shared<Args>();
   auto* setup = app.add_subcommand("setup", "configure PostgreSQL for walferry");
@@ -458,6 +459,11 @@ void AddSetup(CLI::App& app, Context& ctx) {
   c->add_option("--tls-dir", a->tls_dir, "TLS directory for the default archive_command");
   c->add_option("--config", a->config, "walferry config file for the default archive_command");
   c->add_flag("--insecure-loopback", a->insecure, "plain TCP in the default archive_command (tests only)");
+  c->add_option("--agent-socket", a->agent_socket,
+                "socket of a `walferry agent` (docs/agent.md): push asks it first");
+  c->add_flag("--archive-module", a->archive_module,
+              "15+: archive_library = 'walferry_archive' asking the agent (needs --agent-socket) "
+              "instead of archive_command");
   c->add_option("--max-wal-senders", a->max_wal_senders)->capture_default_str();
   c->add_option("--wal-keep-mb", a->wal_keep_mb, "WAL kept for standbys, MB")->capture_default_str();
   c->add_option("--archive-timeout", a->archive_timeout, "seconds")->capture_default_str();
@@ -485,10 +491,28 @@ void AddSetup(CLI::App& app, Context& ctx) {
       if (!a->tls_dir.empty()) cmd += " --tls-dir " + pg::ShellQuote(Absolute(a->tls_dir));
       if (!a->config.empty()) cmd += " --config " + pg::ShellQuote(Absolute(a->config));
       if (a->insecure) cmd += " --insecure-loopback";
+      if (!a->agent_socket.empty()) cmd += " --agent-socket " + pg::ShellQuote(Absolute(a->agent_socket));
       o.archive_command = cmd;
     }
     auto cfg = pg::MakePrimaryConfig(o);
     if (!cfg.ok()) return void(Fail(ctx, cfg.error()));
+    if (a->archive_module) {
+      if (*major < 15) {
+        return void(Fail(ctx, Error(ErrorCode::kInvalidArgument,
+                                    "--archive-module needs PostgreSQL 15 or later (this is " +
+                                        std::to_string(*major) + ")")));
+      }
+      if (a->agent_socket.empty()) {
+        return void(Fail(ctx, Error(ErrorCode::kInvalidArgument,
+                                    "--archive-module needs --agent-socket PATH (the module asks the agent)")));
+      }
+      // The module replaces archive_command (16+ refuses both set).
+      for (auto& st : cfg->settings) {
+        if (st.name == "archive_command") st.value = "";
+      }
+      cfg->settings.push_back({"archive_library", "walferry_archive", false});
+      cfg->settings.push_back({"walferry_archive.socket", Absolute(a->agent_socket), false});
+    }
     auto current = pg::CurrentSettings(pgdata);
     std::string hba_file = a->hba_file;
     if (hba_file.empty()) {
