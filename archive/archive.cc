@@ -543,6 +543,9 @@ class IncomingImpl final : public Incoming {
     }
     auto st = CheckWalName(*info, spec_.name);
     if (!st.ok()) return Drop(st.error());
+    WalPageCheck pages(*info, SegmentNameTimeline(spec_.name));
+    st = pages.Feed(raw);
+    if (!st.ok()) return Drop(Error(ErrorCode::kRefused, spec_.name + " refused: " + st.error().message()));
     if (spec_.raw_size >= 0 && static_cast<std::uint64_t>(spec_.raw_size) != info->segment_size) {
       return Drop(Error(ErrorCode::kRefused,
                         spec_.name + " refused: " + std::to_string(spec_.raw_size) +

@@ -4,6 +4,7 @@
 //   @0  u16 xlp_magic      @2  u16 xlp_info      @4  u32 xlp_tli
 //   @8  u64 xlp_pageaddr   @16 u32 xlp_rem_len   (@20 padding)
 //   @24 u64 xlp_sysid      @32 u32 xlp_seg_size  @36 u32 xlp_xlog_blcksz
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -15,8 +16,12 @@ namespace walferry::archive {
 namespace {
 
 constexpr std::size_t kLongHeaderSize = 40;
+constexpr std::size_t kShortHeaderSize = WalPageCheck::kShortHeaderSize;
 constexpr std::uint16_t kXlpLongHeader = 0x0002;
-constexpr std::uint16_t kXlpAllFlags = 0x0007;
+// XLP_ALL_FLAGS (xlog_internal.h): XLP_FIRST_IS_CONTRECORD, XLP_LONG_HEADER,
+// XLP_BKP_REMOVABLE and XLP_FIRST_IS_OVERWRITE_CONTRECORD (0x0008, PostgreSQL
+// 15, back-patched to 10..14 in their 2021 minor releases).
+constexpr std::uint16_t kXlpAllFlags = 0x000F;
 
 // XLOG_PAGE_MAGIC of the released PostgreSQL major versions we accept.
 struct MagicVersion {
@@ -133,7 +138,11 @@ Status CheckWalName(const WalSegmentInfo& info, std::string_view name) {
   }
   const std::uint64_t name_segno = static_cast<std::uint64_t>(log) * per_log + seg;
   const std::uint64_t header_segno = info.page_address / info.segment_size;
-  if (tli != info.timeline || name_segno != header_segno) {
+  // PostgreSQL's rule (XLogReaderValidatePageHeader): page timelines never go
+  // backwards. The first segment of a new timeline starts as a copy of the old
+  // timeline's last segment, so its first page carries the parent's (lower)
+  // timeline; a page timeline above the name's can never be written.
+  if (info.timeline > tli || name_segno != header_segno) {
     std::string expected = Hex(info.timeline, 8) + Hex(header_segno / per_log, 8) +
                            Hex(header_segno % per_log, 8);
     return Error(ErrorCode::kRefused,
@@ -142,6 +151,62 @@ Status CheckWalName(const WalSegmentInfo& info, std::string_view name) {
                      " (file name would be " + expected + ")");
   }
   return Status::Ok();
+}
+
+WalPageCheck::WalPageCheck(const WalSegmentInfo& first, std::uint32_t name_timeline)
+    : first_(first), name_timeline_(name_timeline), last_timeline_(first.timeline) {}
+
+Status WalPageCheck::Feed(std::span<const std::byte> data) {
+  const std::uint64_t page = first_.page_size;
+  while (!data.empty() && !ended_) {
+    const std::uint64_t in_page = offset_ % page;
+    if (in_page < kShortHeaderSize) {
+      const std::size_t take =
+          std::min<std::size_t>(kShortHeaderSize - static_cast<std::size_t>(in_page), data.size());
+      std::memcpy(header_.data() + in_page, data.data(), take);
+      offset_ += take;
+      data = data.subspan(take);
+      if (offset_ % page == kShortHeaderSize) WF_TRY(CheckPage(offset_ - kShortHeaderSize));
+      continue;
+    }
+    const std::uint64_t skip = std::min<std::uint64_t>(page - in_page, data.size());
+    offset_ += skip;
+    data = data.subspan(static_cast<std::size_t>(skip));
+  }
+  return Status::Ok();
+}
+
+Status WalPageCheck::CheckPage(std::uint64_t page_offset) {
+  const std::byte* p = header_.data();
+  const auto magic = LoadLe<std::uint16_t>(p + 0);
+  const auto xlp_info = LoadLe<std::uint16_t>(p + 2);
+  const auto tli = LoadLe<std::uint32_t>(p + 4);
+  const auto addr = LoadLe<std::uint64_t>(p + 8);
+  if (page_offset == 0) return Status::Ok();  // the long header, checked by ParseWalHeader
+  // A page that is not the next page of this segment ends the valid WAL in
+  // the file (zeroed, or left over from a recycled segment); PostgreSQL's
+  // reader stops there too, so nothing after it is judged.
+  if (magic != first_.magic || addr != first_.page_address + page_offset ||
+      (xlp_info & ~kXlpAllFlags) != 0) {
+    ended_ = true;
+    return Status::Ok();
+  }
+  if (tli < last_timeline_ || tli > name_timeline_) {
+    return Error(ErrorCode::kCorrupt,
+                 "WAL page at offset " + std::to_string(page_offset) + " has timeline " +
+                     std::to_string(tli) +
+                     (tli < last_timeline_ ? " after " + std::to_string(last_timeline_)
+                                           : " above the file name's " +
+                                                 std::to_string(name_timeline_)));
+  }
+  last_timeline_ = tli;
+  return Status::Ok();
+}
+
+std::uint32_t SegmentNameTimeline(std::string_view name) {
+  std::uint32_t tli = 0;
+  if (!IsWalSegmentName(name) || !ParseHex32(name.substr(0, 8), &tli)) return 0;
+  return tli;
 }
 
 }  // namespace walferry::archive

@@ -14,6 +14,8 @@
 #include "archive/archive.h"
 #include "cli/commands.h"
 #include "cli/config.h"
+#include "cli/progress.h"
+#include "pg/backup_estimate.h"
 #include "pg/archive_ops.h"
 #include "pg/config.h"
 #include "pg/process.h"
@@ -259,6 +261,7 @@ void AddBasebackup(CLI::App& app, Context& ctx) {
   struct Args {
     std::string to, name, cluster, tls_dir, config, pgbin;
     bool insecure = false;
+    ProgressMode progress = ProgressMode::kAuto;
   };
   auto a = std::make_shared<Args>();
   auto* c = app.add_subcommand(
@@ -267,10 +270,12 @@ void AddBasebackup(CLI::App& app, Context& ctx) {
   c->allow_extras();
   c->footer(
       "Runs `pg_basebackup -Ft -D - -X fetch [options]` (any option walferry does not know,\n"
-      "e.g. -h -p -U -P -c fast, goes to pg_basebackup) and ships its output as\n"
+      "e.g. -h -p -U -c fast, goes to pg_basebackup) and ships its output as\n"
       "`walferry send - --name NAME` does: compressed in parallel, checksummed, resumable.\n"
-      "The standby is then built with `walferry restore-base NAME`.\n\n"
-      "  walferry basebackup --to standby:7420 --name base-2026-11-25.tar -U postgres -P\n"
+      "The standby is then built with `walferry restore-base NAME`. On a terminal a progress\n"
+      "line shows bytes, rate and an ETA from the server's size (pg_tablespace_size);\n"
+      "--progress / --no-progress force it on or off.\n\n"
+      "  walferry basebackup --to standby:7420 --name base-2026-11-25.tar -U postgres -c fast\n"
       "postgresql.conf on the primary (see `walferry setup primary`):\n"
       "  archive_command = 'walferry push %p'");
   c->add_option("--to", a->to, "receiver HOST:PORT");
@@ -280,6 +285,7 @@ void AddBasebackup(CLI::App& app, Context& ctx) {
   c->add_flag("--insecure-loopback", a->insecure, "plain TCP to a loopback receiver (tests only)");
   c->add_option("--config", a->config, "walferry config file");
   c->add_option("--pgbin", a->pgbin, "directory of pg_basebackup");
+  AddProgressOptions(c, &a->progress);
   c->callback([a, c, &ctx] {
     std::vector<std::string> bb = {pg::FindPgProgram("pg_basebackup", 0, a->pgbin), "-Ft", "-D",
                                    "-", "-X", "fetch"};
@@ -294,6 +300,15 @@ void AddBasebackup(CLI::App& app, Context& ctx) {
     if (!a->tls_dir.empty()) send.insert(send.end(), {"--tls-dir", a->tls_dir});
     if (!a->config.empty()) send.insert(send.end(), {"--config", a->config});
     if (a->insecure) send.push_back("--insecure-loopback");
+    if (ProgressEnabled(a->progress)) {
+      // The percentage and ETA come from the server's own figure for its size.
+      send.push_back("--progress");
+      if (auto est = pg::EstimateBackupSize(c->remaining(), a->pgbin); est.ok()) {
+        send.insert(send.end(), {"--expected-size", std::to_string(*est)});
+      }
+    } else {
+      send.push_back("--no-progress");
+    }
     auto sender = pg::Child::Spawn(send, pg::Child::PipeEnd::kToChild);
     if (!sender.ok()) return void(Fail(ctx, sender.error()));
     auto producer = pg::Child::Spawn(bb, pg::Child::PipeEnd::kFromChild);

@@ -17,6 +17,7 @@
 #include "cli/commands.h"
 #include "cli/client_options.h"
 #include "cli/config.h"
+#include "cli/progress.h"
 #include "core/stream.h"
 #include "transport/net.h"
 #include "transport/sender.h"
@@ -37,7 +38,15 @@ struct ServeArgs {
   std::string tls_dir;
   bool insecure = false;
   std::size_t max_connections = 64;
+  std::size_t max_transfers_per_cluster = 16;
+  double handshake_timeout_s = 10;
+  double idle_timeout_s = 60;
+  std::uint64_t max_incoming_mib = 256 * 1024;
 };
+
+std::chrono::milliseconds SecondsOption(double s) {
+  return std::chrono::milliseconds(static_cast<std::int64_t>(s * 1000));
+}
 
 int RunServe(const ServeArgs& a) {
   if (a.root.empty()) return ReportError(Error(ErrorCode::kInvalidArgument, "serve needs --root DIR"));
@@ -49,6 +58,7 @@ int RunServe(const ServeArgs& a) {
   transport::TlsConfig tls;
   tls.tls_dir = a.tls_dir;
   tls.insecure_loopback = a.insecure;
+  tls.handshake_timeout = SecondsOption(a.handshake_timeout_s);
   if (tls.tls_dir.empty() && !tls.insecure_loopback) {
     return ReportError(Error(ErrorCode::kInvalidArgument,
                              "serve needs --tls-dir DIR (made by `walferry tls init`)"));
@@ -72,6 +82,10 @@ int RunServe(const ServeArgs& a) {
   transport::ServerOptions so;
   so.insecure = tls.insecure_loopback;
   so.max_connections = std::max<std::size_t>(1, a.max_connections);
+  so.max_transfers_per_cluster = a.max_transfers_per_cluster;
+  so.handshake_timeout = SecondsOption(a.handshake_timeout_s);
+  so.idle_timeout = SecondsOption(a.idle_timeout_s);
+  so.max_incoming_bytes_per_cluster = a.max_incoming_mib << 20;
   transport::Server server(**archive, so);
   std::fprintf(stderr, "walferry serve: listening on %s port %d, root %s, store %s%s\n", ep->host.c_str(),
                (*listener)->port(), a.root.c_str(), a.store.c_str(),
@@ -96,38 +110,6 @@ int RunServe(const ServeArgs& a) {
                static_cast<unsigned long long>(server.transfers_done()));
   return kExitOk;
 }
-
-// --- progress (send) ---
-class Progress {
- public:
-  Progress(long long total, bool enabled) : total_(total), enabled_(enabled), t0_(Clock::now()), last_(t0_) {}
-  void Update(std::uint64_t done, bool final = false) {
-    if (!enabled_) return;
-    auto now = Clock::now();
-    if (!final && now - last_ < std::chrono::milliseconds(250)) return;
-    last_ = now;
-    double secs = std::chrono::duration<double>(now - t0_).count();
-    double rate = secs > 0 ? static_cast<double>(done) / secs : 0;
-    char line[160];
-    int n = std::snprintf(line, sizeof line, "\r%10.1f MiB  %8.1f MiB/s", static_cast<double>(done) / 1048576.0,
-                          rate / 1048576.0);
-    if (total_ > 0 && n > 0 && static_cast<std::size_t>(n) < sizeof line) {
-      double pct = 100.0 * static_cast<double>(done) / static_cast<double>(total_);
-      long eta = rate > 0 ? static_cast<long>((static_cast<double>(total_) - static_cast<double>(done)) / rate) : 0;
-      std::snprintf(line + n, sizeof line - static_cast<std::size_t>(n), "  %5.1f%%  ETA %ld:%02ld", pct, eta / 60,
-                    eta % 60);
-    }
-    std::fprintf(stderr, "%s   ", line);
-    if (final) std::fprintf(stderr, "\n");
-    std::fflush(stderr);
-  }
-
- private:
-  using Clock = std::chrono::steady_clock;
-  long long total_;
-  bool enabled_;
-  Clock::time_point t0_, last_;
-};
 
 // Asks the agent to archive `path`. The exit code when the agent answered;
 // nullopt when it could not be asked (not running, killed, not ours): the
@@ -163,7 +145,19 @@ void AddTransferCommands(CLI::App& app, Context& ctx) {
   serve->add_option("--store", serve_args->store, "How files rest on disk: zstd (default), gzip, raw");
   serve->add_option("--tls-dir", serve_args->tls_dir, "Directory made by `walferry tls init`");
   serve->add_flag("--insecure-loopback", serve_args->insecure, "Plain TCP on loopback (tests and demos only)");
-  serve->add_option("--max-connections", serve_args->max_connections, "Connections served at once");
+  serve->add_option("--max-connections", serve_args->max_connections,
+                    "Connections served at once; more get a 'receiver busy' error (default 64)")
+      ->check(CLI::Range(1, 100000));
+  serve->add_option("--max-transfers-per-cluster", serve_args->max_transfers_per_cluster,
+                    "Transfers of one cluster in progress at once; more are refused (default 16, 0 = no limit)");
+  serve->add_option("--handshake-timeout", serve_args->handshake_timeout_s,
+                    "Seconds a new connection has for its TLS handshake and for HELLO; then it is dropped (default 10)")
+      ->check(CLI::Range(0.1, 3600.0));
+  serve->add_option("--idle-timeout", serve_args->idle_timeout_s,
+                    "Seconds the receiver waits for a peer's next frame before dropping it (default 60)")
+      ->check(CLI::Range(0.1, 86400.0));
+  serve->add_option("--max-incoming-mib", serve_args->max_incoming_mib,
+                    "Cap on one cluster's temp data in ROOT/.incoming, in MiB (default 262144 = 256 GiB, 0 = none)");
   serve->callback([serve, serve_args, &ctx] {
     if (Status st = ApplyConfig(*serve, serve_args->config); !st.ok()) {
       ctx.exit_code = ReportError(st.error());
@@ -236,6 +230,8 @@ void AddTransferCommands(CLI::App& app, Context& ctx) {
     bool zstd = false, gzip = false;
     int level = 0;
     std::size_t chunk_kib = 1024;
+    ProgressMode progress = ProgressMode::kAuto;
+    long long expected_size = -1;
   };
   auto send_args = std::make_shared<SendArgs>();
   CLI::App* send = app.add_subcommand("send", "Ship a file or stdin to the receiver");
@@ -247,6 +243,9 @@ void AddTransferCommands(CLI::App& app, Context& ctx) {
   send->add_flag("--gzip", send_args->gzip, "Prefer gzip (the receiver's store format decides)");
   send->add_option("-l,--level", send_args->level, "Compression level");
   send->add_option("--chunk-kib", send_args->chunk_kib, "Chunk size in KiB (default 1024)");
+  AddProgressOptions(send, &send_args->progress);
+  // Set by `basebackup`: the server's estimate of a stream's size, for the ETA.
+  send->add_option("--expected-size", send_args->expected_size)->group("");
   send->callback([send, send_args, &ctx] {
     if (Status st = ApplyConfig(*send, send_args->client.config); !st.ok()) {
       ctx.exit_code = ReportError(st.error());
@@ -273,14 +272,17 @@ void AddTransferCommands(CLI::App& app, Context& ctx) {
     o->threads = a.threads;
     o->chunk_size = a.chunk_kib * 1024;
     if (a.level > 0) o->level = a.level;
-    const bool tty = ::isatty(STDERR_FILENO) == 1;
-    o->note = [tty](const std::string& m) { std::fprintf(stderr, "%swalferry send: %s\n", tty ? "\n" : "", m.c_str()); };
     auto src = OpenSource(a.input);
     if (!src.ok()) {
       ctx.exit_code = ReportError(src.error());
       return;
     }
-    Progress progress((*src)->SizeHint(), tty);
+    const long long total = (*src)->SizeHint() >= 0 ? (*src)->SizeHint() : a.expected_size;
+    Progress progress("", total, ProgressEnabled(a.progress));
+    o->note = [&progress](const std::string& m) {
+      progress.Break();
+      std::fprintf(stderr, "walferry send: %s\n", m.c_str());
+    };
     o->progress = [&progress](std::uint64_t done) { progress.Update(done); };
     transport::Sender sender(std::move(*o));
     Result<transport::SendResult> r = Error(ErrorCode::kInternal, "not run");
@@ -291,10 +293,11 @@ void AddTransferCommands(CLI::App& app, Context& ctx) {
       r = sender.SendStream(**src, a.name);
     }
     if (!r.ok()) {
+      progress.Break();
       ctx.exit_code = ReportError(r.error().Wrap("send " + a.name));
       return;
     }
-    progress.Update(r->raw_bytes, true);
+    progress.Finish(r->raw_bytes);
     ctx.exit_code = kExitOk;
   });
 }

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <ctime>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "core/fd.h"
@@ -37,13 +38,17 @@ bool IsSegment(std::string_view name) { return ParseSegmentName(name).has_value(
 // (optionally) the XXH3-128 of everything written.
 class CheckingSink final : public ByteSink {
  public:
-  explicit CheckingSink(ByteSink* next, bool hash = false, std::size_t stop_after = 0)
-      : next_(next), hash_(hash), stop_after_(stop_after) {}
+  // `segment_name`: a 24-hex name whose page timelines are walked
+  // (archive::WalPageCheck) as the bytes pass; "" = none.
+  explicit CheckingSink(ByteSink* next, bool hash = false, std::size_t stop_after = 0,
+                        std::string segment_name = "")
+      : next_(next), hash_(hash), stop_after_(stop_after), segment_name_(std::move(segment_name)) {}
   Status Write(std::span<const std::byte> data) override {
     if (head_.size() < kHeadBytes) {
       std::size_t take = std::min(kHeadBytes - head_.size(), data.size());
       head_.insert(head_.end(), data.begin(), data.begin() + static_cast<std::ptrdiff_t>(take));
     }
+    FeedPages(data);
     size_ += data.size();
     if (hash_) stream_.Update(data);
     if (next_) WF_TRY(next_->Write(data));
@@ -58,6 +63,7 @@ class CheckingSink final : public ByteSink {
     auto parsed = archive::ParseWalHeader(head_);
     if (!parsed.ok()) return parsed.error();
     WF_TRY(archive::CheckWalName(*parsed, name));
+    if (!pages_status_.ok()) return pages_status_;
     if (whole && size_ != parsed->segment_size) {
       return Error(ErrorCode::kCorrupt, "length " + std::to_string(size_) +
                                             " is not the segment size " +
@@ -72,12 +78,37 @@ class CheckingSink final : public ByteSink {
   static constexpr const char* kStopMessage = "walferry: enough bytes";
 
  private:
+  void FeedPages(std::span<const std::byte> data) {
+    if (segment_name_.empty() || !pages_status_.ok()) return;
+    if (!pages_) {
+      if (head_.size() < kHeadBytes) return;  // until the first page is all there
+      auto first = archive::ParseWalHeader(head_);
+      if (!first.ok()) {
+        segment_name_.clear();  // CheckSegment reports the header itself
+        return;
+      }
+      pages_.emplace(*first, archive::SegmentNameTimeline(segment_name_));
+      // Everything so far, including `data`, is in head_ unless it overflowed.
+      if (size_ + data.size() <= head_.size()) {
+        pages_status_ = pages_->Feed(head_);
+        return;
+      }
+      pages_status_ = pages_->Feed(std::span<const std::byte>(head_).first(static_cast<std::size_t>(size_)));
+      if (pages_status_.ok()) pages_status_ = pages_->Feed(data);
+      return;
+    }
+    pages_status_ = pages_->Feed(data);
+  }
+
   ByteSink* next_;
   bool hash_;
   std::size_t stop_after_;
   std::vector<std::byte> head_;
   std::uint64_t size_ = 0;
   Xxh3Stream stream_;
+  std::string segment_name_;
+  std::optional<archive::WalPageCheck> pages_;
+  Status pages_status_ = Status::Ok();
 };
 
 bool IsStop(const Status& s) {
@@ -129,7 +160,7 @@ Result<bool> TryPrefetched(const std::string& path, const std::string& dest,
     return drop();
   }
   Hash128 want{GetLe64(trailer), GetLe64(trailer + 8)};
-  CheckingSink check(nullptr, /*hash=*/true);
+  CheckingSink check(nullptr, /*hash=*/true, 0, std::string(name));
   std::vector<std::byte> buf(1 << 20);
   for (off_t off = 0; off < length;) {
     std::size_t n = static_cast<std::size_t>(std::min<off_t>(length - off, buf.size()));
@@ -323,7 +354,7 @@ Status GetFromArchive(EntrySource& source, const GetOptions& o) {
   }
   if (!done) {
     WF_ASSIGN(auto out, AtomicFile::Create(o.dest, /*overwrite=*/true, 0600));
-    CheckingSink check(out.get());
+    CheckingSink check(out.get(), false, 0, segment ? o.name : std::string());
     Status st = source.Read(o.name, check);
     if (!st.ok()) {
       if (st.error().code() == ErrorCode::kNotFound) return st;
@@ -367,7 +398,7 @@ Status PrefetchSegments(EntrySource& source, const std::string& name, std::uint3
     const std::string path = dir + "/" + next;
     if (::access(path.c_str(), F_OK) == 0) continue;
     WF_ASSIGN(auto out, AtomicFile::Create(path, /*overwrite=*/false, 0600));
-    CheckingSink check(out.get(), /*hash=*/true);
+    CheckingSink check(out.get(), /*hash=*/true, 0, next);
     Status st = source.Read(next, check);
     if (!st.ok()) {
       if (st.error().code() == ErrorCode::kNotFound) break;  // not archived yet
@@ -428,7 +459,7 @@ Result<std::vector<ClusterReport>> InspectArchive(const archive::Archive& a,
     if (full) {
       for (const auto* list : {&wal, &files}) {
         for (const auto& e : *list) {
-          CheckingSink check(nullptr);
+          CheckingSink check(nullptr, false, 0, IsSegment(e.name) ? e.name : std::string());
           Status st = archive::ReadEntry(e, check);
           if (!st.ok()) {
             rep.problems.push_back(e.name + ": " + st.error().message());

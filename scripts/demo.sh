@@ -1,184 +1,246 @@
 #!/usr/bin/env bash
-# The walferry demo on real PostgreSQL data. On a fresh Debian 12 machine, as
-# root: installs what is missing, builds Release, starts a throw-away
-# PostgreSQL 15 cluster (as an unprivileged user, on its own port), fills it
-# with pgbench, takes a base backup tar and compresses it with walferry next to
-# pigz, bzip2 and zstd, checking every round trip byte for byte. Then it starts
-# a receiver on 127.0.0.1 (tls init + serve), ships the base backup with
-# `walferry send` and the cluster's real WAL segments with `walferry push` (one
-# call per segment, as archive_command), restores them with `walferry get`, and
-# verifies every byte. Parts whose commands are not built in are skipped.
+# The walferry demo: the hot-standby guide's whole path with walferry's own
+# commands, on real PostgreSQL 15 clusters on 127.0.0.1, run as an unprivileged
+# user on free ports. On a fresh Debian 12 machine, as root: installs what is
+# missing, builds Release, then
+#   walferry tls init -> serve -> setup primary --apply -> (pgbench -i) ->
+#   basebackup (progress line on a terminal) -> restore-base -> a standby that
+#   replays WAL from the archive through `walferry get`, then streams ->
+#   status of both sides -> verify -> promote,
+# and ends with a table of what was verified and speed figures next to bzip2,
+# pigz, zstd and rsync, measured side by side in this run.
 #
 #   WF_DEMO_SCALE=N   pgbench scale (default 10, about 160 MB of base backup)
 #   WF_DEMO_BIN=PATH  use this walferry binary instead of building one
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-bash "$WF_ROOT/scripts/install-deps.sh"
+DEMO_T0=$SECONDS
+say() { printf '\n[%3ds] %s\n' $((SECONDS - DEMO_T0)) "$*"; }
+show() { sed 's/^/    /'; }  # indents a command's output under its step
+
+say "checking packages (scripts/install-deps.sh)"
+bash "$WF_ROOT/scripts/install-deps.sh" | show
 if [ -n "${WF_DEMO_BIN:-}" ]; then
-  export WALFERRY_BIN=$WF_DEMO_BIN
+  BUILT=$WF_DEMO_BIN
 else
   mkdir -p "$WF_ROOT/build"
-  echo "building walferry (Release, build/release)..."
-  wf_build release -DCMAKE_BUILD_TYPE=Release -- walferry >"$WF_ROOT/build/demo-build.log" 2>&1 \
-    || { tail -n 40 "$WF_ROOT/build/demo-build.log"; exit 1; }
-  export WALFERRY_BIN="$WF_ROOT/build/release/cli/walferry"
+  say "building walferry (Release, build/release; the first build takes a few minutes on 2 cores)"
+  wf_build release -DCMAKE_BUILD_TYPE=Release -DWALFERRY_BENCH=OFF -- walferry \
+    >"$WF_ROOT/build/demo-build.log" 2>&1 || { tail -n 40 "$WF_ROOT/build/demo-build.log"; exit 1; }
+  BUILT="$WF_ROOT/build/release/cli/walferry"
 fi
-# Throw-away cluster helpers shared with the end-to-end tests ($T, pg_init, ...).
+DEMO_T1=$SECONDS
+# The PostgreSQL user runs walferry as archive_command and restore_command: give
+# it a copy it can reach whatever directory the checkout lives in.
+export WALFERRY_BIN=$BUILT
 . "$WF_ROOT/tests/e2e/lib/common.sh"
+mkdir -p "$T/bin"
+cp "$BUILT" "$T/bin/walferry"
+chmod 755 "$T/bin/walferry"
+WF="$T/bin/walferry"
+ensure_pg_user
 
 SCALE=${WF_DEMO_SCALE:-10}
 CORES=$(nproc)
-has_command() { "$WF" --help 2>/dev/null | grep -qE "^  $1( |\$)"; }
 now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
-mb() { awk -v n="$1" 'BEGIN { printf "%.1f", n / 1e6 }'; }
 size_of() { stat -c %s "$1"; }
+VERIFIED=()
+verified() { VERIFIED+=("$*"); }
+wait_for() {  # wait_for SECONDS WHAT COMMAND...: polls COMMAND every 0.2 s
+  local limit=$1 what=$2; shift 2
+  local i
+  for i in $(seq 1 $((limit * 5))); do "$@" && return 0; sleep 0.2; done
+  fail "timed out after ${limit}s waiting for $what"
+}
 
-# --- a real data set -------------------------------------------------------
-echo "starting a throw-away PostgreSQL 15 cluster and running pgbench -i -s $SCALE..."
-PGDIR=$(pg_init demo)
-PORT=$(free_port)
-# PostgreSQL hands each completed WAL segment to archive_command; a plain cp
-# collects them for the push demo below.
-WALSRC="$T/walsrc"
-mkdir -p "$WALSRC"
-chown "$WF_PG_USER" "$WALSRC" 2>/dev/null || true
-pg_start "$PGDIR" "$PORT" "-c max_wal_size=1GB -c archive_mode=on" \
-  "-c archive_command='cp %p $WALSRC/%f'"
+# --- the receiver ----------------------------------------------------------
+say "walferry tls init: a CA, the receiver's certificate and a client certificate for cluster 'main'"
+"$WF" tls init "$T/tls" --cluster main | show
+mkdir -p "$T/tls-client"  # what the primary gets: the CA and its own client certificate
+cp "$T/tls/ca.crt" "$T/tls/client-main.crt" "$T/tls/client-main.key" "$T/tls-client/"
+ARCHIVE="$T/archive"
+RPORT=$(free_port); PORT=$(free_port); SPORT=$(free_port)
+share_scratch
+say "walferry serve: the receiver on 127.0.0.1:$RPORT, archive in $ARCHIVE"
+as_pg "$WF" serve --root "$ARCHIVE" --listen "127.0.0.1:$RPORT" --tls-dir "$T/tls" >"$T/serve.log" 2>&1 &
+SERVE_JOB=$!
+WF_PIDS+=("$SERVE_JOB")
+wait_port "$RPORT"
+# as_pg may run it under runuser: keep the receiver's own pid to stop it.
+SERVE_PID=$(ss -ltnpH "sport = :$RPORT" | grep -o "pid=[0-9]*" | cut -d= -f2 | head -n 1)
+WF_PIDS+=("$SERVE_PID")
+head -n 1 "$T/serve.log" | show
+
+# --- the primary -----------------------------------------------------------
+say "PostgreSQL 15 primary: initdb, then walferry setup primary --apply"
+P=$(pg_init prim)
+as_pg "$WF" setup primary --pgdata "$P" --standby-address 127.0.0.1 --replication-user postgres \
+  --auth-method trust --to "127.0.0.1:$RPORT" --tls-dir "$T/tls-client" --archive-timeout 5 --apply \
+  2>&1 | show
+pg_start "$P" "$PORT" "-c max_wal_size=1GB"
+say "filling the primary: pgbench -i -s $SCALE (about $((SCALE * 20)) MB of tables; archive_command ships each WAL segment)"
+t0=$(now)
 as_pg "$PGBIN/pgbench" -q -i -s "$SCALE" -h 127.0.0.1 -p "$PORT" -U postgres postgres \
   >"$T/pgbench.log" 2>&1 || fail "pgbench -i failed (see $T/pgbench.log)"
-BASE="$T/base.tar"
-as_pg "$PGBIN/pg_basebackup" -h 127.0.0.1 -p "$PORT" -U postgres -Ft -D - -X fetch >"$BASE" \
-  2>"$T/basebackup.log" || fail "pg_basebackup failed (see $T/basebackup.log)"
-IN_SIZE=$(size_of "$BASE")
-echo "data set: pg_basebackup -Ft tar of a pgbench scale-$SCALE database, $(mb "$IN_SIZE") MB; $CORES cores"
+echo "    done in $(secs "$t0" "$(now)") s"
 
-# --- compression: walferry next to its peers -------------------------------
-# Each row: label | compress command | decompress command (stdin -> stdout).
+# --- base backup -----------------------------------------------------------
+say "walferry basebackup: pg_basebackup -Ft -c fast, compressed in parallel and shipped to the receiver"
+BB_PROGRESS=()
+[ -t 2 ] && BB_PROGRESS=(--progress)
+t0=$(now)
+as_pg "$WF" basebackup --to "127.0.0.1:$RPORT" --tls-dir "$T/tls-client" --name base.tar \
+  "${BB_PROGRESS[@]}" -h 127.0.0.1 -p "$PORT" -U postgres -c fast 2>&1 || fail "walferry basebackup failed"
+t1=$(now)
+BB_SECS=$(secs "$t0" "$t1")
+STORED_BASE=$(ls "$ARCHIVE"/main/files/base.tar* | head -n 1)
+"$WF" decompress <"$STORED_BASE" >"$T/base.tar" || fail "the stored base backup does not decompress"
+BASE_SIZE=$(size_of "$T/base.tar")
+awk -v i="$BASE_SIZE" -v o="$(size_of "$STORED_BASE")" -v s="$BB_SECS" -v f="$(basename "$STORED_BASE")" 'BEGIN {
+  printf "    %.1f MB tar in %.2f s (%.1f MB/s), durable on the receiver as %s (%.1f MB)\n", i/1e6, s, i/1e6/s, f, o/1e6 }'
+verified "base backup durable on the receiver ($(basename "$STORED_BASE")), checksums verified on decompression"
+
+# WAL written after the backup reaches only the archive: the standby must fetch it.
+say "more writes on the primary (pgbench -t 300), then pg_switch_wal: this WAL exists only in the archive"
+as_pg "$PGBIN/pgbench" -n -t 300 -c 2 -h 127.0.0.1 -p "$PORT" -U postgres postgres >>"$T/pgbench.log" 2>&1 \
+  || fail "pgbench"
+psql_at "$PORT" "insert into pgbench_history(tid,bid,aid,delta,mtime) values (1,1,1,0,now())" >/dev/null
+LAST=$(psql_at "$PORT" "select pg_walfile_name(pg_switch_wal())")
+archived_last() { [ "$(psql_at "$PORT" "select coalesce(last_archived_wal,'') >= '$LAST' from pg_stat_archiver")" = t ]; }
+wait_for 60 "PostgreSQL to archive $LAST" archived_last
+echo "    $LAST archived by walferry push"
+
+# --- the standby -----------------------------------------------------------
+say "walferry restore-base: unpack base.tar from the archive into an empty data directory, as a standby"
+S="$T/pg-stby"
+as_pg "$WF" restore-base base.tar --from "$ARCHIVE" --pgdata "$S" \
+  --primary-conninfo "host=127.0.0.1 port=$PORT user=postgres application_name=standby1" 2>&1 | show
+say "starting the standby: it replays WAL from the archive (walferry get), then streams from the primary"
+pg_start "$S" "$SPORT"
+streaming() { [ "$(psql_at "$PORT" "select state from pg_stat_replication where application_name='standby1'")" = streaming ]; }
+wait_for 120 "the standby to stream" streaming
+grep -q "restored log file \"$LAST\" from archive" "$S.log" || fail "the standby did not replay $LAST from the archive"
+RESTORED=$(grep -c 'restored log file ".*" from archive' "$S.log")
+echo "    replayed $RESTORED WAL file(s) from the archive, now streaming"
+verified "standby replayed $RESTORED WAL file(s) from the archive through walferry get (up to $LAST)"
+verified "standby streaming from the primary (pg_stat_replication.state = streaming)"
+as_pg "$PGBIN/pgbench" -n -t 200 -c 2 -h 127.0.0.1 -p "$PORT" -U postgres postgres >>"$T/pgbench.log" 2>&1 \
+  || fail "pgbench"
+TARGET=$(psql_at "$PORT" "select pg_current_wal_lsn()")
+caught_up() { [ "$(psql_at "$SPORT" "select pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '$TARGET') >= 0")" = t ]; }
+wait_for 60 "the standby to replay $TARGET" caught_up
+Q="select count(*), sum(abalance) from pgbench_accounts union all select count(*), sum(delta) from pgbench_history"
+[ "$(psql_at "$PORT" "$Q")" = "$(psql_at "$SPORT" "$Q")" ] || fail "the standby's data differs from the primary's"
+verified "standby's pgbench tables identical to the primary's ($(psql_at "$SPORT" "select count(*) from pgbench_accounts") accounts)"
+
+# --- status and verify -----------------------------------------------------
+say "walferry status on the primary"
+as_pg "$WF" status --pgdata "$P" -U postgres 2>&1 | show
+FAILED=$(psql_at "$PORT" "select failed_count from pg_stat_archiver")
+ARCHIVED=$(psql_at "$PORT" "select archived_count from pg_stat_archiver")
+[ "$FAILED" = 0 ] || fail "archive_command failed $FAILED time(s): $(tail -5 "$P.log")"
+verified "archive_command: $ARCHIVED segment(s) archived by walferry push, 0 failures"
+say "walferry status on the receiver's side (the standby and its archive)"
+as_pg "$WF" status --pgdata "$S" -U postgres --root "$ARCHIVE" 2>&1 | show
+say "walferry verify: every archived file read in full, checksums and page headers checked"
+as_pg "$WF" verify --root "$ARCHIVE" 2>&1 | show
+verified "walferry verify: every file's checksums and headers good, no gap in the WAL sequence"
+
+# --- failover --------------------------------------------------------------
+say "walferry promote: the standby becomes a primary"
+as_pg "$WF" promote --pgdata "$S" 2>&1 | show
+psql_at "$SPORT" "create table after_failover(x int); insert into after_failover values (42)"
+[ "$(psql_at "$SPORT" "select x from after_failover")" = 42 ] || fail "the promoted standby does not take writes"
+verified "promoted standby takes writes"
+pg_stop "$S"
+
+# --- speed next to the peers -----------------------------------------------
+say "compressing the $(awk -v n="$BASE_SIZE" 'BEGIN { printf "%.0f", n / 1e6 }') MB base backup tar: walferry next to bzip2, pigz and zstd ($CORES cores)"
 ROWS=(
   "bzip2 -9|bzip2 -9 -c|bzip2 -dc"
   "pigz -p$CORES -6|pigz -p $CORES -6 -c|pigz -dc"
   "zstd -T$CORES -3|zstd -q -T$CORES -3 -c|zstd -q -dc"
+  "walferry --gzip -6|$WF compress --gzip -6 -p $CORES|$WF decompress"
+  "walferry --zstd -3|$WF compress --zstd -3 -p $CORES|$WF decompress"
 )
-if has_command compress; then
-  ROWS+=(
-    "walferry --gzip -6|$WF compress --gzip -6 -p $CORES|$WF decompress"
-    "walferry --zstd -3|$WF compress --zstd -3 -p $CORES|$WF decompress"
-  )
-else
-  echo "(walferry compress is not built in yet: showing the peers only)"
-fi
-
 declare -A C_SECS OUT_SIZE
-printf '\n%-22s %10s %7s %9s %9s %9s %9s\n' "compressor" "out MB" "ratio" "comp s" "comp MB/s" "decomp s" "dec MB/s"
+printf '    %-20s %8s %7s %8s %10s %8s %10s\n' "compressor" "out MB" "ratio" "comp s" "comp MB/s" "dec s" "dec MB/s"
 for row in "${ROWS[@]}"; do
   IFS='|' read -r label comp decomp <<<"$row"
-  out="$T/out.bin"
-  t0=$(now); $comp <"$BASE" >"$out" || fail "$label failed"; t1=$(now)
-  $decomp <"$out" >"$T/back.tar" || fail "$label: decompression failed"; t2=$(now)
-  cmp -s "$BASE" "$T/back.tar" || fail "$label: round trip is not byte-identical"
-  osz=$(size_of "$out"); cs=$(secs "$t0" "$t1"); ds=$(secs "$t1" "$t2")
+  t0=$(now); $comp <"$T/base.tar" >"$T/out.bin" || fail "$label failed"; t1=$(now)
+  $decomp <"$T/out.bin" >"$T/back.tar" || fail "$label: decompression failed"; t2=$(now)
+  cmp -s "$T/base.tar" "$T/back.tar" || fail "$label: round trip is not byte-identical"
+  osz=$(size_of "$T/out.bin"); cs=$(secs "$t0" "$t1"); ds=$(secs "$t1" "$t2")
   C_SECS[$label]=$cs; OUT_SIZE[$label]=$osz
-  awk -v l="$label" -v i="$IN_SIZE" -v o="$osz" -v c="$cs" -v d="$ds" 'BEGIN {
-    printf "%-22s %10.1f %7.2f %9.2f %9.1f %9.2f %9.1f\n", l, o/1e6, i/o, c, i/1e6/c, d, i/1e6/d }'
-  rm -f "$out" "$T/back.tar"
+  awk -v l="$label" -v i="$BASE_SIZE" -v o="$osz" -v c="$cs" -v d="$ds" 'BEGIN {
+    printf "    %-20s %8.1f %7.2f %8.2f %10.1f %8.2f %10.1f\n", l, o/1e6, i/o, c, i/1e6/c, d, i/1e6/d }'
+  rm -f "$T/out.bin" "$T/back.tar"
 done
-echo "(every round trip verified byte-identical with cmp)"
+verified "every compressor's round trip byte-identical (cmp)"
 
-compare() {  # compare OURS PEER
-  local a=$1 b=$2
-  [ -n "${C_SECS[$a]:-}" ] && [ -n "${C_SECS[$b]:-}" ] || return 0
-  awk -v a="$a" -v b="$b" -v ca="${C_SECS[$a]}" -v cb="${C_SECS[$b]}" \
-      -v sa="${OUT_SIZE[$a]}" -v sb="${OUT_SIZE[$b]}" 'BEGIN {
-    printf "  %-20s vs %-16s %5.2fx the speed, %5.3fx the size\n", a, b, cb/ca, sa/sb }'
-}
-if has_command compress; then
-  echo
-  echo "walferry against its peers (speed: higher is better; size: lower is better):"
-  compare "walferry --gzip -6" "pigz -p$CORES -6"
-  compare "walferry --gzip -6" "bzip2 -9"
-  compare "walferry --zstd -3" "zstd -T$CORES -3"
-  compare "walferry --zstd -3" "pigz -p$CORES -6"
-  compare "walferry --zstd -3" "bzip2 -9"
-fi
+# archive_command one call per segment: walferry push to a second, empty
+# receiver, next to rsync -a --fsync into a local directory (rsync without ssh:
+# its best case; the guide runs it over ssh, which costs 0.5-1.8 s per call here).
+say "archive_command speed: the primary's real WAL segments, one call each, walferry push next to rsync"
+mkdir -p "$T/walsrc"
+mapfile -t SEGMENTS < <(cd "$ARCHIVE/main/wal" && ls | sed -E 's/\.(zst|gz)$//' | grep -E '^[0-9A-F]{24}$' | sort)
+for seg in "${SEGMENTS[@]}"; do
+  "$WF" get "$seg" "$T/walsrc/$seg" --from "$ARCHIVE" --cluster main --prefetch 0 || fail "walferry get $seg failed"
+done
+RPORT2=$(free_port)
+"$WF" serve --root "$T/archive2" --listen "127.0.0.1:$RPORT2" --tls-dir "$T/tls" >"$T/serve2.log" 2>&1 &
+SERVE2_PID=$!
+WF_PIDS+=("$SERVE2_PID")
+wait_port "$RPORT2"
+t0=$(now)
+for seg in "${SEGMENTS[@]}"; do
+  "$WF" push "$T/walsrc/$seg" --to "127.0.0.1:$RPORT2" --tls-dir "$T/tls-client" || fail "walferry push $seg failed"
+done
+t1=$(now)
+PUSH_SECS=$(secs "$t0" "$t1")
+"$WF" push "$T/walsrc/${SEGMENTS[0]}" --to "127.0.0.1:$RPORT2" --tls-dir "$T/tls-client" \
+  || fail "re-push of an identical segment failed"
+mkdir -p "$T/rsync-dst"
+t0=$(now)
+for seg in "${SEGMENTS[@]}"; do rsync -a --fsync "$T/walsrc/$seg" "$T/rsync-dst/" || fail "rsync failed"; done
+t1=$(now)
+RSYNC_SECS=$(secs "$t0" "$t1")
+for seg in "${SEGMENTS[@]}"; do
+  "$WF" get "$seg" "$T/back.seg" --from "$T/archive2" --cluster main --prefetch 0 && cmp -s "$T/back.seg" "$T/walsrc/$seg" \
+    || fail "pushed segment $seg is not byte-identical"
+done
+kill "$SERVE2_PID" 2>/dev/null || true
+wait "$SERVE2_PID" 2>/dev/null || true
+WAL_BYTES=$(du -cb "${SEGMENTS[@]/#/$T/walsrc/}" | tail -n 1 | cut -f1)
+STORED_BYTES=$(du -cb "$T/archive2"/main/wal/* | tail -n 1 | cut -f1)
+N=${#SEGMENTS[@]}
+printf '    %-34s %9s %8s %12s %10s\n' "archive_command" "segments" "wall s" "segments/s" "stored MB"
+awk -v n="$N" -v s="$PUSH_SECS" -v b="$STORED_BYTES" 'BEGIN { printf "    %-34s %9d %8.2f %12.1f %10.1f\n", "walferry push (TLS, zstd, durable)", n, s, n/s, b/1e6 }'
+awk -v n="$N" -v s="$RSYNC_SECS" -v b="$WAL_BYTES" 'BEGIN { printf "    %-34s %9d %8.2f %12.1f %10.1f\n", "rsync -a --fsync (local, no ssh)", n, s, n/s, b/1e6 }'
+verified "$N pushed segments byte-identical on a second receiver; an identical re-push exits 0"
 
-# --- shipping: a receiver on 127.0.0.1, the base backup and real WAL -------
-if has_command serve && has_command send && has_command push && has_command tls; then
-  # Close the current segment and wait until PostgreSQL has archived it.
-  last=$(psql_at "$PORT" "SELECT pg_walfile_name(pg_switch_wal())")
-  for _ in $(seq 1 300); do [ -f "$WALSRC/$last" ] && break; sleep 0.1; done
-  [ -f "$WALSRC/$last" ] || fail "PostgreSQL did not archive $last"
-  mapfile -t SEGMENTS < <(cd "$WALSRC" && ls | grep -E '^[0-9A-F]{24}$' | sort)
+pg_stop "$P"
+kill "$SERVE_PID" 2>/dev/null || true  # SIGTERM: the receiver finishes and exits
+wait "$SERVE_JOB" 2>/dev/null || true
 
-  echo
-  echo "receiver: walferry tls init + walferry serve on 127.0.0.1 (TLS 1.3, mutual certificates)"
-  "$WF" tls init "$T/tls" --cluster demo >/dev/null || fail "walferry tls init failed"
-  ARCHIVE="$T/archive"
-  RPORT=$(free_port)
-  "$WF" serve --root "$ARCHIVE" --listen "127.0.0.1:$RPORT" --tls-dir "$T/tls" >"$T/serve.log" 2>&1 &
-  SERVE_PID=$!
-  WF_PIDS+=("$SERVE_PID")
-  wait_port "$RPORT"
-  TO=(--to "127.0.0.1:$RPORT" --tls-dir "$T/tls")
-
-  # The base backup through a pipe, as `pg_basebackup -Ft -D - | walferry send -` does.
-  t0=$(now)
-  cat "$BASE" | "$WF" send - --name base.tar "${TO[@]}" 2>"$T/send.err" \
-    || fail "walferry send failed: $(cat "$T/send.err")"
-  t1=$(now)
-  stored=$(ls "$ARCHIVE"/demo/files/base.tar* 2>/dev/null | head -n 1)
-  [ -n "$stored" ] || fail "the receiver holds no base.tar"
-  "$WF" decompress <"$stored" | cmp -s - "$BASE" || fail "stored base backup is not byte-identical"
-  awk -v i="$IN_SIZE" -v o="$(size_of "$stored")" -v s="$(secs "$t0" "$t1")" -v f="$(basename "$stored")" 'BEGIN {
-    printf "send base.tar: %.1f MB in %.2f s (%.1f MB/s), durable on the receiver as %s (%.1f MB), verified byte-identical\n",
-      i/1e6, s, i/1e6/s, f, o/1e6 }'
-
-  # Real WAL segments, one walferry push per segment, as archive_command runs it.
-  t0=$(now)
-  for seg in "${SEGMENTS[@]}"; do
-    "$WF" push "$WALSRC/$seg" "${TO[@]}" 2>"$T/push.err" || fail "walferry push $seg failed: $(cat "$T/push.err")"
-  done
-  t1=$(now)
-  bytes=0
-  for seg in "${SEGMENTS[@]}"; do
-    stored=$(ls "$ARCHIVE"/demo/wal/"$seg"* 2>/dev/null | head -n 1)
-    [ -n "$stored" ] || fail "segment $seg missing on the receiver"
-    if [ "$stored" = "$ARCHIVE/demo/wal/$seg" ]; then cmp -s "$stored" "$WALSRC/$seg"
-    else "$WF" decompress <"$stored" | cmp -s - "$WALSRC/$seg"; fi || fail "segment $seg is not byte-identical"
-    bytes=$((bytes + $(size_of "$WALSRC/$seg")))
-  done
-  awk -v n="${#SEGMENTS[@]}" -v b="$bytes" -v s="$(secs "$t0" "$t1")" 'BEGIN {
-    printf "push: %d real WAL segments (%.0f MB) one call each in %.2f s: %.1f segments/s, each durable (fsync + rename + dir fsync) before exit 0, all verified byte-identical\n",
-      n, b/1e6, s, n/s }'
-  # The archive_command contract: the same segment again succeeds, untouched.
-  "$WF" push "$WALSRC/${SEGMENTS[0]}" "${TO[@]}" 2>/dev/null || fail "re-push of an identical segment failed"
-  echo "re-push of ${SEGMENTS[0]}: exit 0 (identical content, nothing rewritten)"
-
-  # The standby side: restore_command = 'walferry get %f %p --from ARCHIVE'.
-  if has_command get; then
-    mkdir -p "$T/restore"
-    t0=$(now)
-    for seg in "${SEGMENTS[@]}"; do
-      "$WF" get "$seg" "$T/restore/$seg" --from "$ARCHIVE" --cluster demo 2>"$T/get.err" \
-        || fail "walferry get $seg failed: $(cat "$T/get.err")"
-    done
-    t1=$(now)
-    for seg in "${SEGMENTS[@]}"; do
-      cmp -s "$T/restore/$seg" "$WALSRC/$seg" || fail "restored $seg is not byte-identical"
-    done
-    awk -v n="${#SEGMENTS[@]}" -v s="$(secs "$t0" "$t1")" 'BEGIN {
-      printf "get: %d segments restored (decompressed, checksums and page headers verified) in %.2f s: %.1f segments/s, byte-identical\n", n, s, n/s }'
-    rc=0; "$WF" get 0000000100000000000000FF "$T/restore/x" --from "$ARCHIVE" --cluster demo 2>/dev/null || rc=$?
-    echo "get of a segment not archived yet: exit $rc (PostgreSQL's signal to stop asking)"
-  fi
-  kill "$SERVE_PID" 2>/dev/null || true
-  wait "$SERVE_PID" 2>/dev/null || true
-else
-  echo
-  echo "(walferry serve/send/push are not built in yet: no transfer demo)"
-fi
-
-pg_stop "$PGDIR"
+# --- summary ---------------------------------------------------------------
+say "summary"
+echo "  verified:"
+for v in "${VERIFIED[@]}"; do echo "    ✓ $v"; done
+echo "  speed, measured side by side in this run:"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b / a }'; }
+printf '    %-44s %s\n' "walferry --gzip -6 vs pigz -p$CORES -6:" \
+  "$(ratio "${C_SECS["walferry --gzip -6"]}" "${C_SECS["pigz -p$CORES -6"]}")x the speed, $(ratio "${OUT_SIZE["pigz -p$CORES -6"]}" "${OUT_SIZE["walferry --gzip -6"]}")x the size"
+printf '    %-44s %s\n' "walferry --zstd -3 vs bzip2 -9:" \
+  "$(ratio "${C_SECS["walferry --zstd -3"]}" "${C_SECS["bzip2 -9"]}")x the speed, $(ratio "${OUT_SIZE["bzip2 -9"]}" "${OUT_SIZE["walferry --zstd -3"]}")x the size"
+printf '    %-44s %s\n' "walferry --zstd -3 vs zstd -T$CORES -3:" \
+  "$(ratio "${C_SECS["walferry --zstd -3"]}" "${C_SECS["zstd -T$CORES -3"]}")x the speed, $(ratio "${OUT_SIZE["zstd -T$CORES -3"]}" "${OUT_SIZE["walferry --zstd -3"]}")x the size"
+printf '    %-44s %s\n' "walferry push vs rsync -a --fsync (local):" \
+  "$(ratio "$PUSH_SECS" "$RSYNC_SECS")x the segments/s, $(ratio "$WAL_BYTES" "$STORED_BYTES")x the bytes stored"
+printf '    %-44s %s\n' "walferry basebackup:" \
+  "$(awk -v i="$BASE_SIZE" -v s="$BB_SECS" 'BEGIN { printf "%.1f MB/s, pg_basebackup to durable on the receiver", i/1e6/s }')"
+echo "  (size: walferry's bytes over the peer's; below 1 means walferry's output is smaller)"
 echo
-echo "demo done."
+echo "demo done in $((SECONDS - DEMO_T0)) s ($((SECONDS - DEMO_T1)) s after the build)."

@@ -16,6 +16,10 @@ PACKAGES=(
   python3 openssl tar procps iproute2 util-linux passwd
   # transport/archive benchmarks: peers for push/send
   pgbackrest rsync openssh-server openssh-client
+  # the Debian package (scripts/package.sh): dpkg-buildpackage, man pages from --help
+  debhelper dpkg-dev help2man
+  # the S3 object-store archive: libcurl, and a real Ceph radosgw for its tests (tests/tools/ceph_rgw.sh)
+  libcurl4-openssl-dev curl ceph-mon ceph-osd radosgw ceph-common
   # the PostgreSQL archive module (pgmodule/walferry_archive.c) and benchmark charts
   postgresql-server-dev-15 gnuplot-nox
 )

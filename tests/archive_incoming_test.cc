@@ -198,6 +198,28 @@ TEST_F(ArchiveIncoming, WalChecksRefuseWrongNameSizeAndGarbage) {
   EXPECT_EQ(ReadBytes(WalPath("00000002.history")), hist);
 }
 
+// The first segment of a new timeline begins with its parent's pages: a real
+// timeline-1 segment under the timeline-2 name of the same segment number is
+// what a promoted server archives first. A header timeline above the name's
+// is never written by PostgreSQL and stays refused.
+TEST_F(ArchiveIncoming, NewTimelineSegmentWithParentTimelineHeaderAccepted) {
+  auto seg = RealWalSegment(16);
+  if (seg.empty()) GTEST_SKIP() << "PostgreSQL initdb not available";
+  auto a = Open();
+  auto r = SendAll(*a, Spec("000000020000000000000001", 1, static_cast<std::int64_t>(seg.size())), seg);
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_EQ(*r, CommitOutcome::kPlaced);
+  EXPECT_EQ(ReadBytes(WalPath("000000020000000000000001")), seg);
+  // Same segment, header timeline 3 under the name's 2.
+  auto higher = seg;
+  higher[4] = std::byte{3};
+  r = SendAll(*a, Spec("000000020000000000000002", 2), higher);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kRefused);
+  EXPECT_NE(r.error().message().find("timeline 3"), std::string::npos) << r.error().message();
+  EXPECT_FALSE(Exists(WalPath("000000020000000000000002")));
+}
+
 TEST_F(ArchiveIncoming, SystemIdentifierKeepsClustersApart) {
   auto seg = RealWalSegment(16, 0);
   auto other = RealWalSegment(16, 1);

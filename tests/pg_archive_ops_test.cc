@@ -99,6 +99,22 @@ TEST_F(ArchiveOps, GetRawAndZstdByteIdentical) {
   EXPECT_EQ(Read(dir_ / "pg_wal" / "RECOVERYXLOG"), "1\t0/3000000\tno recovery target specified\n");
 }
 
+// `get` of the first segment of timeline 2, whose first page still carries
+// timeline 1 (a promotion copies the parent's last segment): restored as is.
+// A first page of timeline 3 under the name's timeline 2 is corrupt.
+TEST_F(ArchiveOps, GetNewTimelineSegmentWithParentTimelineHeader) {
+  const std::string parent = "000000010000000000000003", child = "000000020000000000000003";
+  Store(child, Segment(parent, 7));
+  Store("000000020000000000000004", Segment("000000030000000000000004", 9));
+  auto arch = Open();
+  auto st = GetFromArchive(*LocalSource(*arch, "main"), Get(child));
+  ASSERT_TRUE(st.ok()) << st.error().message();
+  EXPECT_EQ(Read(dir_ / "pg_wal" / "RECOVERYXLOG"), Segment(parent, 7));
+  st = GetFromArchive(*LocalSource(*arch, "main"), Get("000000020000000000000004"));
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().code(), ErrorCode::kCorrupt);
+}
+
 TEST_F(ArchiveOps, MissingIsNotFoundAndWritesNothing) {
   auto arch = Open();
   auto st = GetFromArchive(*LocalSource(*arch, "main"), Get("000000010000000000000009"));

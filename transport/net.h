@@ -60,6 +60,9 @@ struct TlsConfig {
   // session in it is offered for resumption and each new ticket the receiver
   // issues replaces it. "" = no resumption (full handshake every time).
   std::string session_file;
+  // Bound on the whole TLS handshake (a client that connects and sends nothing
+  // is dropped after this); Listen and Connect.
+  std::chrono::milliseconds handshake_timeout{10000};
 };
 
 // Client side. Errors: kNetwork "cannot reach HOST:PORT: ..." (unreachable),
