@@ -2,6 +2,7 @@
 // setup primary, status, promote. The logic lives in pg/; this file parses
 // arguments, picks the archive, prints, and maps errors to exit codes.
 #include <sys/stat.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <climits>
@@ -73,6 +74,7 @@ std::string Join(const std::vector<std::string>& v, const std::string& sep) {
 struct GetArgs {
   std::string name, dest, from, cluster, prefetch_dir, config, tls_dir;
   int prefetch = 8;
+  int prefetch_max_mb = 256;
   bool worker = false, insecure = false;
   std::uint32_t segment_size = 0;
 };
@@ -107,7 +109,9 @@ void RunGet(const GetArgs& a, Context& ctx) {
     worker_args = {"--from", Absolute(a.from)};
   }
   if (a.worker) {
-    // Background prefetch: quiet by design (stdio is /dev/null).
+    // Background prefetch: quiet by design (stdio is /dev/null), and at a
+    // lower CPU priority so the segment PostgreSQL waits for comes first.
+    (void)::setpriority(PRIO_PROCESS, 0, 10);
     Status st = pg::PrefetchSegments(*source, a.name, a.segment_size, a.prefetch, a.prefetch_dir);
     ctx.exit_code = st.ok() ? kExitOk : ExitCodeFor(st.error().code());
     return;
@@ -123,6 +127,7 @@ void RunGet(const GetArgs& a, Context& ctx) {
   o.cluster = cluster;
   o.prefetch = a.prefetch;
   o.prefetch_dir = a.prefetch_dir;
+  o.prefetch_max_bytes = static_cast<std::uint64_t>(std::max(16, a.prefetch_max_mb)) << 20;
   o.self = a.prefetch > 0 ? pg::SelfCommand() : "";
   if (!o.self.empty() && o.self[0] != '/') {
     char buf[PATH_MAX];
@@ -166,7 +171,9 @@ void AddGet(CLI::App& app, Context& ctx) {
   c->add_option("--prefetch", a->prefetch, "segments to fetch ahead (0 = off)")
       ->capture_default_str()
       ->check(CLI::Range(0, 64));
-  c->add_option("--prefetch-dir", a->prefetch_dir, "where prefetched segments wait");
+  c->add_option("--prefetch-dir", a->prefetch_dir,
+                "where prefetched segments wait (default ~/.cache/walferry/prefetch/..., outside PGDATA)");
+  c->add_option("--prefetch-max-mb", a->prefetch_max_mb, "read-ahead bound in MiB (default 256)");
   c->add_option("--tls-dir", a->tls_dir, "TLS directory (client certificate) for --from HOST:PORT");
   c->add_flag("--insecure-loopback", a->insecure, "plain TCP to a loopback receiver (tests only)");
   c->add_flag("--prefetch-worker", a->worker)->group("");

@@ -125,8 +125,8 @@ Status AtomicFile::Write(std::span<const std::byte> data) {
   return WriteFull(fd_.get(), data, temp_);
 }
 
-Status AtomicFile::Commit() {
-  WF_TRY(Fsync(fd_.get(), temp_));
+Status AtomicFile::Commit(bool durable) {
+  if (durable) WF_TRY(Fsync(fd_.get(), temp_));
   fd_.Reset();
   if (overwrite_) {
     if (::rename(temp_.c_str(), path_.c_str()) != 0) return ErrnoError(errno, "rename to " + path_);
@@ -147,7 +147,7 @@ Status AtomicFile::Commit() {
     if (err != 0) return ErrnoError(err, "rename to " + path_);
   }
   committed_ = true;
-  return FsyncDir(DirName(path_));
+  return durable ? FsyncDir(DirName(path_)) : Status::Ok();
 }
 
 }  // namespace walferry

@@ -52,7 +52,10 @@ class AtomicFile final : public ByteSink {
   ~AtomicFile() override;
   Status Write(std::span<const std::byte> data) override;
   Status Finish() override { return Status::Ok(); }
-  Status Commit();
+  // durable=false skips both fsyncs (rename only): for a file whose reader
+  // makes it durable itself (PostgreSQL's restore_command target, see
+  // pg/archive_ops.cc).
+  Status Commit(bool durable = true);
   int fd() const { return fd_.get(); }
   const std::string& temp_path() const { return temp_; }
 
