@@ -43,7 +43,9 @@ CONF
 start_pg() { as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -w -t 120 -l "$T/pg.log" start >/dev/null || { tail "$T/pg.log"; fail "pg start"; }; }
 stop_pg() { as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -m fast -w -t 300 stop >/dev/null; }
 start_pg
-segno() { psql_at "$PGPORT" "select ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 17, 8))::bit(32)::int"; }
+# Segment number over the whole LSN range (log id * segments per id + segment): the
+# low 8 digits alone wrap at 256 for 16 MiB segments.
+segno() { psql_at "$PGPORT" "select ('x' || substr(f, 9, 8))::bit(32)::bigint * 256 + ('x' || substr(f, 17, 8))::bit(32)::bigint from pg_walfile_name(pg_current_wal_lsn()) f"; }
 as_pg "$PGBIN/pgbench" -h 127.0.0.1 -p "$PGPORT" -U postgres -i -s $((NSEG / 4 + 2)) postgres >"$T/pgbench.log" 2>&1
 as_pg "$PGBIN/pgbench" -h 127.0.0.1 -p "$PGPORT" -U postgres -T 5 -c 2 -j 2 postgres >>"$T/pgbench.log" 2>&1
 while [ "$(segno)" -le "$((NSEG))" ]; do

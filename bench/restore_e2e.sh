@@ -21,7 +21,9 @@ PGDATA=$(pg_init bench)
 PGPORT=$(free_port)
 pg_start "$PGDATA" "$PGPORT" -c wal_keep_size=16GB -c max_wal_size=16GB -c checkpoint_timeout=1h
 as_pg "$PGBIN/pgbench" -h 127.0.0.1 -p "$PGPORT" -U postgres -i -s $((NSEG / 4 + 2)) postgres >"$T/pgbench.log" 2>&1
-segno() { psql_at "$PGPORT" "select ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 17, 8))::bit(32)::int"; }
+# Segment number over the whole LSN range (log id * segments per id + segment): the
+# low 8 digits alone wrap at 256 for 16 MiB segments.
+segno() { psql_at "$PGPORT" "select ('x' || substr(f, 9, 8))::bit(32)::bigint * 256 + ('x' || substr(f, 17, 8))::bit(32)::bigint from pg_walfile_name(pg_current_wal_lsn()) f"; }
 while [ "$(segno)" -le "$((NSEG + 2))" ]; do
   psql_at "$PGPORT" "insert into pgbench_history select (random()*100)::int, (random()*10)::int, g, (random()*10000)::int, now(), substr(md5(g::text), 1, 22) from generate_series(1, 300000) g" >/dev/null
 done
