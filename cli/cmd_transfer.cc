@@ -14,6 +14,7 @@
 
 #include "agent/protocol.h"
 #include "archive/archive.h"
+#include "cli/s3_options.h"
 #include "cli/commands.h"
 #include "cli/client_options.h"
 #include "cli/config.h"
@@ -42,6 +43,8 @@ struct ServeArgs {
   double handshake_timeout_s = 10;
   double idle_timeout_s = 60;
   std::uint64_t max_incoming_mib = 256 * 1024;
+  std::string store_url;  // s3://BUCKET/PREFIX: a gateway; --root then holds resume state only
+  cli::S3Flags s3;
 };
 
 std::chrono::milliseconds SecondsOption(double s) {
@@ -72,10 +75,12 @@ int RunServe(const ServeArgs& a) {
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   IgnoreSigpipe();
 
-  auto archive = archive::Archive::Open(a.root, *store);
+  auto archive = a.store_url.empty() ? archive::Archive::Open(a.root, *store)
+                                     : cli::OpenS3Url(a.store_url, a.s3, a.root, *store);
   if (!archive.ok()) return ReportError(archive.error());
   auto listener = transport::Listen(*ep, tls);
   if (!listener.ok()) return ReportError(listener.error());
@@ -88,13 +93,27 @@ int RunServe(const ServeArgs& a) {
   so.max_incoming_bytes_per_cluster = a.max_incoming_mib << 20;
   transport::Server server(**archive, so);
   std::fprintf(stderr, "walferry serve: listening on %s port %d, root %s, store %s%s\n", ep->host.c_str(),
-               (*listener)->port(), a.root.c_str(), a.store.c_str(),
+               (*listener)->port(), a.store_url.empty() ? a.root.c_str() : a.store_url.c_str(), a.store.c_str(),
                tls.insecure_loopback ? " (INSECURE plain TCP, loopback only)" : "");
+  if (!tls.insecure_loopback) {
+    std::string p = transport::CertLifetimeProblem(a.tls_dir + "/server.crt");
+    if (!p.empty()) {
+      std::fprintf(stderr, "walferry serve: WARNING: server certificate %s; senders will refuse it "
+                   "(renew: walferry tls init %s --renew server, then SIGHUP)\n", p.c_str(), a.tls_dir.c_str());
+    }
+  }
   std::atomic<bool> done{false};
   std::thread signals([&] {
     timespec ts{0, 200 * 1000 * 1000};
     while (!done.load()) {
       int sig = sigtimedwait(&set, nullptr, &ts);
+      if (sig == SIGHUP) {
+        // New TLS files (renewed certificate, crl.pem) for new connections; open ones go on.
+        auto r = (*listener)->Reload();
+        std::fprintf(stderr, "walferry serve: SIGHUP: %s\n",
+                     r.ok() ? r->c_str() : ("reload failed, keeping the old TLS files: " + r.error().message()).c_str());
+        continue;
+      }
       if (sig == SIGTERM || sig == SIGINT) {
         std::fprintf(stderr, "walferry serve: signal %d, shutting down\n", sig);
         server.Stop();
@@ -158,6 +177,13 @@ void AddTransferCommands(CLI::App& app, Context& ctx) {
       ->check(CLI::Range(0.1, 86400.0));
   serve->add_option("--max-incoming-mib", serve_args->max_incoming_mib,
                     "Cap on one cluster's temp data in ROOT/.incoming, in MiB (default 262144 = 256 GiB, 0 = none)");
+  serve->add_option("--store-url", serve_args->store_url,
+                    "s3://BUCKET/PREFIX: store in an S3 bucket; --root DIR keeps only resume state");
+  serve->add_option("--s3-endpoint", serve_args->s3.endpoint, "S3 endpoint URL (default: $WALFERRY_S3_ENDPOINT)");
+  serve->add_option("--s3-credentials", serve_args->s3.credentials,
+                    "File with aws_access_key_id/aws_secret_access_key (default: AWS_* variables)");
+  serve->add_option("--s3-part-size", serve_args->s3.part_size_mib, "Multipart threshold and part size, MiB (>= 5)");
+  serve->add_option("--s3-timeout", serve_args->s3.timeout_seconds, "Seconds per S3 request attempt");
   serve->callback([serve, serve_args, &ctx] {
     if (Status st = ApplyConfig(*serve, serve_args->config); !st.ok()) {
       ctx.exit_code = ReportError(st.error());
