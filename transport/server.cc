@@ -162,10 +162,21 @@ class Server::Session {
     if (archive::ClassifyName(have.name).ok()) {
       auto entry = s_.archive_.Find(cluster_, have.name);
       if (entry.ok()) {
-        auto h = archive::HashEntry(*entry);
-        if (h.ok()) {
-          answer = h->first == have.raw_size && h->second == have.raw_hash ? WireHave::kIdentical
-                                                                          : WireHave::kDifferent;
+        class HashSink final : public ByteSink {
+         public:
+          Status Write(std::span<const std::byte> d) override {
+            hash.Update(d);
+            size += d.size();
+            return Status::Ok();
+          }
+          Status Finish() override { return Status::Ok(); }
+          Xxh3Stream hash;
+          std::uint64_t size = 0;
+        } sink;
+        // Through the archive (disk or object store), verified as any read.
+        if (s_.archive_.Read(*entry, sink).ok()) {
+          answer = sink.size == have.raw_size && sink.hash.Digest() == have.raw_hash ? WireHave::kIdentical
+                                                                                     : WireHave::kDifferent;
         }
       }
     }

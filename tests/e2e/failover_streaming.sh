@@ -40,6 +40,12 @@ fo_archived "$S2PORT" "$LAST"
   || fail "archive_mode=always standby failed to re-archive: $(grep -m3 walferry "$S2.log")"
 grep -q "have name=0000000100000000000000.. identical" "$T/serve.log" \
   || fail "no identical re-archive answered by HAVE (serve.log: $(tail -5 "$T/serve.log"))"
+# ... and nothing was shipped for them: each such segment has exactly one
+# transfer (the first archiver's), never a second one ending "identical".
+for seg in $(grep -o "have name=[0-9A-F]* identical" "$T/serve.log" | cut -d= -f2 | cut -d' ' -f1); do
+  [ "$(grep -c "name=$seg placed" "$T/serve.log")" = 1 ] || fail "$seg: not placed exactly once"
+  ! grep -q "name=$seg identical bytes=" "$T/serve.log" || fail "$seg was shipped again to find it identical"
+done
 note "re-archived without shipping: $(grep -c "have name=.* identical" "$T/serve.log") segment(s)"
 
 # The primary stops in the middle of a segment, after S1 has streamed all of it.
