@@ -172,11 +172,13 @@ Result<bool> TryPrefetched(const std::string& path, const std::string& dest,
   }
   if (!(check.Digest() == want) || !check.CheckSegment(name, info, true).ok()) return drop();
   if (::ftruncate(fd->get(), length) != 0) return drop();
+  // No fsync here: PostgreSQL makes a restored segment durable itself when it
+  // keeps it (KeepFileRestoredFromArchive in xlogarchive.c: durable_rename of
+  // RECOVERYXLOG into pg_wal), and fetches it again after a crash before that.
   struct stat dest_dir{};
   if (::stat(DirName(dest).c_str(), &dest_dir) == 0 && dest_dir.st_dev == st.st_dev) {
     // Same filesystem: move it into place.
-    if (!RenameDurable(PosixFs(), fd->get(), AT_FDCWD, path, AT_FDCWD, dest, Replace::kYes, dest)
-             .ok()) {
+    if (!RenameUnsynced(PosixFs(), AT_FDCWD, path, AT_FDCWD, dest, Replace::kYes, dest).ok()) {
       return drop();
     }
     return true;
@@ -189,18 +191,54 @@ Result<bool> TryPrefetched(const std::string& path, const std::string& dest,
     WF_TRY(out->Write(std::span<const std::byte>(buf.data(), n)));
     off += static_cast<off_t>(n);
   }
-  WF_TRY(out->Commit());
+  WF_TRY(out->Commit(/*durable=*/false));  // see above
   ::unlink(path.c_str());
   return true;
 }
 
+}  // namespace
+
+// mkdir -p, mode 0700 for each directory it creates.
+static Status MakePrivateDirs(const std::string& dir) {
+  if (::mkdir(dir.c_str(), 0700) == 0 || errno == EEXIST) return Status::Ok();
+  if (errno != ENOENT) return ErrnoError(errno, "mkdir " + dir);
+  std::string parent = DirName(dir);
+  if (parent == dir || parent.empty() || parent == "/" || parent == ".") return ErrnoError(ENOENT, "mkdir " + dir);
+  WF_TRY(MakePrivateDirs(parent));
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return ErrnoError(errno, "mkdir " + dir);
+  return Status::Ok();
+}
+
+std::string DefaultPrefetchDir(const std::string& dest) {
+  // dest is PGDATA/pg_wal/RECOVERYXLOG (restore_command runs in PGDATA).
+  std::string pgdata = DirName(DirName(AbsolutePath(dest)));
+  std::string base;
+  if (const char* x = std::getenv("XDG_CACHE_HOME"); x && x[0] == '/') {
+    base = x;
+  } else if (const char* h = std::getenv("HOME"); h && h[0] == '/') {
+    base = std::string(h) + "/.cache";
+  }
+  std::string key;
+  for (char c : pgdata) key += (c == '/' ? '_' : c);
+  std::string dir = base.empty() ? "" : base + "/walferry/prefetch/" + key;
+  // Never inside PGDATA (pg_rewind and base backups would carry it along).
+  if (dir.empty() || dir.rfind(pgdata + "/", 0) == 0) dir = pgdata + ".walferry-prefetch";
+  return dir;
+}
+
+namespace {
+
 // Starts `self get NAME - --prefetch-worker ...` detached (own session,
 // stdio on /dev/null), without waiting for it.
 void StartPrefetchWorker(const GetOptions& o, const std::string& dir, std::uint32_t seg_size) {
+  // Bounded by bytes as well as by count.
+  std::uint64_t seg = seg_size > 0 ? seg_size : (16u << 20);
+  std::uint64_t by_bytes = std::max<std::uint64_t>(1, o.prefetch_max_bytes / seg);
+  int count = static_cast<int>(std::min<std::uint64_t>(static_cast<std::uint64_t>(o.prefetch), by_bytes));
   std::vector<std::string> args = {o.self,          "get",
                                    o.name,          "-",
                                    "--prefetch-worker",
-                                   "--prefetch",    std::to_string(o.prefetch),
+                                   "--prefetch",    std::to_string(count),
                                    "--prefetch-dir", dir,
                                    "--segment-size", std::to_string(seg_size)};
   if (!o.cluster.empty()) args.insert(args.end(), {"--cluster", o.cluster});
@@ -230,6 +268,24 @@ Result<archive::WalSegmentInfo> ReadSegmentHeader(const archive::Archive& a, con
   archive::WalSegmentInfo info;
   WF_TRY(head.CheckSegment(e.name, &info, false));
   return info;
+}
+
+// Reads a stored NNNNNNNN.history entry and checks it as PostgreSQL reads it.
+Status CheckHistoryEntry(const archive::StoredEntry& e, std::uint32_t tli) {
+  class TextSink final : public ByteSink {
+   public:
+    Status Write(std::span<const std::byte> d) override {
+      if (text.size() + d.size() > archive::kMaxHistoryBytes) return Error(ErrorCode::kCorrupt, "too large");
+      text.append(reinterpret_cast<const char*>(d.data()), d.size());
+      return Status::Ok();
+    }
+    Status Finish() override { return Status::Ok(); }
+    std::string text;
+  } sink;
+  WF_TRY(archive::ReadEntry(e, sink));
+  auto parsed = archive::ParseTimelineHistory(sink.text, tli);
+  if (!parsed.ok()) return parsed.error();
+  return Status::Ok();
 }
 
 }  // namespace
@@ -275,10 +331,12 @@ class RemoteSourceImpl final : public EntrySource {
       }
       return Error(ErrorCode::kProtocol, peer + ": unexpected " + std::string(FrameTypeName(TypeOf(f))));
     };
+    // HELLO and FETCH back to back: one round trip after the TLS handshake
+    // (the receiver reads them in order), so a missing-file probe costs one.
     WF_TRY(writer.Write(HelloFrame{kProtocolVersion, kFeatureNone, spec_.cluster}));
+    WF_TRY(writer.Write(FetchFrame{0, name}));
     WF_ASSIGN(Frame hello, reader.Read());
     if (TypeOf(hello) != FrameType::kHello) return remote_error(hello);
-    WF_TRY(writer.Write(FetchFrame{0, name}));
     WF_ASSIGN(Frame first, reader.Read());
     if (TypeOf(first) != FrameType::kOpen) return remote_error(first);
     const OpenFrame open = std::get<OpenFrame>(first);
@@ -348,8 +406,7 @@ Status GetFromArchive(EntrySource& source, const GetOptions& o) {
   const bool segment = IsSegment(o.name);
   std::string dir;
   if (segment && o.prefetch > 0) {
-    dir = AbsolutePath(o.prefetch_dir.empty() ? DirName(o.dest) + "/walferry-prefetch"
-                                              : o.prefetch_dir);
+    dir = o.prefetch_dir.empty() ? DefaultPrefetchDir(o.dest) : AbsolutePath(o.prefetch_dir);
   }
   archive::WalSegmentInfo info;
   bool done = false;
@@ -368,7 +425,9 @@ Status GetFromArchive(EntrySource& source, const GetOptions& o) {
       Status c = check.CheckSegment(o.name, &info, true);
       if (!c.ok()) return Corrupt(o.name + " in the archive", c.error());
     }
-    WF_TRY(out->Commit());
+    // A segment needs no fsync of ours (PostgreSQL's KeepFileRestoredFromArchive
+    // does it); history and other files keep the full durable commit.
+    WF_TRY(out->Commit(/*durable=*/!segment));
   }
   if (!dir.empty() && !o.self.empty()) StartPrefetchWorker(o, dir, info.segment_size);
   return Status::Ok();
@@ -379,7 +438,7 @@ Status PrefetchSegments(EntrySource& source, const std::string& name, std::uint3
   auto seg = ParseSegmentName(name);
   if (!seg) return Error(ErrorCode::kInvalidArgument, "not a segment name: " + name);
   WF_ASSIGN(std::uint64_t per_id, SegmentsPerLogId(segment_size));
-  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return ErrnoError(errno, "mkdir " + dir);
+  WF_TRY(MakePrivateDirs(dir));
   WF_ASSIGN(UniqueFd lock, OpenFile(dir + "/.lock", O_RDWR | O_CREAT | O_NOFOLLOW, 0600));
   if (::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) return Status::Ok();  // another worker runs
   // Drop what PostgreSQL has gone past, and temp files of killed workers.
@@ -458,6 +517,11 @@ Result<std::vector<ClusterReport>> InspectArchive(const archive::Archive& a,
     std::vector<std::string> wal_names;
     for (const auto& e : wal) wal_names.push_back(e.name);
     rep.newest_segment = NewestSegment(wal_names);
+    WF_ASSIGN(auto quarantined, archive::ListQuarantine(a, cluster));
+    for (const auto& q : quarantined) {
+      rep.quarantined.push_back("quarantine/" + q.file + " (" + q.name + ", received " + q.received + ", " +
+                                std::to_string(q.size) + " bytes): " + q.details);
+    }
     if (full) {
       for (const auto* list : {&wal, &files}) {
         for (const auto& e : *list) {
@@ -465,6 +529,11 @@ Result<std::vector<ClusterReport>> InspectArchive(const archive::Archive& a,
           Status st = a.Read(e, check);
           if (!st.ok()) {
             rep.problems.push_back(e.name + ": " + st.error().message());
+            continue;
+          }
+          if (std::uint32_t tli = archive::HistoryNameTimeline(e.name); tli != 0) {
+            Status hs = CheckHistoryEntry(e, tli);
+            if (!hs.ok()) rep.problems.push_back(e.name + ": " + hs.error().message());
             continue;
           }
           if (!IsSegment(e.name)) continue;
