@@ -43,6 +43,7 @@ struct ServeArgs {
   double handshake_timeout_s = 10;
   double idle_timeout_s = 60;
   std::uint64_t max_incoming_mib = 256 * 1024;
+  std::uint64_t quarantine_max_mib = archive::kDefaultQuarantineCap >> 20;
   std::string store_url;  // s3://BUCKET/PREFIX: a gateway; --root then holds resume state only
   cli::S3Flags s3;
 };
@@ -82,6 +83,7 @@ int RunServe(const ServeArgs& a) {
   auto archive = a.store_url.empty() ? archive::Archive::Open(a.root, *store)
                                      : cli::OpenS3Url(a.store_url, a.s3, a.root, *store);
   if (!archive.ok()) return ReportError(archive.error());
+  (*archive)->SetQuarantineCap(a.quarantine_max_mib << 20);
   auto listener = transport::Listen(*ep, tls);
   if (!listener.ok()) return ReportError(listener.error());
   transport::ServerOptions so;
@@ -177,6 +179,9 @@ void AddTransferCommands(CLI::App& app, Context& ctx) {
       ->check(CLI::Range(0.1, 86400.0));
   serve->add_option("--max-incoming-mib", serve_args->max_incoming_mib,
                     "Cap on one cluster's temp data in ROOT/.incoming, in MiB (default 262144 = 256 GiB, 0 = none)");
+  serve->add_option("--quarantine-max-mib", serve_args->quarantine_max_mib,
+                    "Per-cluster cap of the quarantine that keeps refused same-name-different-content "
+                    "files (default 1024)");
   serve->add_option("--store-url", serve_args->store_url,
                     "s3://BUCKET/PREFIX: store in an S3 bucket; --root DIR keeps only resume state");
   serve->add_option("--s3-endpoint", serve_args->s3.endpoint, "S3 endpoint URL (default: $WALFERRY_S3_ENDPOINT)");
@@ -237,6 +242,8 @@ void AddTransferCommands(CLI::App& app, Context& ctx) {
     // and CPU is what bounds a serial archive_command.
     o->level = push_args->level > 0 ? push_args->level : 1;
     o->chunk_size = push_args->chunk_kib * 1024;
+    // archive_mode = always re-archives what the primary archived: ask first.
+    o->ask_have = true;
     transport::Sender sender(std::move(*o));
     std::string name = BaseName(push_args->path);
     auto r = sender.SendFile(push_args->path, name);
@@ -258,6 +265,7 @@ void AddTransferCommands(CLI::App& app, Context& ctx) {
     std::size_t chunk_kib = 1024;
     ProgressMode progress = ProgressMode::kAuto;
     long long expected_size = -1;
+    std::string expect = "auto";
   };
   auto send_args = std::make_shared<SendArgs>();
   CLI::App* send = app.add_subcommand("send", "Ship a file or stdin to the receiver");
@@ -269,6 +277,10 @@ void AddTransferCommands(CLI::App& app, Context& ctx) {
   send->add_flag("--gzip", send_args->gzip, "Prefer gzip (the receiver's store format decides)");
   send->add_option("-l,--level", send_args->level, "Compression level");
   send->add_option("--chunk-kib", send_args->chunk_kib, "Chunk size in KiB (default 1024)");
+  send->add_option("--expect", send_args->expect,
+                   "auto (default): a tar stream is stored only when complete; tar: the stream must be a "
+                   "complete tar; any: no content check (e.g. pg_basebackup --no-manifest)")
+      ->check(CLI::IsMember({"auto", "tar", "any"}));
   AddProgressOptions(send, &send_args->progress);
   // Set by `basebackup`: the server's estimate of a stream's size, for the ETA.
   send->add_option("--expected-size", send_args->expected_size)->group("");
@@ -298,6 +310,8 @@ void AddTransferCommands(CLI::App& app, Context& ctx) {
     o->threads = a.threads;
     o->chunk_size = a.chunk_kib * 1024;
     if (a.level > 0) o->level = a.level;
+    if (a.expect == "tar") o->kind = transport::WireKind::kTar;
+    if (a.expect == "any") o->kind = transport::WireKind::kAny;
     auto src = OpenSource(a.input);
     if (!src.ok()) {
       ctx.exit_code = ReportError(src.error());

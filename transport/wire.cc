@@ -17,6 +17,8 @@ constexpr std::uint32_t kCommitSize = 24;
 constexpr std::uint32_t kCommittedSize = 8;
 constexpr std::uint32_t kErrorFixed = 4;       // code u8, reserved u8, msg_len u16
 constexpr std::uint32_t kFetchFixed = 10;      // offset u64, name_len u16
+constexpr std::uint32_t kHaveFixed = 26;       // raw_size u64, hash low u64, high u64, name_len u16
+constexpr std::uint32_t kHaveReplySize = 8;    // answer u8, reserved 7
 
 Error Bad(std::string what) { return Error(ErrorCode::kProtocol, "bad frame: " + what); }
 
@@ -90,6 +92,8 @@ bool BodyBounds(FrameType t, std::uint32_t* lo, std::uint32_t* hi) {
     case FrameType::kCommitted: *lo = *hi = kCommittedSize; return true;
     case FrameType::kError: *lo = kErrorFixed; *hi = kErrorFixed + kMaxMessageLen; return true;
     case FrameType::kFetch: *lo = kFetchFixed + 1; *hi = kFetchFixed + kMaxNameLen; return true;
+    case FrameType::kHave: *lo = kHaveFixed + 1; *hi = kHaveFixed + kMaxNameLen; return true;
+    case FrameType::kHaveReply: *lo = *hi = kHaveReplySize; return true;
   }
   return false;
 }
@@ -123,6 +127,8 @@ std::string_view FrameTypeName(FrameType t) {
     case FrameType::kCommitted: return "COMMITTED";
     case FrameType::kError: return "ERROR";
     case FrameType::kFetch: return "FETCH";
+    case FrameType::kHave: return "HAVE";
+    case FrameType::kHaveReply: return "HAVE_REPLY";
   }
   return "?";
 }
@@ -154,7 +160,7 @@ std::string TransferIdHex(const std::array<std::uint8_t, 16>& id) {
 Result<FrameHeader> ParseHeader(std::span<const std::byte, kHeaderSize> h) {
   if (h[0] != kMagic0 || h[1] != kMagic1) return Bad("no WF magic (not a walferry peer?)");
   auto type = std::to_integer<std::uint8_t>(h[2]);
-  if (type < 1 || type > 9) return Bad("unknown frame type " + std::to_string(type));
+  if (type < 1 || type > static_cast<std::uint8_t>(FrameType::kHaveReply)) return Bad("unknown frame type " + std::to_string(type));
   if (h[3] != std::byte{0}) return Bad("non-zero flags");
   std::uint32_t len = 0;
   for (int i = 0; i < 4; ++i) len |= std::uint32_t(std::to_integer<std::uint8_t>(h[4 + i])) << (8 * i);
@@ -193,7 +199,7 @@ Result<Frame> ParseBody(const FrameHeader& h, std::span<const std::byte> body) {
       std::uint8_t codec = r.U8();
       std::uint16_t n = r.U16();
       if (f.chunk_size == 0 || f.chunk_size > kMaxChunkRaw) return Bad("OPEN chunk size");
-      if (kind > 2) return Bad("OPEN kind");
+      if (kind > 4) return Bad("OPEN kind");
       if (!ValidCodec(codec)) return Bad("OPEN codec");
       if (f.raw_size != kUnknownSize && f.raw_size > (std::uint64_t{1} << 62)) return Bad("OPEN size");
       if (n == 0 || n > kMaxNameLen || r.left() != n) return Bad("OPEN name length");
@@ -275,6 +281,24 @@ Result<Frame> ParseBody(const FrameHeader& h, std::span<const std::byte> body) {
       if (n == 0 || n > kMaxNameLen || r.left() != n) return Bad("FETCH name length");
       f.name = AsString(r.Take(n));
       return Frame(std::move(f));
+    }
+    case FrameType::kHave: {
+      HaveFrame f;
+      f.raw_size = r.U64();
+      f.raw_hash.low = r.U64();
+      f.raw_hash.high = r.U64();
+      std::uint16_t n = r.U16();
+      if (n == 0 || n > kMaxNameLen || r.left() != n) return Bad("HAVE name length");
+      f.name = AsString(r.Take(n));
+      return Frame(std::move(f));
+    }
+    case FrameType::kHaveReply: {
+      HaveReplyFrame f;
+      std::uint8_t a = r.U8();
+      if (!r.AllZero(7)) return Bad("HAVE_REPLY reserved bytes");
+      if (a > 2) return Bad("HAVE_REPLY answer");
+      f.answer = static_cast<WireHave>(a);
+      return Frame(f);
     }
   }
   return Bad("unknown frame type");
@@ -405,6 +429,25 @@ Status EncodeFrame(const Frame& frame, std::vector<std::byte>& out) {
       w.Bytes(f.name.data(), f.name.size());
       return Status::Ok();
     }
+    case FrameType::kHave: {
+      const auto& f = std::get<HaveFrame>(frame);
+      if (f.name.empty() || f.name.size() > kMaxNameLen) {
+        return Error(ErrorCode::kInvalidArgument, "name must be 1..255 bytes");
+      }
+      Header(w, FrameType::kHave, static_cast<std::uint32_t>(kHaveFixed + f.name.size()));
+      w.U64(f.raw_size);
+      w.U64(f.raw_hash.low);
+      w.U64(f.raw_hash.high);
+      w.U16(static_cast<std::uint16_t>(f.name.size()));
+      w.Bytes(f.name.data(), f.name.size());
+      return Status::Ok();
+    }
+    case FrameType::kHaveReply: {
+      Header(w, FrameType::kHaveReply, kHaveReplySize);
+      w.U8(static_cast<std::uint8_t>(std::get<HaveReplyFrame>(frame).answer));
+      w.Zero(7);
+      return Status::Ok();
+    }
   }
   return Error(ErrorCode::kInternal, "unknown frame");
 }
@@ -423,10 +466,13 @@ Result<Frame> FrameReader::Read() {
   if (buf_.size() < kHeaderSize) buf_.resize(kHeaderSize);
   WF_TRY(ReadFullConn(conn_, std::span(buf_.data(), kHeaderSize)));
   WF_ASSIGN(FrameHeader h, ParseHeader(std::span<const std::byte, kHeaderSize>(buf_.data(), kHeaderSize)));
-  // h.body_len is bounded by ParseHeader (<= kMaxFrameBody). The buffer grows
-  // with the bytes that actually arrive (doubling from 64 KiB), so a peer that
-  // announces a large frame and then sends little costs little memory.
+  // h.body_len is bounded by ParseHeader (<= kMaxFrameBody). The capacity is
+  // reserved at once (address space only: no page is touched, nothing copied
+  // later), the size grows with the bytes that actually arrive (doubling from
+  // 64 KiB), so a peer that announces a large frame and then sends little
+  // costs little memory (bench/receiver_rss.sh).
   constexpr std::size_t kFirstStep = 64 * 1024;
+  if (buf_.capacity() < kHeaderSize + h.body_len) buf_.reserve(kHeaderSize + h.body_len);
   std::size_t have = 0;
   while (have < h.body_len) {
     std::size_t want = std::min<std::size_t>(h.body_len, std::max(kFirstStep, 2 * have));
