@@ -40,5 +40,6 @@ void AddTransferCommands(CLI::App& app, Context& ctx);   // serve, push, send
 void AddTlsCommands(CLI::App& app, Context& ctx);        // tls init
 void AddPgCommands(CLI::App& app, Context& ctx);         // get, cleanup, basebackup, restore-base,
                                                          // setup, status, verify, promote
+void AddCheckCommand(CLI::App& app, Context& ctx);       // check
 
 }  // namespace walferry::cli

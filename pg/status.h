@@ -10,17 +10,9 @@
 
 #include "core/result.h"
 #include "pg/archive_ops.h"
+#include "pg/psql.h"
 
 namespace walferry::pg {
-
-struct ConnOptions {
-  std::string pgdata;  // optional: port/socket from postmaster.pid, .ready count
-  std::string host;    // as psql -h
-  std::string port;    // as psql -p
-  std::string user;    // as psql -U
-  std::string dbname = "postgres";
-  std::string pgbin;   // directory of psql; "" = find it
-};
 
 struct ReplicationRow {
   std::string application_name, client_addr, state, sync_state;
