@@ -14,6 +14,7 @@
 #include "archive/archive.h"
 #include "cli/commands.h"
 #include "cli/config.h"
+#include "cli/log.h"
 #include "cli/progress.h"
 #include "core/stream.h"
 #include "transport/net.h"
@@ -73,9 +74,13 @@ struct ServeArgs {
   std::string tls_dir;
   bool insecure = false;
   std::size_t max_connections = 64;
+  std::string log_level = "info";
 };
 
 int RunServe(const ServeArgs& a) {
+  auto level = ParseLogLevel(a.log_level);
+  if (!level.ok()) return ReportError(level.error());
+  Logger log = Logger::ForStderr(*level);
   if (a.root.empty()) return ReportError(Error(ErrorCode::kInvalidArgument, "serve needs --root DIR"));
   if (a.listen.empty()) return ReportError(Error(ErrorCode::kInvalidArgument, "serve needs --listen HOST:PORT"));
   auto ep = transport::ParseEndpoint(a.listen);
@@ -108,17 +113,18 @@ int RunServe(const ServeArgs& a) {
   transport::ServerOptions so;
   so.insecure = tls.insecure_loopback;
   so.max_connections = std::max<std::size_t>(1, a.max_connections);
+  so.log = [&log](const std::string& line) { log.Log(ServeEventLevel(line), line); };
   transport::Server server(**archive, so);
-  std::fprintf(stderr, "walferry serve: listening on %s port %d, root %s, store %s%s\n", ep->host.c_str(),
-               (*listener)->port(), a.root.c_str(), a.store.c_str(),
-               tls.insecure_loopback ? " (INSECURE plain TCP, loopback only)" : "");
+  log.Log(LogLevel::kInfo, "serve: listening on " + ep->host + " port " + std::to_string((*listener)->port()) +
+                               ", root " + a.root + ", store " + a.store +
+                               (tls.insecure_loopback ? " (INSECURE plain TCP, loopback only)" : ""));
   std::atomic<bool> done{false};
   std::thread signals([&] {
     timespec ts{0, 200 * 1000 * 1000};
     while (!done.load()) {
       int sig = sigtimedwait(&set, nullptr, &ts);
       if (sig == SIGTERM || sig == SIGINT) {
-        std::fprintf(stderr, "walferry serve: signal %d, shutting down\n", sig);
+        log.Log(LogLevel::kInfo, "serve: signal " + std::to_string(sig) + ", shutting down");
         server.Stop();
         return;
       }
@@ -128,8 +134,7 @@ int RunServe(const ServeArgs& a) {
   done.store(true);
   signals.join();
   if (!st.ok()) return ReportError(st.error());
-  std::fprintf(stderr, "walferry serve: stopped after %llu transfers\n",
-               static_cast<unsigned long long>(server.transfers_done()));
+  log.Log(LogLevel::kInfo, "serve: stopped after " + std::to_string(server.transfers_done()) + " transfers");
   return kExitOk;
 }
 
@@ -146,6 +151,7 @@ void AddTransferCommands(CLI::App& app, Context& ctx) {
   serve->add_option("--tls-dir", serve_args->tls_dir, "Directory made by `walferry tls init`");
   serve->add_flag("--insecure-loopback", serve_args->insecure, "Plain TCP on loopback (tests and demos only)");
   serve->add_option("--max-connections", serve_args->max_connections, "Connections served at once");
+  AddLogLevelOption(serve, &serve_args->log_level);
   serve->callback([serve, serve_args, &ctx] {
     if (Status st = ApplyConfig(*serve, serve_args->config); !st.ok()) {
       ctx.exit_code = ReportError(st.error());
