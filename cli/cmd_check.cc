@@ -311,10 +311,10 @@ int RunCheck(CheckArgs a) {
       endpoint = *ep;
       conn->reset();  // the receiver sees a client that said nothing: harmless
     } else if (conn.error().code() == ErrorCode::kAuth) {
-      r.Bad("receiver", conn.error().message(),
+      r.Bad("receiver", "receiver: " + conn.error().message(),
             "the receiver and this side must use certificates from the same walferry tls init");
     } else {
-      r.Bad("receiver", conn.error().message(),
+      r.Bad("receiver", "receiver: " + conn.error().message(),
             "is walferry serve running there, listening on that address? (systemctl status walferry-serve)");
     }
     if (!a.insecure && !a.tls_dir.empty()) CheckCertificates(a, r);
@@ -328,10 +328,10 @@ int RunCheck(CheckArgs a) {
     if (arch.ok() && !arch->empty() && (*arch)[0].size() >= 5) {
       const auto& v = (*arch)[0];
       if (v[4] == "t") {
-        r.Bad("archiver", "the last archive_command failed (" + v[3] + "), " + v[2] + " failure(s) in all",
+        r.Bad("archiver", "archiver: the last archive_command failed (" + v[3] + "), " + v[2] + " failure(s) in all",
               "see the PostgreSQL server log for walferry's one-line reason");
       } else {
-        r.Ok("archiver", v[0] + " segment(s) archived, last " + (v[1].empty() ? "-" : v[1]) +
+        r.Ok("archiver", "archiver: " + v[0] + " segment(s) archived, last " + (v[1].empty() ? "-" : v[1]) +
                              ", no failure since");
       }
     }

@@ -75,7 +75,15 @@ struct ServeArgs {
   bool insecure = false;
   std::size_t max_connections = 64;
   std::string log_level = "info";
+  std::size_t max_transfers_per_cluster = 16;
+  double handshake_timeout_s = 10;
+  double idle_timeout_s = 60;
+  std::uint64_t max_incoming_mib = 256 * 1024;
 };
+
+std::chrono::milliseconds SecondsOption(double s) {
+  return std::chrono::milliseconds(static_cast<std::int64_t>(s * 1000));
+}
 
 int RunServe(const ServeArgs& a) {
   auto level = ParseLogLevel(a.log_level);
@@ -90,6 +98,7 @@ int RunServe(const ServeArgs& a) {
   transport::TlsConfig tls;
   tls.tls_dir = a.tls_dir;
   tls.insecure_loopback = a.insecure;
+  tls.handshake_timeout = SecondsOption(a.handshake_timeout_s);
   if (tls.tls_dir.empty() && !tls.insecure_loopback) {
     return ReportError(Error(ErrorCode::kInvalidArgument,
                              "serve needs --tls-dir DIR (made by `walferry tls init`)"));
@@ -114,6 +123,10 @@ int RunServe(const ServeArgs& a) {
   so.insecure = tls.insecure_loopback;
   so.max_connections = std::max<std::size_t>(1, a.max_connections);
   so.log = [&log](const std::string& line) { log.Log(ServeEventLevel(line), line); };
+  so.max_transfers_per_cluster = a.max_transfers_per_cluster;
+  so.handshake_timeout = SecondsOption(a.handshake_timeout_s);
+  so.idle_timeout = SecondsOption(a.idle_timeout_s);
+  so.max_incoming_bytes_per_cluster = a.max_incoming_mib << 20;
   transport::Server server(**archive, so);
   log.Log(LogLevel::kInfo, "serve: listening on " + ep->host + " port " + std::to_string((*listener)->port()) +
                                ", root " + a.root + ", store " + a.store +
@@ -150,8 +163,20 @@ void AddTransferCommands(CLI::App& app, Context& ctx) {
   serve->add_option("--store", serve_args->store, "How files rest on disk: zstd (default), gzip, raw");
   serve->add_option("--tls-dir", serve_args->tls_dir, "Directory made by `walferry tls init`");
   serve->add_flag("--insecure-loopback", serve_args->insecure, "Plain TCP on loopback (tests and demos only)");
-  serve->add_option("--max-connections", serve_args->max_connections, "Connections served at once");
   AddLogLevelOption(serve, &serve_args->log_level);
+  serve->add_option("--max-connections", serve_args->max_connections,
+                    "Connections served at once; more get a 'receiver busy' error (default 64)")
+      ->check(CLI::Range(1, 100000));
+  serve->add_option("--max-transfers-per-cluster", serve_args->max_transfers_per_cluster,
+                    "Transfers of one cluster in progress at once; more are refused (default 16, 0 = no limit)");
+  serve->add_option("--handshake-timeout", serve_args->handshake_timeout_s,
+                    "Seconds a new connection has for its TLS handshake and for HELLO; then it is dropped (default 10)")
+      ->check(CLI::Range(0.1, 3600.0));
+  serve->add_option("--idle-timeout", serve_args->idle_timeout_s,
+                    "Seconds the receiver waits for a peer's next frame before dropping it (default 60)")
+      ->check(CLI::Range(0.1, 86400.0));
+  serve->add_option("--max-incoming-mib", serve_args->max_incoming_mib,
+                    "Cap on one cluster's temp data in ROOT/.incoming, in MiB (default 262144 = 256 GiB, 0 = none)");
   serve->callback([serve, serve_args, &ctx] {
     if (Status st = ApplyConfig(*serve, serve_args->config); !st.ok()) {
       ctx.exit_code = ReportError(st.error());

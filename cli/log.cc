@@ -71,7 +71,7 @@ void Logger::Log(LogLevel level, std::string_view message) {
 }
 
 LogLevel ServeEventLevel(std::string_view line) {
-  for (std::string_view bad : {" error=", "refused", "too many", "went away"}) {
+  for (std::string_view bad : {" error=", "refused", "too many", "went away", "serve: dropped "}) {
     if (line.find(bad) != std::string_view::npos) return LogLevel::kWarn;
   }
   return LogLevel::kInfo;

@@ -48,7 +48,8 @@ class Logger {
 };
 
 // The level of a receiver event line (transport::Server's log lines): failures
-// ("error=", "refused", "too many", "went away") are warnings, the rest info.
+// ("error=", "refused", "too many", "went away", "dropped") are warnings, the
+// rest info.
 LogLevel ServeEventLevel(std::string_view line);
 
 }  // namespace walferry::cli

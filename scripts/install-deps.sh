@@ -18,6 +18,8 @@ PACKAGES=(
   pgbackrest rsync openssh-server openssh-client
   # the Debian package (scripts/package.sh): dpkg-buildpackage, man pages from --help
   debhelper dpkg-dev help2man
+  # the S3 object-store archive: libcurl, and a real Ceph radosgw for its tests (tests/tools/ceph_rgw.sh)
+  libcurl4-openssl-dev curl ceph-mon ceph-osd radosgw ceph-common
 )
 
 missing=()

@@ -52,7 +52,6 @@ using Clock = std::chrono::steady_clock;
 
 constexpr milliseconds kDefaultTimeout{60000};
 constexpr milliseconds kConnectTimeout{10000};
-constexpr milliseconds kHandshakeTimeout{10000};
 
 struct SslCtxDeleter {
   void operator()(SSL_CTX* c) const { SSL_CTX_free(c); }
@@ -699,12 +698,14 @@ class TcpListener : public Listener {
   static constexpr int kMaxHandshakes = 64;
   static constexpr std::size_t kMaxReady = 64;
 
-  TcpListener(UniqueFd fd, UniqueFd wake, int port, SslCtxPtr ctx, bool loopback_only)
+  TcpListener(UniqueFd fd, UniqueFd wake, int port, SslCtxPtr ctx, bool loopback_only,
+              milliseconds handshake_timeout)
       : fd_(std::move(fd)),
         wake_(std::move(wake)),
         port_(port),
         ctx_(std::move(ctx)),
-        loopback_only_(loopback_only) {
+        loopback_only_(loopback_only),
+        handshake_timeout_(handshake_timeout) {
     acceptor_ = std::thread([this] { AcceptLoop(); });
   }
 
@@ -793,7 +794,7 @@ class TcpListener : public Listener {
       auto conn = std::make_unique<TlsConn>(std::move(c), peer, SslCtxPtr(ctx_.get()));
       std::thread([this, conn = std::move(conn)]() mutable {
         Status st = conn->Init(true, "");
-        if (st.ok()) st = conn->Handshake(true, Clock::now() + kHandshakeTimeout, wake_.get());
+        if (st.ok()) st = conn->Handshake(true, Clock::now() + handshake_timeout_, wake_.get());
         Result<std::unique_ptr<Conn>> r =
             st.ok() ? Result<std::unique_ptr<Conn>>(std::unique_ptr<Conn>(std::move(conn)))
                     : Result<std::unique_ptr<Conn>>(st.error());
@@ -814,6 +815,7 @@ class TcpListener : public Listener {
   int port_;
   SslCtxPtr ctx_;
   bool loopback_only_;
+  milliseconds handshake_timeout_;
   std::atomic<bool> closed_{false};
   std::mutex mu_;
   std::condition_variable cv_;
@@ -919,7 +921,7 @@ Result<std::unique_ptr<Conn>> Connect(const Endpoint& ep, const TlsConfig& tls) 
   WF_ASSIGN(UniqueFd fd, ConnectTcp(ep, false));
   auto conn = std::make_unique<TlsConn>(std::move(fd), EndpointString(ep), std::move(ctx));
   WF_TRY(conn->Init(false, ep.host));
-  WF_TRY(conn->Handshake(false, Clock::now() + kHandshakeTimeout, -1));
+  WF_TRY(conn->Handshake(false, Clock::now() + tls.handshake_timeout, -1));
   return std::unique_ptr<Conn>(std::move(conn));
 }
 
@@ -971,7 +973,8 @@ Result<std::unique_ptr<Listener>> Listen(const Endpoint& ep, const TlsConfig& tl
     UniqueFd wake(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     if (!wake.valid()) return ErrnoError(errno, "eventfd");
     return std::unique_ptr<Listener>(new TcpListener(std::move(fd), std::move(wake), port,
-                                                     std::move(ctx), tls.insecure_loopback));
+                                                     std::move(ctx), tls.insecure_loopback,
+                                                     tls.handshake_timeout));
   }
   return last;
 }

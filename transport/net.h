@@ -54,6 +54,9 @@ struct TlsConfig {
   std::string tls_dir;         // empty together with insecure_loopback
   std::string cluster;         // client: which client-<cluster> cert to use; "" = the only one
   bool insecure_loopback = false;  // plain TCP; refused unless the address is loopback
+  // Bound on the whole TLS handshake (a client that connects and sends nothing
+  // is dropped after this); Listen and Connect.
+  std::chrono::milliseconds handshake_timeout{10000};
 };
 
 // Client side. Errors: kNetwork "cannot reach HOST:PORT: ..." (unreachable),

@@ -9,10 +9,19 @@
 
 namespace walferry::transport {
 
+// What the deadline watchdog knows of one connection: when its peer must have
+// delivered the frame the session waits for (0: not waiting on the peer).
+struct Server::Watch {
+  std::atomic<std::int64_t> deadline_ms{0};  // steady clock, milliseconds
+  std::atomic<bool> in_hello{true};
+  std::atomic<bool> fired{false};
+};
+
 struct Server::Active {
   std::unique_ptr<Conn> conn;
   std::thread thread;
   std::atomic<bool> done{false};
+  Watch watch;
 };
 
 // Per-connection buffers, recycled: fresh pages are expensive on these machines.
@@ -32,6 +41,17 @@ WireCodec CodecForStore(archive::StoreFormat f) {
   return WireCodec::kZstd;
 }
 
+std::int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string Seconds(std::chrono::milliseconds t) {
+  if (t.count() % 1000 == 0) return std::to_string(t.count() / 1000) + " s";
+  return std::to_string(t.count()) + " ms";
+}
+
 std::string Ms(std::chrono::steady_clock::time_point t0) {
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
   return std::to_string(ms.count());
@@ -42,8 +62,9 @@ std::string Ms(std::chrono::steady_clock::time_point t0) {
 // One connection's protocol state machine.
 class Server::Session {
  public:
-  Session(Server& server, Conn& conn)
-      : s_(server), conn_(conn), bufs_(server.TakeBuffers()), reader_(conn, bufs_->frame), writer_(conn) {}
+  Session(Server& server, Conn& conn, Watch* watch)
+      : s_(server), conn_(conn), watch_(watch), bufs_(server.TakeBuffers()), reader_(conn, bufs_->frame),
+        writer_(conn) {}
   ~Session() { s_.GiveBuffers(std::move(bufs_)); }
 
   void Run() {
@@ -53,8 +74,9 @@ class Server::Session {
       Fail(st.error(), "");
       return;
     }
+    if (watch_) watch_->in_hello.store(false);
     for (;;) {
-      auto f = reader_.Read();
+      auto f = ReadFrame();
       if (!f.ok()) {
         if (f.error().code() != ErrorCode::kNetwork) Fail(f.error(), "");
         return;  // EOF between transfers is the normal end
@@ -72,8 +94,21 @@ class Server::Session {
   }
 
  private:
+  // Reads the peer's next frame under the watchdog's deadline (HELLO: the
+  // handshake timeout; later: the idle timeout). The clock runs only while
+  // waiting for the peer, never while the receiver itself works.
+  Result<Frame> ReadFrame() {
+    if (watch_) {
+      auto t = watch_->in_hello.load() ? s_.opts_.handshake_timeout : s_.opts_.idle_timeout;
+      watch_->deadline_ms.store(NowMs() + t.count());
+    }
+    auto f = reader_.Read();
+    if (watch_) watch_->deadline_ms.store(0);
+    return f;
+  }
+
   Status Hello() {
-    WF_ASSIGN(Frame f, reader_.Read());
+    WF_ASSIGN(Frame f, ReadFrame());
     if (TypeOf(f) != FrameType::kHello) {
       return Error(ErrorCode::kProtocol, "expected HELLO, got " + std::string(FrameTypeName(TypeOf(f))));
     }
@@ -219,7 +254,7 @@ class Server::Session {
     }
     std::string id = TransferIdHex(open.transfer_id);
     std::string key = cluster_ + "/" + open.name;
-    if (Status c = s_.Claim(key, id, &conn_); !c.ok()) {
+    if (Status c = s_.Claim(cluster_, key, id, &conn_); !c.ok()) {
       Fail(c.error(), what);
       return false;
     }
@@ -227,8 +262,14 @@ class Server::Session {
       Server& s;
       std::string key;
       Conn* c;
-      ~Unclaim() { s.Release(key, c); }
-    } unclaim{s_, key, &conn_};
+      const std::string& cluster;
+      std::uint64_t& reserved;
+      ~Unclaim() {
+        s.ReleaseTemp(cluster, reserved);
+        reserved = 0;
+        s.Release(key, c);
+      }
+    } unclaim{s_, key, &conn_, cluster_, reserved_};
 
     archive::TransferSpec spec{cluster_, open.name, id,
                                open.raw_size == kUnknownSize ? -1 : static_cast<std::int64_t>(open.raw_size)};
@@ -252,6 +293,11 @@ class Server::Session {
       next = incoming_->next_chunk();
     }
     const std::uint64_t resumed = next;
+    if (next > 0) {
+      // The resumed part counts against the cap (its raw size: an upper bound).
+      if (Status r = s_.ReserveTemp(cluster_, incoming_->next_raw_offset()); !r.ok()) return Drop(what, r.error());
+      reserved_ += incoming_->next_raw_offset();
+    }
     std::uint32_t ack_every = static_cast<std::uint32_t>(
         std::clamp<std::uint64_t>(s_.opts_.sync_bytes / open.chunk_size, 1, s_.opts_.sync_chunks));
     if (open.raw_size != kUnknownSize && open.raw_size <= 2 * s_.opts_.sync_bytes) {
@@ -265,10 +311,15 @@ class Server::Session {
 
     std::uint64_t received = 0, wire = 0;
     for (;;) {
-      auto f = reader_.Read();
+      auto f = ReadFrame();
       if (!f.ok()) return Keep(what, f.error());
       if (TypeOf(*f) == FrameType::kChunk) {
         const auto& c = std::get<ChunkFrame>(*f);
+        // Temp space this chunk takes in .incoming: its frame as received, or
+        // its raw bytes in a raw store.
+        std::uint64_t temp = s_.archive_.format() == archive::StoreFormat::kRaw ? c.raw_len : c.wire_len;
+        if (Status r = s_.ReserveTemp(cluster_, temp); !r.ok()) return Drop(what, r.error());
+        reserved_ += temp;
         Status st = Chunk(open, c);
         if (!st.ok()) return Keep(what, st.error());
         wire += c.wire_len;
@@ -378,6 +429,8 @@ class Server::Session {
 
   Server& s_;
   Conn& conn_;
+  Watch* watch_;  // null when served without Run (tests over socketpairs)
+  std::uint64_t reserved_ = 0;  // temp bytes accounted to cluster_ for this transfer
   std::unique_ptr<Buffers> bufs_;
   FrameReader reader_;
   FrameWriter writer_;
@@ -412,9 +465,19 @@ void Server::Log(const std::string& line) {
   }
 }
 
-Status Server::Claim(const std::string& key, const std::string& id, Conn* conn) {
+Status Server::Claim(const std::string& cluster, const std::string& key, const std::string& id, Conn* conn) {
   std::unique_lock lk(mu_);
   auto it = claimed_.find(key);
+  if (it == claimed_.end() && opts_.max_transfers_per_cluster > 0) {
+    const std::string prefix = cluster + "/";
+    std::size_t n = 0;
+    for (auto c = claimed_.lower_bound(prefix); c != claimed_.end() && c->first.starts_with(prefix); ++c) ++n;
+    if (n >= opts_.max_transfers_per_cluster) {
+      return Error(ErrorCode::kRefused, "cluster " + cluster + " already has " + std::to_string(n) +
+                                            " transfers in progress (serve --max-transfers-per-cluster " +
+                                            std::to_string(opts_.max_transfers_per_cluster) + "); try again later");
+    }
+  }
   if (it != claimed_.end()) {
     if (it->second.id != id) {
       return Error(ErrorCode::kRefused, "another transfer of this name is in progress; try again later");
@@ -436,9 +499,49 @@ void Server::Release(const std::string& key, Conn* conn) {
   cv_.notify_all();
 }
 
-void Server::ServeConnection(Conn& conn) {
-  Session s(*this, conn);
+Status Server::ReserveTemp(const std::string& cluster, std::uint64_t bytes) {
+  std::lock_guard lk(mu_);
+  std::uint64_t& used = temp_bytes_[cluster];
+  std::uint64_t cap = opts_.max_incoming_bytes_per_cluster;
+  if (cap > 0 && used + bytes > cap) {
+    return Error(ErrorCode::kNoSpace, "temp space of cluster " + cluster + " in .incoming would exceed its cap of " +
+                                          std::to_string(cap >> 20) + " MiB (serve --max-incoming-mib); transfer dropped");
+  }
+  used += bytes;
+  return Status::Ok();
+}
+
+void Server::ReleaseTemp(const std::string& cluster, std::uint64_t bytes) {
+  if (bytes == 0) return;
+  std::lock_guard lk(mu_);
+  auto it = temp_bytes_.find(cluster);
+  if (it == temp_bytes_.end()) return;
+  it->second -= std::min(it->second, bytes);
+  if (it->second == 0) temp_bytes_.erase(it);
+}
+
+void Server::ServeConnection(Conn& conn) { ServeWatched(conn, nullptr); }
+
+void Server::ServeWatched(Conn& conn, Watch* watch) {
+  Session s(*this, conn, watch);
   s.Run();
+}
+
+void Server::WatchDeadlines() {
+  std::unique_lock lk(mu_);
+  while (!stopping_.load()) {
+    cv_.wait_for(lk, std::chrono::milliseconds(100));
+    std::int64_t now = NowMs();
+    for (auto& a : conns_) {
+      std::int64_t d = a->watch.deadline_ms.load();
+      if (d == 0 || now < d || a->watch.fired.exchange(true)) continue;
+      bool hello = a->watch.in_hello.load();
+      Log("serve: dropped " + a->conn->peer_address() + ": " +
+          (hello ? "no HELLO within " + Seconds(opts_.handshake_timeout) + " (serve --handshake-timeout)"
+                 : "no frame for " + Seconds(opts_.idle_timeout) + " (serve --idle-timeout)"));
+      a->conn->Shutdown();
+    }
+  }
 }
 
 Status Server::Run(Listener& listener) {
@@ -463,6 +566,7 @@ Status Server::Run(Listener& listener) {
       if (a->thread.joinable()) a->thread.join();
     }
   };
+  std::thread watchdog([this] { WatchDeadlines(); });
   while (!stopping_.load()) {
     auto c = listener.Accept();
     reap(false);
@@ -486,15 +590,18 @@ Status Server::Run(Listener& listener) {
       conns_.push_back(active);
     }
     active->thread = std::thread([this, active] {
-      ServeConnection(*active->conn);
+      ServeWatched(*active->conn, &active->watch);
       active->conn->Shutdown();
       active->done.store(true);
     });
   }
   {
     std::lock_guard lk(mu_);
+    stopping_.store(true);
+    cv_.notify_all();
     for (auto& a : conns_) a->conn->Shutdown();
   }
+  watchdog.join();
   reap(true);
   std::lock_guard lk(mu_);
   listener_ = nullptr;

@@ -33,8 +33,21 @@
 
 namespace walferry::transport {
 
+// Resource limits (docs/operations.md, "Receiver limits"); each refusal is one
+// log line and, where the peer can still read it, an ERROR frame.
 struct ServerOptions {
   std::size_t max_connections = 64;        // more are answered with ERROR and closed
+  std::size_t max_transfers_per_cluster = 16;  // OPENs beyond: ERROR kRefused
+  // A connection must deliver its HELLO within this (after the TLS handshake,
+  // which the listener bounds itself: TlsConfig::handshake_timeout).
+  std::chrono::milliseconds handshake_timeout{10000};
+  // Longest wait for the peer's next complete frame once HELLO is done (idle
+  // between transfers, or a peer dribbling a frame byte by byte).
+  std::chrono::milliseconds idle_timeout{60000};
+  // Cap on the temp data in ROOT/.incoming written by one cluster's transfers
+  // in progress (0 = no cap); a chunk that would exceed it ends its transfer
+  // with kNoSpace.
+  std::uint64_t max_incoming_bytes_per_cluster = 256ull << 30;
   bool insecure = false;                   // trust the cluster claimed in HELLO (loopback tests only)
   std::uint64_t sync_bytes = 8u << 20;     // Sync + ACK at least every this many raw bytes...
   std::uint32_t sync_chunks = 8;           // ...or this many chunks, whichever comes first
@@ -64,14 +77,22 @@ class Server {
 
  private:
   struct Active;
+  struct Watch;
   class Session;
   struct Buffers;
   std::unique_ptr<Buffers> TakeBuffers();
   void GiveBuffers(std::unique_ptr<Buffers> b);
   void Log(const std::string& line);
+  void ServeWatched(Conn& conn, Watch* watch);
+  // Drops connections whose peer missed its deadline; runs on its own thread in Run.
+  void WatchDeadlines();
+  // Accounts `bytes` more temp space to `cluster`; kNoSpace over the cap.
+  Status ReserveTemp(const std::string& cluster, std::uint64_t bytes);
+  void ReleaseTemp(const std::string& cluster, std::uint64_t bytes);
   // Claims cluster/name for `conn`; a previous connection still holding the same
   // transfer id (a sender that reconnected) is shut down and waited for.
-  Status Claim(const std::string& key, const std::string& id, Conn* conn);
+  // kRefused when `cluster` already has max_transfers_per_cluster transfers.
+  Status Claim(const std::string& cluster, const std::string& key, const std::string& id, Conn* conn);
   void Release(const std::string& key, Conn* conn);
 
   archive::Archive& archive_;
@@ -87,6 +108,7 @@ class Server {
     Conn* conn;
   };
   std::map<std::string, Claimed> claimed_;
+  std::map<std::string, std::uint64_t> temp_bytes_;  // per cluster, guarded by mu_
   std::vector<std::unique_ptr<Buffers>> spare_buffers_;  // recycled across connections
 };
 

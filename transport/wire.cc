@@ -1,5 +1,6 @@
 #include "transport/wire.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "transport/net.h"
@@ -412,10 +413,18 @@ Result<Frame> FrameReader::Read() {
   if (buf_.size() < kHeaderSize) buf_.resize(kHeaderSize);
   WF_TRY(ReadFullConn(conn_, std::span(buf_.data(), kHeaderSize)));
   WF_ASSIGN(FrameHeader h, ParseHeader(std::span<const std::byte, kHeaderSize>(buf_.data(), kHeaderSize)));
-  // h.body_len is bounded by ParseHeader (<= kMaxFrameBody), so this allocation is bounded.
-  if (buf_.size() < kHeaderSize + h.body_len) buf_.resize(kHeaderSize + h.body_len);
+  // h.body_len is bounded by ParseHeader (<= kMaxFrameBody). The buffer grows
+  // with the bytes that actually arrive (doubling from 64 KiB), so a peer that
+  // announces a large frame and then sends little costs little memory.
+  constexpr std::size_t kFirstStep = 64 * 1024;
+  std::size_t have = 0;
+  while (have < h.body_len) {
+    std::size_t want = std::min<std::size_t>(h.body_len, std::max(kFirstStep, 2 * have));
+    if (buf_.size() < kHeaderSize + want) buf_.resize(kHeaderSize + want);
+    WF_TRY(ReadFullConn(conn_, std::span(buf_.data() + kHeaderSize + have, want - have)));
+    have = want;
+  }
   auto body = std::span(buf_.data() + kHeaderSize, h.body_len);
-  WF_TRY(ReadFullConn(conn_, body));
   return ParseBody(h, body);
 }
 

@@ -69,7 +69,7 @@ kill "$RECEIVER_PID"
 for _ in $(seq 1 50); do (exec 3<>/dev/tcp/127.0.0.1/"$RPORT") 2>/dev/null || break; sleep 0.1; done
 check "$T/down.txt"
 [ "$RC" = 1 ] || { cat "$T/down.txt" >&2; fail "receiver stopped: exit $RC"; }
-expect_line "$T/down.txt" ✗ "cannot reach 127.0.0.1:$RPORT"
+expect_line "$T/down.txt" ✗ "receiver: cannot reach 127.0.0.1:$RPORT"
 grep -q '→ is walferry serve running there' "$T/down.txt" || { cat "$T/down.txt" >&2; fail "no hint for an unreachable receiver"; }
 expect_line "$T/down.txt" ✗ "archive_command failed for [0-9A-F]{24}"
 start_receiver

@@ -1,0 +1,199 @@
+#!/usr/bin/env python3
+"""Clients that press on the receiver's resource limits (python3 stdlib only).
+
+  limits_client.py --port P [--tls-dir D --cluster C] MODE [options]
+
+Modes:
+  idle N              N TCP connections that send nothing (no TLS handshake,
+                      no HELLO)
+  slowloris N         N connections that send HELLO (after the TLS handshake
+                      when --tls-dir), then a CHUNK header announcing a 16 MiB
+                      body, then one byte every --interval seconds
+  hold-open N         N connections, each HELLO + OPEN of its own name
+                      (hold-N.bin, 1 MiB announced), then silence; prints
+                      "opened K refused R" once every OPEN was answered
+Options: --hold S (seconds to watch; default 30), --interval I (slowloris).
+Except in hold-open, prints one line when every connection was closed by the
+receiver or --hold passed:
+  "connections N closed K first_close_s X last_close_s Y"
+and exits 0. With --pid-file F it writes its pid to F; with --ready-file F it
+writes "ready" to F once every connection is open (for RSS measurements).
+"""
+import argparse
+import os
+import select
+import socket
+import ssl
+import struct
+import sys
+import time
+
+HELLO, OPEN, OPENED, CHUNK, ACK, COMMIT, COMMITTED, ERROR = range(1, 9)
+
+
+def frame(ftype, body):
+    return b"WF" + bytes([ftype, 0]) + struct.pack("<I", len(body)) + body
+
+
+def hello(cluster):
+    c = cluster.encode()
+    return frame(HELLO, struct.pack("<HIB", 1, 0, len(c)) + c)
+
+
+def open_frame(name, size=1 << 20):
+    n = name.encode()
+    body = os.urandom(16) + struct.pack("<QIBBH", size, 1 << 20, 0, 1, len(n)) + n
+    return frame(OPEN, body)
+
+
+def chunk_header(body_len=16 << 20):
+    return b"WF" + bytes([CHUNK, 0]) + struct.pack("<I", body_len)
+
+
+def connect(args, handshake=True):
+    raw = socket.create_connection(("127.0.0.1", args.port), timeout=30)
+    if not args.tls_dir or not handshake:
+        return raw
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.load_verify_locations(os.path.join(args.tls_dir, "ca.crt"))
+    ctx.load_cert_chain(os.path.join(args.tls_dir, f"client-{args.cluster}.crt"),
+                        os.path.join(args.tls_dir, f"client-{args.cluster}.key"))
+    return ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+
+
+def read_frame(sock):
+    head = b""
+    while len(head) < 8:
+        got = sock.recv(8 - len(head))
+        if not got:
+            return None, b""
+        head += got
+    (n,) = struct.unpack("<I", head[4:8])
+    body = b""
+    while len(body) < n:
+        got = sock.recv(n - len(body))
+        if not got:
+            return None, b""
+        body += got
+    return head[2], body
+
+
+def closed_by_peer(sock):
+    try:
+        sock.setblocking(False)
+        data = sock.recv(65536)
+        return data == b""
+    except (BlockingIOError, ssl.SSLWantReadError):
+        return False
+    except (ConnectionError, OSError, ssl.SSLError):
+        return True
+    finally:
+        sock.setblocking(True)
+
+
+def watch(args, socks, t0, dribble=None):
+    """Waits until every socket is closed by the receiver or --hold passes."""
+    open_set = {id(s): s for s in socks}
+    closes = []
+    next_drip = time.monotonic() + (args.interval if dribble else 1e9)
+    while open_set and time.monotonic() - t0 < args.hold:
+        timeout = max(0.01, min(0.2, next_drip - time.monotonic()))
+        r, _, _ = select.select(list(open_set.values()), [], [], timeout)
+        for s in r:
+            if closed_by_peer(s):
+                closes.append(time.monotonic() - t0)
+                del open_set[id(s)]
+                s.close()
+        if dribble and time.monotonic() >= next_drip:
+            for k, s in list(open_set.items()):
+                try:
+                    s.send(b"\0")
+                except (OSError, ssl.SSLError):
+                    closes.append(time.monotonic() - t0)
+                    del open_set[k]
+            next_drip = time.monotonic() + args.interval
+    first = f"{min(closes):.1f}" if closes else "-"
+    last = f"{max(closes):.1f}" if closes else "-"
+    print(f"connections {len(socks)} closed {len(closes)} first_close_s {first} last_close_s {last}",
+          flush=True)
+
+
+def ready(args):
+    if args.ready_file:
+        with open(args.ready_file, "w") as f:
+            f.write("ready\n")
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--tls-dir")
+    p.add_argument("--cluster", default="main")
+    p.add_argument("--hold", type=float, default=30)
+    p.add_argument("--interval", type=float, default=1)
+    p.add_argument("--pid-file")
+    p.add_argument("--ready-file")
+    p.add_argument("mode", choices=["idle", "slowloris", "hold-open"])
+    p.add_argument("n", type=int)
+    args = p.parse_args()
+    if args.pid_file:
+        with open(args.pid_file, "w") as f:
+            f.write(f"{os.getpid()}\n")
+
+    t0 = time.monotonic()
+    socks = []
+    if args.mode == "idle":
+        for _ in range(args.n):
+            socks.append(connect(args, handshake=False))
+        ready(args)
+        watch(args, socks, t0)
+        return 0
+    if args.mode == "slowloris":
+        for _ in range(args.n):
+            s = connect(args)
+            s.sendall(hello(args.cluster))
+            socks.append(s)
+        for s in socks:
+            t, _ = read_frame(s)  # the receiver's HELLO
+            if t != HELLO:
+                print(f"no HELLO from the receiver (got {t})", flush=True)
+                return 1
+            s.sendall(chunk_header())
+        ready(args)
+        t0 = time.monotonic()
+        watch(args, socks, t0, dribble=True)
+        return 0
+    # hold-open
+    opened = refused = 0
+    messages = []
+    for i in range(args.n):
+        s = connect(args)
+        s.sendall(hello(args.cluster))
+        t, _ = read_frame(s)
+        if t != HELLO:
+            refused += 1
+            continue
+        s.sendall(open_frame(f"hold-{i}.bin"))
+        t, body = read_frame(s)
+        if t == OPENED:
+            opened += 1
+            socks.append(s)
+        else:
+            refused += 1
+            if t == ERROR and len(body) >= 4:
+                (n,) = struct.unpack("<H", body[2:4])
+                messages.append(body[4:4 + n].decode(errors="replace"))
+    print(f"opened {opened} refused {refused}", flush=True)
+    for m in messages[:1]:
+        print(f"error: {m}", flush=True)
+    ready(args)
+    end = time.monotonic() + args.hold
+    while time.monotonic() < end:
+        time.sleep(0.1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
