@@ -17,6 +17,7 @@
 #include "cli/log.h"
 #include "cli/progress.h"
 #include "core/stream.h"
+#include "pg/push_failure.h"
 #include "transport/net.h"
 #include "transport/sender.h"
 #include "transport/server.h"
@@ -223,9 +224,12 @@ void AddTransferCommands(CLI::App& app, Context& ctx) {
     std::string name = BaseName(push_args->path);
     auto r = sender.SendFile(push_args->path, name);
     if (!r.ok()) {
-      ctx.exit_code = ReportError(r.error().Wrap("push " + name));
+      Error e = r.error().Wrap("push " + name);
+      (void)pg::RecordPushFailure(push_args->path, e.message());  // for `walferry status`
+      ctx.exit_code = ReportError(e);
       return;
     }
+    pg::ClearPushFailure(push_args->path);
     ctx.exit_code = kExitOk;
   });
 
