@@ -15,6 +15,7 @@
 #include "cli/commands.h"
 #include "cli/config.h"
 #include "cli/log.h"
+#include "cli/metrics.h"
 #include "cli/progress.h"
 #include "core/stream.h"
 #include "pg/push_failure.h"
@@ -76,6 +77,7 @@ struct ServeArgs {
   bool insecure = false;
   std::size_t max_connections = 64;
   std::string log_level = "info";
+  std::string metrics;  // HOST:PORT of the Prometheus endpoint; "" = none
   std::size_t max_transfers_per_cluster = 16;
   double handshake_timeout_s = 10;
   double idle_timeout_s = 60;
@@ -123,7 +125,20 @@ int RunServe(const ServeArgs& a) {
   transport::ServerOptions so;
   so.insecure = tls.insecure_loopback;
   so.max_connections = std::max<std::size_t>(1, a.max_connections);
-  so.log = [&log](const std::string& line) { log.Log(ServeEventLevel(line), line); };
+  MetricsRegistry metrics;
+  DescribeServeMetrics(metrics);
+  so.log = [&log, &metrics](const std::string& line) {
+    log.Log(ServeEventLevel(line), line);
+    ObserveServeEvent(metrics, line, static_cast<double>(::time(nullptr)));
+  };
+  std::unique_ptr<MetricsServer> metrics_server;
+  if (!a.metrics.empty()) {
+    auto m = MetricsServer::Start(a.metrics, metrics, [&metrics, root = a.root] { UpdateArchiveGauges(metrics, root); });
+    if (!m.ok()) return ReportError(m.error());
+    metrics_server = std::move(m).value();
+    log.Log(LogLevel::kInfo, "serve: metrics on http://" + a.metrics.substr(0, a.metrics.rfind(':')) + ":" +
+                                 std::to_string(metrics_server->port()) + "/metrics");
+  }
   so.max_transfers_per_cluster = a.max_transfers_per_cluster;
   so.handshake_timeout = SecondsOption(a.handshake_timeout_s);
   so.idle_timeout = SecondsOption(a.idle_timeout_s);
@@ -165,6 +180,8 @@ void AddTransferCommands(CLI::App& app, Context& ctx) {
   serve->add_option("--tls-dir", serve_args->tls_dir, "Directory made by `walferry tls init`");
   serve->add_flag("--insecure-loopback", serve_args->insecure, "Plain TCP on loopback (tests and demos only)");
   AddLogLevelOption(serve, &serve_args->log_level);
+  serve->add_option("--metrics", serve_args->metrics,
+                    "HOST:PORT for Prometheus text metrics at /metrics (e.g. 127.0.0.1:9420)");
   serve->add_option("--max-connections", serve_args->max_connections,
                     "Connections served at once; more get a 'receiver busy' error (default 64)")
       ->check(CLI::Range(1, 100000));
