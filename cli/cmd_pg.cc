@@ -16,6 +16,7 @@
 #include "archive/archive.h"
 #include "cli/commands.h"
 #include "cli/config.h"
+#include "cli/metrics.h"
 #include "cli/progress.h"
 #include "pg/backup_estimate.h"
 #include "pg/archive_ops.h"
@@ -539,7 +540,7 @@ void AddSetup(CLI::App& app, Context& ctx) {
 // ---------------- status ----------------
 void AddStatus(CLI::App& app, Context& ctx) {
   struct Args {
-    bool json = false, check = false;
+    bool json = false, check = false, prometheus = false;
     std::string root, config;
     std::vector<std::string> clusters;
     pg::ConnOptions conn;
@@ -574,6 +575,7 @@ void AddStatus(CLI::App& app, Context& ctx) {
   c->add_option("--root", a->root, "archive ROOT directory (receiver side)");
   c->add_option("--cluster", a->clusters, "cluster(s) of the archive (default: all)");
   AddConfigOption(c, &a->config);
+  c->add_flag("--prometheus", a->prometheus, "the primary's figures as Prometheus text (node_exporter textfile)");
   c->add_flag("--check", a->check, "one line for monitoring (cron, Nagios); exit 1 past a threshold");
   c->add_option("--max-backlog", a->limits.max_backlog, "--check: .ready segments allowed (-1 = any)")
       ->capture_default_str();
@@ -584,9 +586,14 @@ void AddStatus(CLI::App& app, Context& ctx) {
       ->capture_default_str();
   c->callback([a, c, &ctx] {
     if (Status st = ApplyConfig(*c, a->config); !st.ok()) return void(Fail(ctx, st.error()));
-    if (a->check) {
+    if (a->check || a->prometheus) {
       if (!a->conn.pgdata.empty()) a->conn.pgdata = Absolute(a->conn.pgdata);
       auto s = pg::QueryServerStatus(a->conn);
+      if (!s.ok() && a->prometheus) return void(Fail(ctx, s.error()));
+      if (a->prometheus) {
+        std::fputs(ServerStatusMetrics(*s).c_str(), stdout);
+        return;
+      }
       if (!s.ok()) {
         std::printf("ARCHIVE CRITICAL - cannot ask PostgreSQL: %s\n", s.error().message().c_str());
         ctx.exit_code = kExitFailure;

@@ -155,6 +155,43 @@ void UpdateArchiveGauges(MetricsRegistry& m, const std::string& root) {
   }
 }
 
+std::string ServerStatusMetrics(const pg::ServerStatus& s) {
+  using T = MetricsRegistry::Type;
+  MetricsRegistry m;
+  auto gauge = [&](const std::string& name, const std::string& help, double v) {
+    m.Describe(name, T::kGauge, help);
+    m.Set(name, {}, v);
+  };
+  auto counter = [&](const std::string& name, const std::string& help, double v) {
+    m.Describe(name, T::kCounter, help);
+    m.Set(name, {}, v);
+  };
+  gauge("walferry_server_in_recovery", "1 on a standby, 0 on a primary.", s.in_recovery ? 1 : 0);
+  counter("walferry_archived_segments_total", "pg_stat_archiver.archived_count.", static_cast<double>(s.archived_count));
+  counter("walferry_archive_failures_total", "pg_stat_archiver.failed_count.", static_cast<double>(s.failed_count));
+  if (s.last_archived_age_s >= 0) {
+    gauge("walferry_archive_last_success_age_seconds", "Seconds since PostgreSQL last archived a file.",
+          s.last_archived_age_s);
+  }
+  const bool failing = s.last_failed_age_s >= 0 && (s.last_archived_age_s < 0 || s.last_failed_age_s < s.last_archived_age_s);
+  gauge("walferry_archive_failing", "1 when PostgreSQL's latest archiving event is a failure.", failing ? 1 : 0);
+  if (s.ready_count >= 0) {
+    gauge("walferry_archive_backlog_segments", "WAL files waiting to be archived (.ready).",
+          static_cast<double>(s.ready_count));
+    gauge("walferry_archive_backlog_bytes", "Bytes of the WAL files waiting to be archived.",
+          static_cast<double>(s.ready_bytes));
+    gauge("walferry_archive_oldest_ready_age_seconds", "Age of the oldest .ready file (0 when none).",
+          s.oldest_ready_age_s < 0 ? 0 : s.oldest_ready_age_s);
+    const double minutes = s.rate_window_s / 60.0;
+    gauge("walferry_wal_written_segments_per_minute", "WAL segments completed per minute over the last 5 minutes.",
+          static_cast<double>(s.written_in_window) / minutes);
+    gauge("walferry_wal_archived_segments_per_minute", "WAL segments archived per minute over the last 5 minutes.",
+          static_cast<double>(s.archived_in_window) / minutes);
+  }
+  if (!s.in_recovery) gauge("walferry_agent_up", "1 when the walferry agent's socket answers.", s.agent_running ? 1 : 0);
+  return m.Render();
+}
+
 Result<std::unique_ptr<MetricsServer>> MetricsServer::Start(const std::string& host_port, MetricsRegistry& registry,
                                                             std::function<void()> before_render) {
   WF_ASSIGN(transport::Endpoint ep, transport::ParseEndpoint(host_port));

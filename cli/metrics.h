@@ -58,6 +58,17 @@ void DescribeServeMetrics(MetricsRegistry& m);
 // walferry_archive_last_write_timestamp_seconds (a walk of wal/ and files/).
 void UpdateArchiveGauges(MetricsRegistry& m, const std::string& root);
 
+}  // namespace walferry::cli
+namespace walferry::pg { struct ServerStatus; }
+namespace walferry::cli {
+
+// The primary's archiving figures of `walferry status` as exposition text
+// (`walferry status --prometheus`, e.g. for node_exporter's textfile
+// collector): backlog segments/bytes, oldest .ready age, rates, archiver
+// counters, seconds since the last success, whether archiving fails now and
+// whether the agent runs.
+std::string ServerStatusMetrics(const pg::ServerStatus& s);
+
 class MetricsServer {
  public:
   // Binds HOST:PORT (port 0 = any) and starts answering GET /metrics with

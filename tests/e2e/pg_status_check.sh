@@ -4,7 +4,7 @@
 # receiver stopped under a pgbench load -> the backlog grows, --check fires
 # (exit 1, backlog over the threshold, the failing segment with push's own
 # reason), the human form says FAILING; the receiver back -> the backlog
-# drains and --check clears. The receiver side shows size, last write, holes.
+# drains and --check clears. status --prometheus shows the same figures. The receiver side shows size, last write, holes.
 . "$(dirname "$0")/lib/common.sh"
 ensure_pg_user
 "$WF" tls init "$T/tls" --cluster main >/dev/null || fail "tls init"
@@ -78,6 +78,10 @@ assert b["oldest_age_seconds"] > 0, b
 assert s["archiver"]["failing"] is True and "cannot reach" in s["archiver"]["last_failure_reason"], s["archiver"]
 assert s["agent"]["running"] is False, s
 PY
+"${STATUS[@]}" --prometheus >"$T/failing.prom" || fail "status --prometheus"
+grep -qE '^walferry_archive_backlog_segments ([4-9]|[1-9][0-9]+)$' "$T/failing.prom" \
+  && grep -qE '^walferry_archive_failing 1$' "$T/failing.prom" && grep -qE '^walferry_agent_up 0$' "$T/failing.prom" \
+  || { cat "$T/failing.prom" >&2; fail "status --prometheus does not show the stall"; }
 
 # The receiver is back: the archiver drains the backlog, --check clears.
 start_receiver
@@ -86,6 +90,9 @@ wait_ready eq 0
 "${STATUS[@]}" --check --max-backlog 2 >"$T/check-back.txt" \
   || { cat "$T/check-back.txt" >&2; fail "--check did not clear after the receiver came back"; }
 grep -q '^ARCHIVE OK' "$T/check-back.txt" || fail "no ARCHIVE OK after recovery"
+"${STATUS[@]}" --prometheus >"$T/back.prom" || fail "status --prometheus"
+grep -qE '^walferry_archive_backlog_segments 0$' "$T/back.prom" && grep -qE '^walferry_archive_failing 0$' "$T/back.prom" \
+  || { cat "$T/back.prom" >&2; fail "status --prometheus does not show the recovery"; }
 
 # The receiver's side.
 as_pg "$WF" status --root "$ROOT" >"$T/receiver.txt" || fail "status --root"
