@@ -11,10 +11,8 @@
 // target directory, so a final name never holds partial data.
 #include <dirent.h>
 #include <fcntl.h>
-#include <linux/fs.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -29,6 +27,7 @@
 #include "archive/archive.h"
 #include "archive/archive_internal.h"
 #include "core/fd.h"
+#include "core/fs.h"
 #include "core/io.h"
 
 namespace walferry::archive {
@@ -114,50 +113,6 @@ Result<UniqueFd> OpenDirAt(int dirfd, const std::string& name, const std::string
     WF_TRY(Fsync(dirfd, "directory of " + shown));
   }
   return Error(ErrorCode::kIo, "cannot open directory " + shown);
-}
-
-// Reads a small file under `dirfd` without following symlinks.
-Result<std::string> ReadSmallAt(int dirfd, const std::string& name, const std::string& shown,
-                                std::size_t limit) {
-  WF_ASSIGN(UniqueFd fd, OpenAt(dirfd, name, O_RDONLY | O_NOFOLLOW));
-  std::string out;
-  char buf[4096];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoError(errno, "read " + shown);
-    }
-    if (n == 0) break;
-    out.append(buf, static_cast<std::size_t>(n));
-    if (out.size() > limit) return Error(ErrorCode::kCorrupt, shown + ": file too large");
-  }
-  return out;
-}
-
-// Writes `content` to `name` under `dirfd` atomically and durably: temp file,
-// fsync, rename (RENAME_NOREPLACE when `no_replace`), fsync of the directory.
-Status WriteSmallAtomically(int dirfd, const std::string& name, std::string_view content,
-                            const std::string& shown, bool no_replace) {
-  const std::string tmp = name + ".tmp";
-  {
-    WF_ASSIGN(UniqueFd fd, OpenAt(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0600));
-    auto st = WriteFull(fd.get(), std::as_bytes(std::span(content.data(), content.size())), shown);
-    if (st.ok()) st = Fsync(fd.get(), shown);
-    if (!st.ok()) {
-      ::unlinkat(dirfd, tmp.c_str(), 0);
-      return st;
-    }
-  }
-  int rc = no_replace ? static_cast<int>(::syscall(SYS_renameat2, dirfd, tmp.c_str(), dirfd,
-                                                   name.c_str(), RENAME_NOREPLACE))
-                      : ::renameat(dirfd, tmp.c_str(), dirfd, name.c_str());
-  if (rc != 0) {
-    int err = errno;
-    ::unlinkat(dirfd, tmp.c_str(), 0);
-    return ErrnoError(err, "rename " + shown);
-  }
-  return Fsync(dirfd, "directory of " + shown);
 }
 
 // --- resume manifest ---
@@ -258,6 +213,7 @@ struct Shared {
   std::set<std::string> active_names;  // "cluster/name"
   std::set<std::string> active_ids;
   std::mutex sysid_mu;              // serializes system_identifier check-and-record
+  FileSystem* fs = &PosixFs();      // every placement goes through it (core/fs.h)
 
   std::string Path(std::string_view a) const { return Join(root, a); }
   std::string IncomingPath(std::string_view name) const {
@@ -286,8 +242,9 @@ class Registration {
 };
 
 // Reads ROOT/<cluster>/system_identifier; nullopt when absent.
-Result<std::optional<std::uint64_t>> ReadSysid(int cluster_fd, const std::string& shown) {
-  auto text = ReadSmallAt(cluster_fd, kSysidFile, shown, 256);
+Result<std::optional<std::uint64_t>> ReadSysid(FileSystem& fs, int cluster_fd,
+                                               const std::string& shown) {
+  auto text = ReadSmallAt(fs, cluster_fd, kSysidFile, 256, shown, O_NOFOLLOW);
   if (!text.ok()) {
     if (text.error().code() == ErrorCode::kNotFound) return std::optional<std::uint64_t>();
     return text.error();
@@ -434,8 +391,9 @@ class IncomingImpl final : public Incoming {
       m.wal_page_address = wal_->page_address;
     }
     m.hash_state = hash_.Save();
-    auto st = WriteSmallAtomically(shared_->incoming_fd.get(), state_name_, SerializeManifest(m),
-                                   shared_->IncomingPath(state_name_), /*no_replace=*/false);
+    auto st = WriteAtomic(*shared_->fs, shared_->incoming_fd.get(), state_name_,
+                          SerializeManifest(m), 0600, Replace::kYes,
+                          shared_->IncomingPath(state_name_));
     if (!st.ok()) return Fail(st.error());
     durable_chunks_ = next_chunk_;
     manifest_written_ = true;
@@ -491,32 +449,22 @@ class IncomingImpl final : public Incoming {
 
     if (auto existing = FindStored(dest_fd_.get(), spec_.name)) return CompareExisting(*existing);
     const std::string final_name = spec_.name + std::string(StoreSuffix(shared_->format));
-    int rc = static_cast<int>(::syscall(SYS_renameat2, shared_->incoming_fd.get(),
-                                        data_name_.c_str(), dest_fd_.get(), final_name.c_str(),
-                                        RENAME_NOREPLACE));
-    if (rc != 0 && (errno == EINVAL || errno == ENOSYS)) {
-      // Filesystems without RENAME_NOREPLACE: link(2) never replaces either.
-      rc = ::linkat(shared_->incoming_fd.get(), data_name_.c_str(), dest_fd_.get(),
-                    final_name.c_str(), 0);
-      if (rc == 0) ::unlinkat(shared_->incoming_fd.get(), data_name_.c_str(), 0);
+    auto placed = RenameDurable(*shared_->fs, data_fd_.get(), shared_->incoming_fd.get(),
+                                data_name_, dest_fd_.get(), final_name, Replace::kNo, dest_shown_);
+    if (!placed.ok() && placed.error().code() == ErrorCode::kExists) {
+      if (auto existing = FindStored(dest_fd_.get(), spec_.name)) return CompareExisting(*existing);
+      return Drop(Error(ErrorCode::kRefused, dest_shown_ +
+                                                 " exists but is not a regular file (a symlink?);"
+                                                 " nothing stored, original kept"));
     }
-    if (rc != 0) {
-      int err = errno;
-      if (err == EEXIST) {
-        if (auto existing = FindStored(dest_fd_.get(), spec_.name)) return CompareExisting(*existing);
-        return Drop(Error(ErrorCode::kRefused, dest_shown_ +
-                                                   " exists but is not a regular file (a symlink?);"
-                                                   " nothing stored, original kept"));
-      }
-      return Fail(ErrnoError(err, "rename " + DataShown() + " to " + dest_shown_));
-    }
+    if (!placed.ok() && !IsPlaced(final_name)) return Fail(placed.error());
     placed_ = true;
-    if (auto st = Fsync(dest_fd_.get(), "directory of " + dest_shown_); !st.ok()) {
+    if (!placed.ok()) {
       // The file is complete under its final name; only the directory entry's
       // durability is in doubt. Report it so the sender retries (and then
       // meets kAlreadyIdentical).
       RemoveTemp();
-      return st.error();
+      return placed.error();
     }
     RemoveTemp();
     return CommitOutcome::kPlaced;
@@ -552,7 +500,7 @@ class IncomingImpl final : public Incoming {
                             " bytes, but its WAL header says segments are " +
                             std::to_string(info->segment_size) + " bytes"));
     }
-    auto have = ReadSysid(cluster_fd_.get(), Join(shared_->Path(spec_.cluster), kSysidFile));
+    auto have = ReadSysid(*shared_->fs, cluster_fd_.get(), Join(shared_->Path(spec_.cluster), kSysidFile));
     if (!have.ok()) return Drop(have.error());
     if (*have && **have != info->system_id) return Drop(SysidMismatch(info->system_id, **have));
     wal_ = *info;
@@ -562,13 +510,15 @@ class IncomingImpl final : public Incoming {
   // Called with sysid_mu held.
   Status RecordSysid(std::uint64_t id) {
     const std::string shown = Join(shared_->Path(spec_.cluster), kSysidFile);
-    WF_ASSIGN(auto have, ReadSysid(cluster_fd_.get(), shown));
+    WF_ASSIGN(auto have, ReadSysid(*shared_->fs, cluster_fd_.get(), shown));
     if (have) return *have == id ? Status::Ok() : Status(SysidMismatch(id, *have));
-    auto st = WriteSmallAtomically(cluster_fd_.get(), kSysidFile, std::to_string(id) + "\n", shown,
-                                   /*no_replace=*/true);
+    // A unique temp name and RenameDurable(no replace): two receiver processes
+    // recording at once never share a temp file, and exactly one wins.
+    auto st = WriteAtomic(*shared_->fs, cluster_fd_.get(), kSysidFile, std::to_string(id) + "\n",
+                          0600, Replace::kNo, shown);
     if (st.ok() || st.error().code() != ErrorCode::kExists) return st;
     // Another receiver process recorded one first.
-    WF_ASSIGN(have, ReadSysid(cluster_fd_.get(), shown));
+    WF_ASSIGN(have, ReadSysid(*shared_->fs, cluster_fd_.get(), shown));
     if (have && *have == id) return Status::Ok();
     return have ? Status(SysidMismatch(id, *have)) : st;
   }
@@ -590,12 +540,20 @@ class IncomingImpl final : public Incoming {
     return Error(ErrorCode::kExistsDifferent, msg);
   }
 
+  // Whether the final name holds our data file (a RenameDurable that failed
+  // after its rename, at the directory fsync).
+  bool IsPlaced(const std::string& final_name) const {
+    struct stat ours{}, there{};
+    return ::fstat(data_fd_.get(), &ours) == 0 &&
+           ::fstatat(dest_fd_.get(), final_name.c_str(), &there, AT_SYMLINK_NOFOLLOW) == 0 &&
+           ours.st_dev == there.st_dev && ours.st_ino == there.st_ino;
+  }
+
   // Removes temp data and manifest; the transfer is over.
   void RemoveTemp() {
     int dfd = shared_->incoming_fd.get();
-    if (!placed_) ::unlinkat(dfd, data_name_.c_str(), 0);
-    ::unlinkat(dfd, state_name_.c_str(), 0);
-    ::unlinkat(dfd, (state_name_ + ".tmp").c_str(), 0);
+    if (!placed_) (void)shared_->fs->Unlink(dfd, data_name_.c_str());
+    (void)shared_->fs->Unlink(dfd, state_name_.c_str());
     finished_ = true;
   }
 
@@ -639,9 +597,9 @@ class ArchiveImpl final : public Archive {
   const std::string& root() const override { return shared_->root; }
 
   Result<std::unique_ptr<Incoming>> Begin(const TransferSpec& spec) override {
+    // BeginImpl's errors are raw (it never goes through IncomingImpl::Fail).
     auto r = BeginImpl(spec);
-    if (!r.ok() && r.error().code() == ErrorCode::kNoSpace &&
-        r.error().message().find("disk full") == std::string::npos) {
+    if (!r.ok() && r.error().code() == ErrorCode::kNoSpace) {
       return Error(ErrorCode::kNoSpace, "receiver disk full under " + shared_->root +
                                             " while starting " + spec.name + " (" +
                                             r.error().message() + "); free space and retry");
@@ -700,8 +658,9 @@ class ArchiveImpl final : public Archive {
     if (!S_ISREG(st.st_mode)) return Error(ErrorCode::kRefused, data_shown + " is not a regular file");
 
     std::optional<Manifest> manifest;
-    auto text = ReadSmallAt(shared_->incoming_fd.get(), spec.transfer_id + ".state",
-                            shared_->IncomingPath(spec.transfer_id + ".state"), kManifestLimit);
+    auto text = ReadSmallAt(*shared_->fs, shared_->incoming_fd.get(), spec.transfer_id + ".state",
+                            kManifestLimit, shared_->IncomingPath(spec.transfer_id + ".state"),
+                            O_NOFOLLOW);
     if (text.ok()) manifest = ParseManifest(*text);
 
     auto incoming = std::make_unique<IncomingImpl>(shared_, spec, kind, std::move(reg),
@@ -791,15 +750,21 @@ class ArchiveImpl final : public Archive {
     WF_TRY(ValidateClusterName(cluster));
     WF_ASSIGN(UniqueFd c, OpenDirAt(shared_->root_fd.get(), std::string(cluster),
                                     shared_->Path(cluster), false));
-    return ReadSysid(c.get(), Join(shared_->Path(cluster), kSysidFile));
+    return ReadSysid(*shared_->fs, c.get(), Join(shared_->Path(cluster), kSysidFile));
   }
 
   Status PurgeStale(std::int64_t max_age_seconds) override {
     const int dfd = shared_->incoming_fd.get();
-    WF_ASSIGN(auto names, ReadDirNames(dfd, shared_->Path(kIncomingDir)));
+    WF_ASSIGN(auto names, ReadDirNames(dfd, shared_->Path(kIncomingDir), /*hidden=*/true));
     const std::int64_t now = static_cast<std::int64_t>(::time(nullptr));
     for (const auto& file : names) {
-      std::string id = file.substr(0, file.find('.'));
+      // <id>.data, <id>.state, and the manifest's temp files .<id>.state.<random>.wftmp.
+      std::string_view n = file;
+      if (n[0] == '.') {
+        if (!EndsWith(n, ".wftmp")) continue;
+        n.remove_prefix(1);
+      }
+      std::string id(n.substr(0, n.find('.')));
       // Held until the file is gone, so a Begin of this id in this process
       // either runs before (and is skipped) or after (and starts over).
       std::lock_guard lk(shared_->mu);
@@ -843,23 +808,21 @@ class ArchiveImpl final : public Archive {
     return OpenDirAt(c.get(), std::string(KindDir(kind)), Join(cluster_shown, KindDir(kind)), false);
   }
 
-  static Result<std::vector<std::string>> ReadDirNames(int dirfd, const std::string& shown) {
-    int fd = ::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return ErrnoError(errno, "open " + shown);
-    DIR* d = ::fdopendir(fd);
-    if (!d) {
-      int err = errno;
-      ::close(fd);
-      return ErrnoError(err, "open " + shown);
-    }
+  // Names in a directory; those starting with '.' only when `hidden`.
+  static Result<std::vector<std::string>> ReadDirNames(int dirfd, const std::string& shown,
+                                                       bool hidden = false) {
+    WF_ASSIGN(UniqueFd fd, OpenAt(dirfd, ".", O_RDONLY | O_DIRECTORY));
+    UniqueDir d(::fdopendir(fd.get()));
+    if (!d) return ErrnoError(errno, "open " + shown);
+    fd.Release();  // owned by the DIR now
     std::vector<std::string> out;
     errno = 0;
-    while (dirent* e = ::readdir(d)) {
-      if (e->d_name[0] != '.') out.emplace_back(e->d_name);
+    while (dirent* e = ::readdir(d.get())) {
+      std::string_view n = e->d_name;
+      if (n == "." || n == "..") continue;
+      if (n[0] != '.' || hidden) out.emplace_back(n);
     }
-    int err = errno;
-    ::closedir(d);
-    if (err != 0) return ErrnoError(err, "read directory " + shown);
+    if (errno != 0) return ErrnoError(errno, "read directory " + shown);
     return out;
   }
 
@@ -869,9 +832,15 @@ class ArchiveImpl final : public Archive {
 }  // namespace
 
 Result<std::unique_ptr<Archive>> Archive::Open(const std::string& root, StoreFormat format) {
+  return Open(root, format, PosixFs());
+}
+
+Result<std::unique_ptr<Archive>> Archive::Open(const std::string& root, StoreFormat format,
+                                               FileSystem& fs) {
   if (root.empty()) return Error(ErrorCode::kInvalidArgument, "archive root is empty");
   auto shared = std::make_shared<Shared>();
   shared->format = format;
+  shared->fs = &fs;
   if (root.front() == '/') {
     shared->root = root;
   } else {

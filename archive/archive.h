@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "compress/codec.h"
+#include "core/fs.h"
 #include "core/hash.h"
 #include "core/result.h"
 
@@ -150,6 +151,11 @@ class Archive {
   // Opens ROOT (creating ROOT and ROOT/.incoming, mode 0700, if missing). ROOT
   // itself may be reached through a symlink; nothing inside it is followed.
   static Result<std::unique_ptr<Archive>> Open(const std::string& root, StoreFormat format);
+  // The same, placing files (temp data, manifests, system identifiers, final
+  // names) through `fs`, which must outlive the Archive and its Incomings:
+  // tests pass a fault-injecting FileSystem (tests/support/fault_fs.h).
+  static Result<std::unique_ptr<Archive>> Open(const std::string& root, StoreFormat format,
+                                               FileSystem& fs);
   // Opens an existing ROOT for the read side only (get, verify, cleanup,
   // status): creates nothing and needs no access to ROOT/.incoming, so a
   // PostgreSQL user that may read (and, for cleanup, delete in) the cluster
@@ -189,6 +195,13 @@ class Archive {
     (void)cluster;
     return Error(ErrorCode::kUnsupported, "system identifier lookup not implemented");
   }
+
+  // Streams the raw content of a stored entry (as Find/List return it) to
+  // `sink`, verified, then calls sink.Finish(). The disk archive reads
+  // entry.path (ReadEntry); an object store reads the object it names.
+  virtual Status Read(const StoredEntry& entry, ByteSink& sink) const;
+  // Deletes a stored entry (cleanup). Ok when it is already gone.
+  virtual Status Remove(const StoredEntry& entry) const;
 
   // Removes temp data of transfers untouched for longer than `max_age_seconds`,
   // skipping transfers in progress (in this process, or flock'ed by another).

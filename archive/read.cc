@@ -70,3 +70,14 @@ Result<std::pair<std::uint64_t, Hash128>> HashEntry(const StoredEntry& entry) {
 }
 
 }  // namespace walferry::archive
+
+namespace walferry::archive {
+
+Status Archive::Read(const StoredEntry& entry, ByteSink& sink) const { return ReadEntry(entry, sink); }
+
+Status Archive::Remove(const StoredEntry& entry) const {
+  if (::unlink(entry.path.c_str()) != 0 && errno != ENOENT) return ErrnoError(errno, "remove " + entry.path);
+  return Status::Ok();
+}
+
+}  // namespace walferry::archive

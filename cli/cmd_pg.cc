@@ -17,6 +17,7 @@
 #include "cli/commands.h"
 #include "cli/config.h"
 #include "cli/metrics.h"
+#include "cli/s3_options.h"
 #include "cli/progress.h"
 #include "pg/backup_estimate.h"
 #include "pg/archive_ops.h"
@@ -55,6 +56,7 @@ bool IsRemote(const std::string& from) {
 
 // Opens an existing archive root for reading (never creates a mistyped ROOT).
 Result<std::unique_ptr<archive::Archive>> OpenArchiveRoot(const std::string& root) {
+  if (IsS3Url(root)) return OpenS3Url(root, S3Flags{}, "", archive::StoreFormat::kZstd);
   if (root.empty()) {
     return Error(ErrorCode::kInvalidArgument, "no archive given: use --root DIR (or --from DIR)");
   }
@@ -107,7 +109,7 @@ void RunGet(const GetArgs& a, Context& ctx) {
     if (!resolved.ok()) return void(Fail(ctx, resolved.error()));
     cluster = *resolved;
     source = pg::LocalSource(*arch, cluster);
-    worker_args = {"--from", Absolute(a.from)};
+    worker_args = {"--from", IsS3Url(a.from) ? a.from : Absolute(a.from)};
   }
   if (a.worker) {
     // Background prefetch: quiet by design (stdio is /dev/null).

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "archive/archive.h"
+#include "cli/s3_options.h"
 #include "cli/commands.h"
 #include "cli/config.h"
 #include "cli/log.h"
@@ -82,6 +83,8 @@ struct ServeArgs {
   double handshake_timeout_s = 10;
   double idle_timeout_s = 60;
   std::uint64_t max_incoming_mib = 256 * 1024;
+  std::string store_url;  // s3://BUCKET/PREFIX: a gateway; --root then holds resume state only
+  cli::S3Flags s3;
 };
 
 std::chrono::milliseconds SecondsOption(double s) {
@@ -115,10 +118,12 @@ int RunServe(const ServeArgs& a) {
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   IgnoreSigpipe();
 
-  auto archive = archive::Archive::Open(a.root, *store);
+  auto archive = a.store_url.empty() ? archive::Archive::Open(a.root, *store)
+                                     : cli::OpenS3Url(a.store_url, a.s3, a.root, *store);
   if (!archive.ok()) return ReportError(archive.error());
   auto listener = transport::Listen(*ep, tls);
   if (!listener.ok()) return ReportError(listener.error());
@@ -145,13 +150,30 @@ int RunServe(const ServeArgs& a) {
   so.max_incoming_bytes_per_cluster = a.max_incoming_mib << 20;
   transport::Server server(**archive, so);
   log.Log(LogLevel::kInfo, "serve: listening on " + ep->host + " port " + std::to_string((*listener)->port()) +
-                               ", root " + a.root + ", store " + a.store +
+                               ", root " + (a.store_url.empty() ? a.root : a.store_url) + ", store " + a.store +
                                (tls.insecure_loopback ? " (INSECURE plain TCP, loopback only)" : ""));
+  if (!tls.insecure_loopback) {
+    std::string p = transport::CertLifetimeProblem(a.tls_dir + "/server.crt");
+    if (!p.empty()) {
+      log.Log(LogLevel::kWarn, "serve: WARNING: server certificate " + p + "; senders will refuse it (renew: walferry tls init " +
+                                   a.tls_dir + " --renew server, then SIGHUP)");
+    }
+  }
   std::atomic<bool> done{false};
   std::thread signals([&] {
     timespec ts{0, 200 * 1000 * 1000};
     while (!done.load()) {
       int sig = sigtimedwait(&set, nullptr, &ts);
+      if (sig == SIGHUP) {
+        // New TLS files (renewed certificate, crl.pem) for new connections; open ones go on.
+        auto r = (*listener)->Reload();
+        if (r.ok()) {
+          log.Log(LogLevel::kInfo, "serve: SIGHUP: " + *r);
+        } else {
+          log.Log(LogLevel::kWarn, "serve: SIGHUP: reload failed, keeping the old TLS files: " + r.error().message());
+        }
+        continue;
+      }
       if (sig == SIGTERM || sig == SIGINT) {
         log.Log(LogLevel::kInfo, "serve: signal " + std::to_string(sig) + ", shutting down");
         server.Stop();
@@ -195,6 +217,13 @@ void AddTransferCommands(CLI::App& app, Context& ctx) {
       ->check(CLI::Range(0.1, 86400.0));
   serve->add_option("--max-incoming-mib", serve_args->max_incoming_mib,
                     "Cap on one cluster's temp data in ROOT/.incoming, in MiB (default 262144 = 256 GiB, 0 = none)");
+  serve->add_option("--store-url", serve_args->store_url,
+                    "s3://BUCKET/PREFIX: store in an S3 bucket; --root DIR keeps only resume state");
+  serve->add_option("--s3-endpoint", serve_args->s3.endpoint, "S3 endpoint URL (default: $WALFERRY_S3_ENDPOINT)");
+  serve->add_option("--s3-credentials", serve_args->s3.credentials,
+                    "File with aws_access_key_id/aws_secret_access_key (default: AWS_* variables)");
+  serve->add_option("--s3-part-size", serve_args->s3.part_size_mib, "Multipart threshold and part size, MiB (>= 5)");
+  serve->add_option("--s3-timeout", serve_args->s3.timeout_seconds, "Seconds per S3 request attempt");
   serve->callback([serve, serve_args, &ctx] {
     if (Status st = ApplyConfig(*serve, serve_args->config); !st.ok()) {
       ctx.exit_code = ReportError(st.error());

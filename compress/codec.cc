@@ -15,6 +15,10 @@ namespace {
 
 constexpr std::uint32_t kZstdMagic = 0xFD2FB528u;
 
+static_assert(ZSTD_COMPRESSBOUND(0) <= MaxCompressedSize(0));
+static_assert(ZSTD_COMPRESSBOUND(1 << 20) <= MaxCompressedSize(1 << 20));
+static_assert(ZSTD_COMPRESSBOUND(kMaxChunkSize) <= MaxCompressedSize(kMaxChunkSize));
+
 Error ZstdError(std::size_t code, std::string_view what) {
   return Error(ErrorCode::kCorrupt, std::string(what) + ": " + ZSTD_getErrorName(code));
 }

@@ -5,6 +5,8 @@
 
 #include <cerrno>
 
+#include "core/fs.h"
+
 namespace walferry {
 
 void UniqueFd::Reset(int fd) {
@@ -96,24 +98,11 @@ Status Fsync(int fd, std::string_view what) {
 
 Status FsyncDir(const std::string& dir) {
   WF_ASSIGN(UniqueFd fd, OpenFile(dir, O_RDONLY | O_DIRECTORY));
-  return Fsync(fd.get(), dir);
+  return FsyncDir(PosixFs(), fd.get(), dir);
 }
 
 Result<std::string> ReadSmallFile(const std::string& path, std::size_t limit) {
-  WF_ASSIGN(UniqueFd fd, OpenFile(path, O_RDONLY));
-  std::string out;
-  char buf[65536];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoError(errno, "read " + path);
-    }
-    if (n == 0) break;
-    out.append(buf, static_cast<std::size_t>(n));
-    if (out.size() > limit) return Error(ErrorCode::kInvalidArgument, path + ": file too large");
-  }
-  return out;
+  return ReadSmallAt(PosixFs(), AT_FDCWD, path, limit, path, 0, ErrorCode::kInvalidArgument);
 }
 
 }  // namespace walferry

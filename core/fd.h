@@ -2,9 +2,11 @@
 // needs, converted to Result/Status in one place.
 #pragma once
 
+#include <dirent.h>
 #include <sys/types.h>
 
 #include <cstddef>
+#include <memory>
 #include <span>
 #include <string>
 
@@ -33,6 +35,12 @@ class UniqueFd {
  private:
   int fd_ = -1;
 };
+
+// Owner of a DIR* (opendir/fdopendir); closedir on destruction.
+struct DirCloser {
+  void operator()(DIR* d) const { ::closedir(d); }
+};
+using UniqueDir = std::unique_ptr<DIR, DirCloser>;
 
 // open(2)/openat(2) with O_CLOEXEC. `what` names the file in the error message.
 Result<UniqueFd> OpenFile(const std::string& path, int flags, mode_t mode = 0644);

@@ -1,14 +1,10 @@
 #include "core/stream.h"
 
 #include <fcntl.h>
-#include <linux/fs.h>
-#include <stdio.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <random>
 
 namespace walferry {
 namespace {
@@ -36,17 +32,14 @@ class FileSourceImpl final : public ByteSource {
 class PipeSourceImpl final : public ByteSource {
  public:
   PipeSourceImpl(int fd, std::string name, bool owned)
-      : fd_(fd), name_(std::move(name)), owned_(owned) {}
-  ~PipeSourceImpl() override {
-    if (owned_) ::close(fd_);
-  }
+      : fd_(fd), owned_(owned ? fd : -1), name_(std::move(name)) {}
   Result<std::size_t> Read(std::span<std::byte> buf) override { return ReadFull(fd_, buf, name_); }
   const std::string& name() const override { return name_; }
 
  private:
   int fd_;
+  UniqueFd owned_;  // closes fd_ when the source owns it
   std::string name_;
-  bool owned_;
 };
 
 class FdSinkImpl final : public ByteSink {
@@ -96,58 +89,29 @@ std::string BaseName(const std::string& path) {
   return pos == std::string::npos ? path : path.substr(pos + 1);
 }
 
+AtomicFile::AtomicFile(UniqueFd dir, TempFile temp, std::string path, bool overwrite)
+    : dir_(std::move(dir)),
+      temp_(std::move(temp)),
+      path_(std::move(path)),
+      temp_path_(DirName(path_) + "/" + temp_.name()),
+      overwrite_(overwrite) {}
+
 Result<std::unique_ptr<AtomicFile>> AtomicFile::Create(const std::string& path, bool overwrite,
                                                         mode_t mode) {
-  std::random_device rd;
-  std::string dir = DirName(path);
-  // The temp name adds 16 bytes to the final one; keep it within NAME_MAX (255)
-  // even for the longest names a receiver accepts.
-  std::string stem = BaseName(path).substr(0, 200);
-  for (int attempt = 0; attempt < 16; ++attempt) {
-    char suffix[32];
-    std::snprintf(suffix, sizeof suffix, ".%08x.wftmp", rd());
-    std::string temp = dir + "/." + stem + suffix;
-    auto fd = OpenFile(temp, O_WRONLY | O_CREAT | O_EXCL, mode);
-    if (fd.ok()) {
-      return std::unique_ptr<AtomicFile>(
-          new AtomicFile(std::move(fd).value(), std::move(temp), path, overwrite));
-    }
-    if (fd.error().code() != ErrorCode::kExists) return fd.error();
-  }
-  return Error(ErrorCode::kIo, "cannot create a temporary file next to " + path);
-}
-
-AtomicFile::~AtomicFile() {
-  if (!committed_) ::unlink(temp_.c_str());
-}
-
-Status AtomicFile::Write(std::span<const std::byte> data) {
-  return WriteFull(fd_.get(), data, temp_);
+  const std::string dir = DirName(path);
+  WF_ASSIGN(UniqueFd dir_fd, OpenFile(dir, O_RDONLY | O_DIRECTORY));
+  WF_ASSIGN(TempFile temp, TempFile::Create(PosixFs(), dir_fd.get(), BaseName(path), mode, dir));
+  return std::unique_ptr<AtomicFile>(
+      new AtomicFile(std::move(dir_fd), std::move(temp), path, overwrite));
 }
 
 Status AtomicFile::Commit() {
-  WF_TRY(Fsync(fd_.get(), temp_));
-  fd_.Reset();
-  if (overwrite_) {
-    if (::rename(temp_.c_str(), path_.c_str()) != 0) return ErrnoError(errno, "rename to " + path_);
-  } else {
-    int rc = static_cast<int>(::syscall(SYS_renameat2, AT_FDCWD, temp_.c_str(), AT_FDCWD,
-                                        path_.c_str(), RENAME_NOREPLACE));
-    int err = rc == 0 ? 0 : errno;
-    if (err == EINVAL || err == ENOSYS) {
-      // The filesystem (or an old kernel) lacks RENAME_NOREPLACE: link(2) also
-      // refuses an existing target and is atomic; then drop the temp name.
-      rc = ::link(temp_.c_str(), path_.c_str());
-      err = rc == 0 ? 0 : errno;
-      if (rc == 0) ::unlink(temp_.c_str());
-    }
-    if (err == EEXIST) {
-      return Error(ErrorCode::kExists, path_ + " already exists (use -f to overwrite)");
-    }
-    if (err != 0) return ErrnoError(err, "rename to " + path_);
+  Status st = temp_.Commit(dir_.get(), BaseName(path_), overwrite_ ? Replace::kYes : Replace::kNo,
+                           path_);
+  if (!st.ok() && st.error().code() == ErrorCode::kExists) {
+    return Error(ErrorCode::kExists, path_ + " already exists (use -f to overwrite)");
   }
-  committed_ = true;
-  return FsyncDir(DirName(path_));
+  return st;
 }
 
 }  // namespace walferry

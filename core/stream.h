@@ -8,6 +8,7 @@
 #include <string>
 
 #include "core/fd.h"
+#include "core/fs.h"
 #include "core/io.h"
 #include "core/result.h"
 
@@ -49,20 +50,20 @@ class AtomicFile final : public ByteSink {
   // overwrite=false: Commit fails with kExists if `path` exists (RENAME_NOREPLACE).
   static Result<std::unique_ptr<AtomicFile>> Create(const std::string& path, bool overwrite,
                                                      mode_t mode = 0644);
-  ~AtomicFile() override;
-  Status Write(std::span<const std::byte> data) override;
+  ~AtomicFile() override = default;  // the TempFile removes an uncommitted temp
+  Status Write(std::span<const std::byte> data) override { return temp_.Write(data); }
   Status Finish() override { return Status::Ok(); }
+  // RenameDurable (core/fs.h) of the temp file to the final name.
   Status Commit();
-  int fd() const { return fd_.get(); }
-  const std::string& temp_path() const { return temp_; }
+  int fd() const { return temp_.fd(); }
+  const std::string& temp_path() const { return temp_path_; }
 
  private:
-  AtomicFile(UniqueFd fd, std::string temp, std::string path, bool overwrite)
-      : fd_(std::move(fd)), temp_(std::move(temp)), path_(std::move(path)), overwrite_(overwrite) {}
-  UniqueFd fd_;
-  std::string temp_, path_;
+  AtomicFile(UniqueFd dir, TempFile temp, std::string path, bool overwrite);
+  UniqueFd dir_;
+  TempFile temp_;
+  std::string path_, temp_path_;
   bool overwrite_;
-  bool committed_ = false;
 };
 
 // Directory part of a path ("." when none).

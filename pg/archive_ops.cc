@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/fd.h"
+#include "core/fs.h"
 #include "core/hash.h"
 #include "core/stream.h"
 #include "pg/wal_names.h"
@@ -171,12 +172,15 @@ Result<bool> TryPrefetched(const std::string& path, const std::string& dest,
   }
   if (!(check.Digest() == want) || !check.CheckSegment(name, info, true).ok()) return drop();
   if (::ftruncate(fd->get(), length) != 0) return drop();
-  WF_TRY(Fsync(fd->get(), path));
-  if (::rename(path.c_str(), dest.c_str()) == 0) {
-    WF_TRY(FsyncDir(DirName(dest)));
+  struct stat dest_dir{};
+  if (::stat(DirName(dest).c_str(), &dest_dir) == 0 && dest_dir.st_dev == st.st_dev) {
+    // Same filesystem: move it into place.
+    if (!RenameDurable(PosixFs(), fd->get(), AT_FDCWD, path, AT_FDCWD, dest, Replace::kYes, dest)
+             .ok()) {
+      return drop();
+    }
     return true;
   }
-  if (errno != EXDEV) return drop();
   WF_ASSIGN(auto out, AtomicFile::Create(dest, /*overwrite=*/true, 0600));
   for (off_t off = 0; off < length;) {
     std::size_t n = static_cast<std::size_t>(std::min<off_t>(length - off, buf.size()));
@@ -219,9 +223,9 @@ void StartPrefetchWorker(const GetOptions& o, const std::string& dir, std::uint3
 }
 
 // Reads the long page header of a stored segment (stops decompressing early).
-Result<archive::WalSegmentInfo> ReadSegmentHeader(const archive::StoredEntry& e) {
+Result<archive::WalSegmentInfo> ReadSegmentHeader(const archive::Archive& a, const archive::StoredEntry& e) {
   CheckingSink head(nullptr, false, kHeadBytes);
-  Status st = archive::ReadEntry(e, head);
+  Status st = a.Read(e, head);
   if (!st.ok() && !IsStop(st)) return st.error();
   archive::WalSegmentInfo info;
   WF_TRY(head.CheckSegment(e.name, &info, false));
@@ -247,7 +251,7 @@ class LocalSourceImpl final : public EntrySource {
   LocalSourceImpl(const archive::Archive& a, std::string cluster) : a_(a), cluster_(std::move(cluster)) {}
   Status Read(const std::string& name, ByteSink& sink) override {
     WF_ASSIGN(archive::StoredEntry entry, a_.Find(cluster_, name));
-    return archive::ReadEntry(entry, sink);
+    return a_.Read(entry, sink);
   }
 
  private:
@@ -379,7 +383,8 @@ Status PrefetchSegments(EntrySource& source, const std::string& name, std::uint3
   WF_ASSIGN(UniqueFd lock, OpenFile(dir + "/.lock", O_RDWR | O_CREAT | O_NOFOLLOW, 0600));
   if (::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) return Status::Ok();  // another worker runs
   // Drop what PostgreSQL has gone past, and temp files of killed workers.
-  if (DIR* d = ::opendir(dir.c_str())) {
+  if (UniqueDir dir_handle(::opendir(dir.c_str())); dir_handle) {
+    DIR* d = dir_handle.get();
     const std::time_t now = std::time(nullptr);
     while (dirent* e = ::readdir(d)) {
       std::string n = e->d_name;
@@ -392,7 +397,6 @@ Status PrefetchSegments(EntrySource& source, const std::string& name, std::uint3
         ::unlinkat(::dirfd(d), n.c_str(), 0);
       }
     }
-    ::closedir(d);
   }
   for (const std::string& next : NextSegmentNames(*seg, per_id, count)) {
     const std::string path = dir + "/" + next;
@@ -427,10 +431,8 @@ Result<CleanupResult> CleanupArchive(const archive::Archive& a, const std::strin
   std::string wal_dir;
   for (const auto& e : entries) {
     if (std::find(selected.begin(), selected.end(), e.name) == selected.end()) continue;
-    if (!dry_run && ::unlink(e.path.c_str()) != 0 && errno != ENOENT) {
-      return ErrnoError(errno, "remove " + e.path);
-    }
-    wal_dir = DirName(e.path);
+    if (!dry_run) WF_TRY(a.Remove(e));
+    if (e.path.rfind('/', 0) == 0) wal_dir = DirName(e.path);  // a disk archive: fsync its directory
     r.removed.push_back(e.name);
   }
   if (!dry_run && !wal_dir.empty()) WF_TRY(FsyncDir(wal_dir));
@@ -460,7 +462,7 @@ Result<std::vector<ClusterReport>> InspectArchive(const archive::Archive& a,
       for (const auto* list : {&wal, &files}) {
         for (const auto& e : *list) {
           CheckingSink check(nullptr, false, 0, IsSegment(e.name) ? e.name : std::string());
-          Status st = archive::ReadEntry(e, check);
+          Status st = a.Read(e, check);
           if (!st.ok()) {
             rep.problems.push_back(e.name + ": " + st.error().message());
             continue;
@@ -482,7 +484,7 @@ Result<std::vector<ClusterReport>> InspectArchive(const archive::Archive& a,
     } else if (!rep.newest_segment.empty()) {
       for (const auto& e : wal) {
         if (e.name != rep.newest_segment) continue;
-        auto info = ReadSegmentHeader(e);
+        auto info = ReadSegmentHeader(a, e);
         if (info.ok()) {
           rep.segment_size = info->segment_size;
         } else {

@@ -49,14 +49,13 @@ double StatTime(const struct timespec& t) {
 
 Result<std::int64_t> CountReady(const std::string& pgdata) {
   std::string dir = pgdata + "/pg_wal/archive_status";
-  DIR* d = ::opendir(dir.c_str());
+  UniqueDir d(::opendir(dir.c_str()));
   if (!d) return ErrnoError(errno, "open " + dir);
   std::int64_t n = 0;
-  while (dirent* e = ::readdir(d)) {
+  while (dirent* e = ::readdir(d.get())) {
     std::string_view name = e->d_name;
     if (name.size() > 6 && name.ends_with(".ready")) ++n;
   }
-  ::closedir(d);
   return n;
 }
 

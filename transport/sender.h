@@ -101,6 +101,10 @@ class Sender {
   std::unique_ptr<FrameReader> reader_;
   std::unique_ptr<FrameWriter> writer_;
   bool last_error_remote_ = false;
+  // ERROR kProtocol frames received during the current transfer; retried at
+  // most kMaxProtocolRetries times.
+  static constexpr int kMaxProtocolRetries = 2;
+  int remote_protocol_errors_ = 0;
 };
 
 // Transfer id of a regular file (see above); kIo if it cannot be stat'ed.

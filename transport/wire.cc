@@ -228,7 +228,8 @@ Result<Frame> ParseBody(const FrameHeader& h, std::span<const std::byte> body) {
       if (!r.AllZero(7)) return Bad("CHUNK reserved bytes");
       if (!ValidCodec(codec)) return Bad("CHUNK codec");
       if (f.raw_len == 0 || f.raw_len > kMaxChunkRaw) return Bad("CHUNK raw length");
-      if (f.wire_len == 0 || f.wire_len > kMaxChunkWire || r.left() != f.wire_len) {
+      if (f.wire_len == 0 || f.wire_len > kMaxChunkWire || r.left() != f.wire_len ||
+          f.wire_len > compress::MaxCompressedSize(f.raw_len)) {
         return Bad("CHUNK payload length");
       }
       f.codec = static_cast<WireCodec>(codec);
@@ -295,8 +296,16 @@ Result<ParsedFrame> ParseFrame(std::span<const std::byte> bytes, std::size_t* ne
   return ParsedFrame{std::move(f), total};
 }
 
-void EncodeChunkHead(const ChunkFrame& c, std::vector<std::byte>& out) {
+Status EncodeChunkHead(const ChunkFrame& c, std::vector<std::byte>& out) {
   out.clear();
+  const std::size_t n = c.payload.size();
+  if (c.raw_len == 0 || c.raw_len > kMaxChunkRaw || n == 0 || n > kMaxChunkWire ||
+      n > compress::MaxCompressedSize(c.raw_len) || !ValidCodec(static_cast<std::uint8_t>(c.codec)) ||
+      (c.codec == WireCodec::kRaw && n != c.raw_len)) {
+    return Error(ErrorCode::kInternal, "refusing to encode chunk " + std::to_string(c.index) + ": " +
+                                           std::to_string(c.raw_len) + " raw bytes as " + std::to_string(n) +
+                                           " payload bytes breaks the wire limits");
+  }
   Writer w(out);
   Header(w, FrameType::kChunk, static_cast<std::uint32_t>(kChunkFixedSize + c.payload.size()));
   w.U64(c.index);
@@ -306,6 +315,7 @@ void EncodeChunkHead(const ChunkFrame& c, std::vector<std::byte>& out) {
   w.U64(c.raw_xxh3);
   w.U8(static_cast<std::uint8_t>(c.codec));
   w.Zero(7);
+  return Status::Ok();
 }
 
 Status EncodeFrame(const Frame& frame, std::vector<std::byte>& out) {
@@ -350,7 +360,7 @@ Status EncodeFrame(const Frame& frame, std::vector<std::byte>& out) {
     case FrameType::kChunk: {
       const auto& f = std::get<ChunkFrame>(frame);
       std::vector<std::byte> head;
-      EncodeChunkHead(f, head);
+      WF_TRY(EncodeChunkHead(f, head));
       out.insert(out.end(), head.begin(), head.end());
       out.insert(out.end(), f.payload.begin(), f.payload.end());
       return Status::Ok();
@@ -436,7 +446,7 @@ Status FrameWriter::Write(const Frame& f) {
 }
 
 Status FrameWriter::WriteChunk(const ChunkFrame& c) {
-  EncodeChunkHead(c, buf_);
+  WF_TRY(EncodeChunkHead(c, buf_));
   // Small payloads go in one write with the head; big ones as a second write.
   if (c.payload.size() <= 64 * 1024) {
     buf_.insert(buf_.end(), c.payload.begin(), c.payload.end());
