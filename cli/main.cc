@@ -47,6 +47,7 @@ int main(int argc, char** argv) {
   AddTlsCommands(app, ctx);
   AddPgCommands(app, ctx);
   AddCheckCommand(app, ctx);
+  AddAgentCommands(app, ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -18,6 +18,7 @@ struct ConnOptions {
   std::string user;    // as psql -U
   std::string dbname = "postgres";
   std::string pgbin;   // directory of psql; "" = find it
+  std::string agent_socket;  // status: the agent's socket ("" = find it, see AgentSocketPath)
 };
 
 // Splits at every `sep` (an empty field between two separators is kept).

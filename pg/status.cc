@@ -95,7 +95,8 @@ Result<ServerStatus> QueryServerStatus(const ConnOptions& conn) {
                            "coalesce(extract(epoch FROM now() - last_failed_time)::text, '-1'), "
                            "current_setting('archive_mode'), current_setting('archive_command'), "
                            "coalesce(current_setting('archive_library', true), ''), "
-                           "current_setting('data_directory') "
+                           "current_setting('data_directory'), "
+                           "coalesce(current_setting('walferry_archive.socket', true), '') "
                            "FROM pg_stat_archiver"));
   if (!arch.empty() && arch[0].size() >= 6) {
     s.archived_count = Num(arch[0][0]).value_or(0);
@@ -105,8 +106,9 @@ Result<ServerStatus> QueryServerStatus(const ConnOptions& conn) {
     s.last_failed_wal = arch[0][4];
     s.last_failed_time = arch[0][5];
   }
-  std::string data_directory;
-  if (!arch.empty() && arch[0].size() >= 12) {
+  std::string data_directory, module_socket;
+  if (!arch.empty() && arch[0].size() >= 13) {
+    module_socket = arch[0][12];
     s.last_archived_age_s = std::strtod(arch[0][6].c_str(), nullptr);
     s.last_failed_age_s = std::strtod(arch[0][7].c_str(), nullptr);
     s.archive_mode = arch[0][8];
@@ -141,7 +143,7 @@ Result<ServerStatus> QueryServerStatus(const ConnOptions& conn) {
     s.push_failure = ReadPushFailure(pgdata);
   }
   if (!s.in_recovery) {
-    s.agent_socket = AgentSocketPath();
+    s.agent_socket = AgentSocketPath(conn.agent_socket, s.archive_command, module_socket);
     s.agent_running = AgentRunning(s.agent_socket);
   }
   return s;
@@ -201,7 +203,25 @@ Result<ArchiveStatusScan> ScanArchiveStatus(const std::string& pgdata, double no
   return scan;
 }
 
-std::string AgentSocketPath() {
+std::string AgentSocketPath(const std::string& explicit_path, const std::string& archive_command,
+                            const std::string& module_socket) {
+  if (!explicit_path.empty()) return explicit_path;
+  if (archive_command.find("walferry") != std::string::npos) {
+    // "... push %p --agent-socket PATH ..." or "--agent-socket=PATH", maybe quoted.
+    std::string_view cmd = archive_command;
+    for (std::string_view opt : {"--agent-socket=", "--agent-socket "}) {
+      auto p = cmd.find(opt);
+      if (p == std::string_view::npos) continue;
+      std::string_view rest = cmd.substr(p + opt.size());
+      while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+      char quote = !rest.empty() && (rest.front() == '\'' || rest.front() == '"') ? rest.front() : 0;
+      if (quote) rest.remove_prefix(1);
+      auto end = rest.find(quote ? quote : ' ');
+      std::string path(rest.substr(0, end));
+      if (!path.empty()) return path;
+    }
+  }
+  if (!module_socket.empty()) return module_socket;
   const char* env = std::getenv("WALFERRY_AGENT_SOCKET");
   return env && *env ? env : "/run/walferry/agent.sock";
 }
@@ -379,7 +399,13 @@ std::string StatusJson(const std::optional<ServerStatus>& server,
          ",\"archived_in_window\":" + (s.archived_in_window >= 0 ? std::to_string(s.archived_in_window) : "null") + "}";
     if (!s.in_recovery) {
       j += ",\"agent\":{\"socket\":" + JsonString(s.agent_socket) +
-           ",\"running\":" + (s.agent_running ? "true" : "false") + "}";
+           ",\"running\":" + (s.agent_running ? "true" : "false") + ",\"status\":{";
+      bool first_kv = true;
+      for (const auto& [k, v] : s.agent) {
+        j += (first_kv ? "" : ",") + JsonString(k) + ":" + JsonString(v);
+        first_kv = false;
+      }
+      j += "}}";
     }
     if (s.in_recovery) {
       j += ",\"receive_lsn\":" + JsonString(s.receive_lsn) +
@@ -468,6 +494,18 @@ std::string StatusText(const std::optional<ServerStatus>& server,
            (s.agent_running ? paint("running", kGreen) + " (" + s.agent_socket + ")"
                             : "not running (no agent socket at " + s.agent_socket + "; push works alone)") +
            "\n";
+      if (!s.agent.empty()) {
+        auto get = [&](const char* k) {
+          auto it = s.agent.find(k);
+          return it == s.agent.end() ? std::string("-") : it->second;
+        };
+        t += "    pid " + get("pid") + ", shipped " + get("shipped_files") + " file(s) (" +
+             Bytes(std::strtod(get("shipped_bytes").c_str(), nullptr)) + "), " + get("in_flight") + " in flight, " +
+             get("queued") + " queued, " + get("requests_hit") + "/" + get("requests") +
+             " push requests already durable, " + get("failures") + " failure(s)";
+        if (get("last_error") != "-") t += ", last error: " + paint(get("last_error"), kRed);
+        t += "\n";
+      }
     }
     t += "  standbys:      " + std::to_string(s.replication.size()) + "\n";
     for (const auto& r : s.replication) {

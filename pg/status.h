@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -43,9 +44,12 @@ struct ServerStatus {
   double last_archived_age_s = -1, last_failed_age_s = -1;  // -1 = never
   std::string archive_mode, archive_command, archive_library;
   std::optional<PushFailure> push_failure;  // walferry push's last recorded reason
-  // The local agent (walferry agent): its socket answers connect().
+  // The local agent (walferry agent): its socket answers connect(); `agent`
+  // holds what its STATUS answered (filled by the caller, which speaks the
+  // agent's protocol), empty when it was not asked or did not answer.
   std::string agent_socket;
   bool agent_running = false;
+  std::map<std::string, std::string> agent;
   // On a standby:
   std::string receive_lsn, replay_lsn, replay_time, wal_receiver_status;
 };
@@ -67,8 +71,11 @@ struct ArchiveStatusScan {
 // directory cannot be read.
 Result<ArchiveStatusScan> ScanArchiveStatus(const std::string& pgdata, double now, int window_s);
 
-// Where the agent listens: $WALFERRY_AGENT_SOCKET, else /run/walferry/agent.sock.
-std::string AgentSocketPath();
+// Where the agent listens: `explicit_path`, else the --agent-socket of a
+// `walferry push` archive_command, else the server's walferry_archive.socket
+// (`module_socket`), else $WALFERRY_AGENT_SOCKET, else /run/walferry/agent.sock.
+std::string AgentSocketPath(const std::string& explicit_path, const std::string& archive_command,
+                            const std::string& module_socket);
 // Whether something accepts connections on the unix socket `path`.
 bool AgentRunning(const std::string& path);
 

@@ -405,6 +405,9 @@ class S3Incoming final : public archive::Incoming {
       struct stat sb{};
       if (parts_ok && ::fstat(spool_fd_.get(), &sb) == 0 && static_cast<std::uint64_t>(sb.st_size) >= loaded.spool_len &&
           ::ftruncate(spool_fd_.get(), static_cast<off_t>(loaded.spool_len)) == 0) {
+        if (::lseek(spool_fd_.get(), static_cast<off_t>(loaded.spool_len), SEEK_SET) < 0) {
+          return ErrnoError(errno, "seek spool of " + spec_.name);
+        }
         st_ = loaded;
         resumed_ = true;
         std::lock_guard l(sh_->mu);

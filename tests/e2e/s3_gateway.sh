@@ -13,6 +13,10 @@
 #  - a base backup larger than the multipart threshold, through a pipe, with
 #    the gateway killed -9 mid-upload and restarted: the send resumes (same
 #    multipart upload, no abandoned upload left) and reads back identical;
+#  - radosgw answering 503 SlowDown to every 3rd request (tests/tools/s3_fault_proxy.py):
+#    every send retried and exit 0, read back identical; 503 to everything, or
+#    answers slower than the gateway's timeout: non-zero, never a false exit 0,
+#    and once the store answers again the same sends succeed;
 #  - radosgw 1 stopped while PostgreSQL archives: archive_command fails (no
 #    false exit 0), and once radosgw is back every segment is archived intact.
 . "$(dirname "$0")/lib/common.sh"
@@ -40,7 +44,7 @@ P1=$(free_port); P2=$(free_port)
 start_gw() {  # N PORT ENDPOINT [serve args...]
   local n=$1 port=$2 ep=$3; shift 3
   WALFERRY_S3_ATTEMPTS=3 "$WF" serve --root "$T/gw$n" --listen "127.0.0.1:$port" --tls-dir "$T/tls" \
-    --store-url "$URL" --s3-endpoint "$ep" --s3-part-size 5 --s3-timeout 10 "$@" >>"$T/gw$n.log" 2>&1 &
+    --store-url "$URL" --s3-endpoint "$ep" --s3-part-size 5 --s3-timeout "${GW_TIMEOUT:-10}" "$@" >>"$T/gw$n.log" 2>&1 &
   echo $! >"$T/gw$n.pid"
   WF_PIDS+=("$!")
   wait_port "$port"
@@ -164,6 +168,47 @@ uploads=$(curl -s --aws-sigv4 "aws:amz:us-east-1:s3" --user "$AWS_ACCESS_KEY_ID:
   -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' "$S3_ENDPOINT/walferry-e2e?uploads" | { grep -o '<UploadId>' || true; } | wc -l)
 [ "$uploads" -eq 0 ] || fail "$uploads multipart upload(s) left behind: the send started over instead of resuming"
 note "base backup ($size bytes) resumed after kill -9 of the gateway and read back identical"
+
+# --- 503 and slow answers, through a fault proxy in front of radosgw 2
+CTL="$T/proxy.ctl"
+echo "fail-every 3" >"$CTL"
+python3 "$TOOLS/s3_fault_proxy.py" --target "${S3_ENDPOINT2#http://}" --port-file "$T/proxy.port" --control "$CTL" \
+  2>"$T/proxy.log" &
+WF_PIDS+=("$!")
+for _ in $(seq 1 100); do [ -s "$T/proxy.port" ] && break; sleep 0.05; done
+P4=$(free_port)
+GW_TIMEOUT=2 start_gw 4 "$P4" "http://127.0.0.1:$(cat "$T/proxy.port")"
+mkdir -p "$T/flaky"
+for i in $(seq 1 8); do
+  head -c 300000 /dev/urandom >"$T/flaky/f$i"
+  "$WF" send "$T/flaky/f$i" --name "flaky$i.bin" --to "127.0.0.1:$P4" --tls-dir "$T/tls-main" >"$T/flaky/out$i" 2>&1 ||
+    fail "send through 503s: exit $? ($(cat "$T/flaky/out$i"))"
+  "$WF" get "flaky$i.bin" "$T/flaky/back$i" --from "$URL" --cluster main || fail "get flaky$i.bin"
+  cmp "$T/flaky/back$i" "$T/flaky/f$i" || fail "flaky$i.bin differs"
+done
+injected=$(grep -c '^s3_fault_proxy: 503' "$T/proxy.log" || true)
+[ "$injected" -ge 3 ] || fail "the proxy injected only $injected 503s"
+note "8 sends through $injected injected 503 SlowDown answers: all retried, exit 0, read back identical"
+echo "fail-all" >"$CTL"
+head -c 300000 /dev/urandom >"$T/flaky/down"
+rc=0; "$WF" send "$T/flaky/down" --name down.bin --to "127.0.0.1:$P4" --tls-dir "$T/tls-main" --retries 1 \
+  >"$T/flaky/out-down" 2>&1 || rc=$?
+[ "$rc" -ne 0 ] || fail "send exited 0 while the store answered only 503"
+rc=0; "$WF" get down.bin "$T/flaky/none" --from "$URL" --cluster main 2>/dev/null || rc=$?
+[ "$rc" -eq 1 ] || fail "down.bin is in the bucket after a failed send (get exit $rc)"
+echo "pass" >"$CTL"
+"$WF" send "$T/flaky/down" --name down.bin --to "127.0.0.1:$P4" --tls-dir "$T/tls-main" >/dev/null 2>&1 ||
+  fail "send after the store recovered"
+"$WF" get down.bin "$T/flaky/down.back" --from "$URL" --cluster main && cmp "$T/flaky/down.back" "$T/flaky/down" ||
+  fail "down.bin wrong after recovery"
+# Slow: every answer 3 s late, beyond gateway 4's 2 s request timeout.
+echo "delay 3" >"$CTL"
+head -c 300000 /dev/urandom >"$T/flaky/slow"
+rc=0; timeout 120 "$WF" send "$T/flaky/slow" --name slow.bin --to "127.0.0.1:$P4" \
+  --tls-dir "$T/tls-main" --retries 0 >"$T/flaky/out-slow" 2>&1 || rc=$?
+[ "$rc" -ne 0 ] || fail "send exited 0 while every store answer came after the timeout"
+echo "pass" >"$CTL"
+note "503 to everything and answers past the timeout: send non-zero ($rc), recovers when the store does"
 
 # --- radosgw 1 stopped while PostgreSQL archives: failures, never a false 0
 bash "$TOOLS/ceph_rgw.sh" stop-rgw "$CEPH" 1
