@@ -64,11 +64,14 @@ for unit in walferry-serve walferry-agent; do
 done
 grep -q '^ReadWritePaths=/srv/walferry$' /lib/systemd/system/walferry-serve.service || fail "serve may write beyond the archive root"
 if command -v systemd-analyze >/dev/null; then
-  systemd-analyze verify /lib/systemd/system/walferry-serve.service 2>"$T/verify.log" \
-    || { cat "$T/verify.log" >&2; fail "systemd-analyze verify walferry-serve.service"; }
+  for unit in walferry-serve walferry-agent; do
+    systemd-analyze verify /lib/systemd/system/$unit.service 2>"$T/verify.log" \
+      || { cat "$T/verify.log" >&2; fail "systemd-analyze verify $unit.service"; }
+  done
 fi
 # Man pages: one per command, with the same options as --help.
-for page in walferry walferry-push walferry-serve walferry-basebackup walferry-tls-init walferry-setup-primary; do
+for page in walferry walferry-push walferry-serve walferry-basebackup walferry-tls-init walferry-setup-primary \
+            walferry-check walferry-status walferry-agent; do
   [ -f /usr/share/man/man1/$page.1.gz ] || fail "man page $page missing"
 done
 MANTXT=$(zcat /usr/share/man/man1/walferry-push.1.gz | sed 's/\\-/-/g; s/\\f[BIRP]//g')
