@@ -84,8 +84,8 @@ fi
 # Bash completion, from the installed file.
 got=$(bash -c '. /usr/share/bash-completion/completions/walferry; COMP_WORDS=(walferry pu); COMP_CWORD=1; _walferry; echo "${COMPREPLY[*]}"')
 [ "$got" = push ] || fail "completion of 'walferry pu' gave '$got'"
-got=$(bash -c '. /usr/share/bash-completion/completions/walferry; COMP_WORDS=(walferry push --tl); COMP_CWORD=2; _walferry; echo "${COMPREPLY[*]}"')
-[ "$got" = --tls-dir ] || fail "completion of 'walferry push --tl' gave '$got'"
+got=$(bash -c '. /usr/share/bash-completion/completions/walferry; COMP_WORDS=(walferry push --tls-d); COMP_CWORD=2; _walferry; echo "${COMPREPLY[*]}"')
+[ "$got" = --tls-dir ] || fail "completion of 'walferry push --tls-d' gave '$got'"
 
 # A push with the installed binary, to a receiver run as the walferry user.
 ensure_pg_user
