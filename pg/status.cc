@@ -430,6 +430,10 @@ std::string StatusJson(const std::optional<ServerStatus>& server,
       for (std::size_t p = 0; p < c.problems.size(); ++p) {
         j += (p ? "," : "") + JsonString(c.problems[p]);
       }
+      j += "],\"quarantined\":[";
+      for (std::size_t q = 0; q < c.quarantined.size(); ++q) {
+        j += (q ? "," : "") + JsonString(c.quarantined[q]);
+      }
       j += "]";
       if (usage && i < usage->size()) {
         j += ",\"bytes_on_disk\":" + std::to_string((*usage)[i].bytes) +
@@ -533,6 +537,7 @@ std::string StatusText(const std::optional<ServerStatus>& server,
         for (const auto& g : c.gaps) t += "  hole:           " + paint("missing " + g, kRed) + "\n";
       }
       for (const auto& p : c.problems) t += "  problem:        " + paint(p, kRed) + "\n";
+      for (const auto& q : c.quarantined) t += "  quarantined:    " + paint(q, kYellow) + "\n";
     }
     if (archive->empty()) t += "archive: no clusters yet\n";
   }
