@@ -537,7 +537,7 @@ std::string StatusText(const std::optional<ServerStatus>& server,
         for (const auto& g : c.gaps) t += "  hole:           " + paint("missing " + g, kRed) + "\n";
       }
       for (const auto& p : c.problems) t += "  problem:        " + paint(p, kRed) + "\n";
-      for (const auto& q : c.quarantined) t += "  quarantined:    " + paint(q, kYellow) + "\n";
+      for (const auto& q : c.quarantined) t += "  quarantined: " + paint(q, kYellow) + "\n";
     }
     if (archive->empty()) t += "archive: no clusters yet\n";
   }
