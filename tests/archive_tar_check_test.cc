@@ -249,8 +249,9 @@ TEST_P(TarAtCommit, CutTarIsRefusedAfterAResume) {
 }
 
 // A store that cannot read its temp data back (the object store's default):
-// a resumed transfer under the tar rule is abandoned, for the caller to start over.
-TEST(TarCheckWrapper, ResumeWithoutReadBackStartsOver) {
+// a resumed --expect tar transfer is abandoned for the caller to start over; a
+// resumed --expect auto one continues without the receiver's check (noted).
+TEST(TarCheckWrapper, ResumeWithoutReadBack) {
   struct Fake final : Incoming {
     bool* abandoned;
     explicit Fake(bool* a) : abandoned(a) {}
@@ -264,11 +265,21 @@ TEST(TarCheckWrapper, ResumeWithoutReadBackStartsOver) {
     void Abandon() override { *abandoned = true; }
   };
   bool abandoned = false;
-  TransferSpec spec{"main", "base.tar", std::string(32, 'a'), -1, ContentCheck::kAuto};
+  // --expect tar: the check needs every byte, so the transfer starts over.
+  TransferSpec spec{"main", "base.tar", std::string(32, 'a'), -1, ContentCheck::kTar};
   auto r = WithContentCheck(std::make_unique<Fake>(&abandoned), spec);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code(), ErrorCode::kUnsupported);
   EXPECT_TRUE(abandoned);
+  // --expect auto: the resume is kept, unchecked by the receiver, and said so.
+  abandoned = false;
+  spec.content = ContentCheck::kAuto;
+  std::string note;
+  auto kept = WithContentCheck(std::make_unique<Fake>(&abandoned), spec, &note);
+  ASSERT_TRUE(kept.ok());
+  EXPECT_FALSE(abandoned);
+  EXPECT_NE(note.find("without the receiver's tar check"), std::string::npos) << note;
+  spec.content = ContentCheck::kAuto;
   // WAL entries and --expect any are not wrapped at all.
   abandoned = false;
   spec.name = "000000010000000000000001";
