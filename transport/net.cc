@@ -22,7 +22,6 @@
 #include <netinet/tcp.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
-#include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -1015,28 +1014,9 @@ Result<std::unique_ptr<Conn>> Connect(const Endpoint& ep, const TlsConfig& tls) 
   std::string base = tls.tls_dir + "/client-" + cluster;
   WF_ASSIGN(SslCtxPtr ctx, MakeCtx(false, tls.tls_dir, base + ".crt", base + ".key"));
   WF_ASSIGN(UniqueFd fd, ConnectTcp(ep, false));
-  SSL_CTX* conn_ctx = ctx.get();
   auto conn = std::make_unique<TlsConn>(std::move(fd), EndpointString(ep), std::move(ctx));
   WF_TRY(conn->Init(false, ep.host));
-  if (!tls.session_file.empty()) {
-    // A session belongs to the client certificate it was made with: the file
-    // name carries that certificate's fingerprint, so another cluster's
-    // certificate (same host, port and --cluster "") or a renewed one never
-    // resumes it and authenticates as the wrong cluster.
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int md_len = 0;
-    X509* own = SSL_CTX_get0_certificate(conn_ctx);
-    if (own && X509_digest(own, EVP_sha256(), md, &md_len) == 1) {
-      static const char* kHex = "0123456789abcdef";
-      std::string fp;
-      for (unsigned int i = 0; i < 8 && i < md_len; ++i) {
-        fp += kHex[md[i] >> 4];
-        fp += kHex[md[i] & 15];
-      }
-      conn->UseSessionFile(tls.session_file + "." + fp);
-    }
-    ERR_clear_error();
-  }
+  if (!tls.session_file.empty()) conn->UseSessionFile(tls.session_file);
   WF_TRY(conn->Handshake(false, Clock::now() + tls.handshake_timeout, -1));
   return std::unique_ptr<Conn>(std::move(conn));
 }
