@@ -1,5 +1,9 @@
 #include "cli/client_options.h"
 
+#include <functional>
+#include <string>
+
+
 #include "cli/config.h"
 #include "transport/net.h"
 #include "transport/tls_session.h"
