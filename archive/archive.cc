@@ -118,23 +118,7 @@ Result<UniqueFd> OpenDirAt(int dirfd, const std::string& name, const std::string
   return Error(ErrorCode::kIo, "cannot open directory " + shown);
 }
 
-}  // namespace internal
-
-namespace {
-
-using internal::OpenDirAt;
-
-// --- resume manifest ---
-struct Manifest {
-  std::string transfer_id, cluster, name;
-  StoreFormat store = StoreFormat::kRaw;
-  std::int64_t raw_size = -1;
-  std::uint64_t chunks = 0, raw_offset = 0, data_length = 0;
-  std::uint64_t wal_sysid = 0;
-  std::uint32_t wal_seg_size = 0, wal_timeline = 0;
-  std::uint64_t wal_page_address = 0;
-  std::string hash_state;  // Xxh3Stream::Save()
-};
+// --- resume manifest (declared in archive_internal.h for the fuzz target) ---
 
 std::string SerializeManifest(const Manifest& m) {
   std::string s = std::string(kManifestMagic) + "\n";
@@ -211,6 +195,13 @@ std::optional<Manifest> ParseManifest(std::string_view text) {
   if (seen != 13) return std::nullopt;
   return m;
 }
+
+}  // namespace internal
+namespace {
+using internal::Manifest;
+using internal::OpenDirAt;
+using internal::ParseManifest;
+using internal::SerializeManifest;
 
 // --- state shared by an Archive and its Incomings ---
 struct Shared {

@@ -180,9 +180,12 @@ class Incoming {
 // refuses is abandoned and Commit returns kRefused "NAME refused: ...;
 // nothing stored". WAL entries and ContentCheck::kNone get `inner` back as is.
 // A resumed transfer's durable part is read back (ReadDurable) to rebuild the
-// check; kUnsupported when the store cannot, and the caller should Abandon and
-// Begin again from zero.
-Result<std::unique_ptr<Incoming>> WithContentCheck(std::unique_ptr<Incoming> inner, const TransferSpec& spec);
+// check. When that fails, `inner` is abandoned and kUnsupported returned (the
+// caller Begins again from zero) -- except for kAuto on a store that cannot
+// read back (kUnsupported from ReadDurable): then `inner` comes back unchecked
+// and `note` (if given) says so, rather than losing the resume.
+Result<std::unique_ptr<Incoming>> WithContentCheck(std::unique_ptr<Incoming> inner, const TransferSpec& spec,
+                                                   std::string* note = nullptr);
 
 class Archive {
  public:

@@ -4,6 +4,9 @@
 
 #include <cstddef>
 #include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
 #include <span>
 #include <vector>
 
@@ -33,6 +36,23 @@ Status Decompress(int fd, const std::string& name, ByteSink& sink);
 // raw content to `sink`, then calls sink.Finish(). An empty compressed file is
 // empty content.
 Status ReadStored(int fd, const std::string& name, StoreFormat format, ByteSink& sink);
+
+// The resume manifest <transfer_id>.state (text, key=value lines, an XXH3-64
+// "check" line last). ParseManifest returns nullopt for anything that is not a
+// whole, intact manifest; SerializeManifest(m) parses back to m.
+struct Manifest {
+  std::string transfer_id, cluster, name;
+  StoreFormat store = StoreFormat::kRaw;
+  std::int64_t raw_size = -1;
+  std::uint64_t chunks = 0, raw_offset = 0, data_length = 0;
+  std::uint64_t wal_sysid = 0;
+  std::uint32_t wal_seg_size = 0, wal_timeline = 0;
+  std::uint64_t wal_page_address = 0;
+  std::string hash_state;  // Xxh3Stream::Save()
+  bool operator==(const Manifest&) const = default;
+};
+std::string SerializeManifest(const Manifest& m);
+std::optional<Manifest> ParseManifest(std::string_view text);
 
 // Streams the raw content of a temp data file (in the store format, written
 // with pwrite only) to `sink`, from its start, then finishes the sink.

@@ -8,6 +8,7 @@
 #include <deque>
 #include <thread>
 
+#include "archive/tar_check.h"
 #include "core/buffer_pool.h"
 #include "core/hash.h"
 
@@ -20,11 +21,13 @@ compress::Algorithm ToAlgorithm(WireCodec c) { return static_cast<compress::Algo
 // pipeline skips on resume, so COMMIT always covers the whole stream.
 class HashingSource final : public ByteSource {
  public:
-  explicit HashingSource(ByteSource& src) : src_(src) {}
+  // `tar`, when given, sees every byte too (the sender's own tar check).
+  explicit HashingSource(ByteSource& src, archive::TarCheck* tar = nullptr) : src_(src), tar_(tar) {}
   Result<std::size_t> Read(std::span<std::byte> buf) override {
     auto r = src_.Read(buf);
     if (r.ok()) {
       hash_.Update(buf.first(*r));
+      if (tar_) tar_->Update(buf.first(*r));
       total_ += *r;
     }
     return r;
@@ -36,9 +39,30 @@ class HashingSource final : public ByteSource {
 
  private:
   ByteSource& src_;
+  archive::TarCheck* tar_;
   Xxh3Stream hash_;
   std::uint64_t total_ = 0;
 };
+
+// The sender applies the receiver's tar rule too (docs/archive-layout.md):
+// the receiver's check is the one no sender can bypass, but a store that
+// cannot read a resumed transfer's temp data back skips it, and this one
+// does not depend on the store.
+archive::ContentCheck SenderCheck(WireKind kind) {
+  switch (kind) {
+    case WireKind::kTar: return archive::ContentCheck::kTar;
+    case WireKind::kAny:
+    case WireKind::kWal: return archive::ContentCheck::kNone;
+    default: return archive::ContentCheck::kAuto;
+  }
+}
+
+Status CheckBeforeCommit(archive::TarCheck& tar, const std::string& name) {
+  Status st = tar.Finish();
+  if (st.ok()) return st;
+  return Error(ErrorCode::kRefused, name + " not committed: " + st.error().message() +
+                                        "; nothing stored under the name");
+}
 
 // A chunk as it goes on the wire: the compressed frame, or the raw bytes when
 // compressing did not shrink them (incompressible data; the frame would be
@@ -350,7 +374,8 @@ Result<SendResult> Sender::SendFile(const std::string& path, const std::string& 
       if (first) x.result.resumed_from = o.resume_from_chunk;
       first = false;
       WF_ASSIGN(auto src, OpenSource(path));
-      HashingSource hs(*src);
+      archive::TarCheck tar(SenderCheck(opts_.kind));
+      HashingSource hs(*src, &tar);
       auto popts = Pipeline(o.codec);
       popts.skip_chunks = o.resume_from_chunk;
       x.next_index = o.resume_from_chunk;
@@ -369,6 +394,7 @@ Result<SendResult> Sender::SendFile(const std::string& path, const std::string& 
         return Error(ErrorCode::kIo, path + " changed size while being sent (" + std::to_string(x.open.raw_size) +
                                          " -> " + std::to_string(hs.total()) + " bytes)");
       }
+      WF_TRY(CheckBeforeCommit(tar, name));
       x.result.hash = hs.Digest();
       return Commit(x, hs.total(), x.result.hash);
     }();
@@ -444,7 +470,8 @@ Result<SendResult> Sender::SendStream(ByteSource& src, const std::string& name) 
   std::size_t buf = opts_.chunk_size;  // WireChunk never sends more than the raw chunk
   Window window(capacity, buf);
   x.window = &window;
-  HashingSource hs(src);
+  archive::TarCheck tar(SenderCheck(opts_.kind));
+  HashingSource hs(src, &tar);
   auto popts = Pipeline(o.codec);
   Status st = compress::CompressChunks(hs, popts, [&](const compress::Chunk& c) -> Status {
     if (c.index != x.next_index) {
@@ -475,6 +502,10 @@ Result<SendResult> Sender::SendStream(ByteSource& src, const std::string& name) 
   if (!st.ok()) {
     Drop();
     return st.error();
+  }
+  if (Status t = CheckBeforeCommit(tar, name); !t.ok()) {
+    Drop();
+    return t.error();
   }
   for (;;) {
     auto r = Commit(x, hs.total(), hs.Digest());

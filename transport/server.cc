@@ -340,7 +340,9 @@ class Server::Session {
     }
     // The content rule (a tar is stored only when complete) runs here, on the
     // raw bytes this receiver verified, whatever the store and the sender.
-    auto checked = archive::WithContentCheck(std::move(incoming_), spec);
+    std::string note;
+    auto checked = archive::WithContentCheck(std::move(incoming_), spec, &note);
+    if (!note.empty()) s_.Log("serve: " + conn_.peer_address() + " cluster=" + cluster_ + " " + what + " " + note);
     if (!checked.ok() && checked.error().code() == ErrorCode::kUnsupported) {
       s_.Log("serve: " + conn_.peer_address() + " cluster=" + cluster_ + " " + what +
              " restarting from zero: " + checked.error().message());

@@ -36,8 +36,13 @@ for i in 1 2 3; do
 done
 LAST=$(psql_at "$PPORT" "select last_archived_wal from pg_stat_archiver")
 fo_archived "$S2PORT" "$LAST"
-[ "$(psql_at "$S2PORT" "select failed_count from pg_stat_archiver")" = 0 ] \
-  || fail "archive_mode=always standby failed to re-archive: $(grep -m3 walferry "$S2.log")"
+# When both archive the same segment at the same moment, one of them is told
+# "another transfer of this name is in progress" and PostgreSQL retries it;
+# any other failure is a defect.
+always_failures() {
+  grep "walferry: push" "$S2.log" | grep -v "another transfer of this name is in progress" | head -3 || true
+}
+[ -z "$(always_failures)" ] || fail "archive_mode=always standby failed to re-archive: $(always_failures)"
 grep -q "have name=0000000100000000000000.. identical" "$T/serve.log" \
   || fail "no identical re-archive answered by HAVE (serve.log: $(tail -5 "$T/serve.log"))"
 # ... and nothing was shipped for them: each such segment has exactly one
@@ -82,5 +87,5 @@ for d in "$P" "$S1" "$S2"; do n=$((n + $(fo_compare_wal "$d"))); done
 [ "$n" -ge 8 ] || fail "only $n archived files compared"
 "$WF" verify --root "$ROOT" >"$T/verify.out" 2>&1 || fail "verify: $(cat "$T/verify.out")"
 [ "$(psql_at "$S1PORT" "select failed_count from pg_stat_archiver")" = 0 ] || fail "s1 archive failures"
-[ "$(psql_at "$S2PORT" "select failed_count from pg_stat_archiver")" = 0 ] || fail "s2 archive failures"
+[ -z "$(always_failures)" ] || fail "s2 archive failures: $(always_failures)"
 note "failover_streaming: ok ($n archived files compared)"
