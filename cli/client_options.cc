@@ -1,5 +1,9 @@
 #include "cli/client_options.h"
 
+#include <functional>
+#include <string>
+
+
 #include "cli/config.h"
 #include "transport/net.h"
 #include "transport/tls_session.h"
@@ -25,7 +29,12 @@ Result<transport::SendOptions> ClientOptions(const ClientArgs& a) {
   tls.cluster = a.cluster;
   tls.insecure_loopback = a.insecure;
   if (a.session_cache != "off") {
-    tls.session_file = a.session_cache.empty() ? transport::DefaultSessionFile(ep.host, ep.port, a.cluster)
+    // Without --cluster the cache is keyed by the TLS directory: two
+    // directories (two clusters' certificates) never share a session, which
+    // would authenticate one as the other.
+    std::string key = a.cluster;
+    if (key.empty()) key = "dir-" + std::to_string(std::hash<std::string>{}(a.tls_dir));
+    tls.session_file = a.session_cache.empty() ? transport::DefaultSessionFile(ep.host, ep.port, key)
                                                : a.session_cache;
   }
   if (tls.tls_dir.empty() && !tls.insecure_loopback) {
