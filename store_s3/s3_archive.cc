@@ -121,6 +121,9 @@ struct Shared {
   UniqueFd state_fd;
   std::mutex mu;
   std::set<std::string> active;  // transfer ids and cluster/name keys in progress here
+  // Confirmed system identifiers per cluster: the object is created once and
+  // never rewritten, so one confirmation per process is enough.
+  std::map<std::string, std::uint64_t> sysids;
 
   std::string Key(std::string_view rest) const {
     return opts.prefix.empty() ? std::string(rest) : opts.prefix + "/" + std::string(rest);
@@ -544,13 +547,23 @@ class S3Incoming final : public archive::Incoming {
   }
 
   Status RecordSysid(s3::Client& c) {
+    {
+      std::lock_guard l(sh_->mu);
+      auto it = sh_->sysids.find(spec_.cluster);
+      if (it != sh_->sysids.end() && it->second == st_.wal_sysid) return Status::Ok();
+    }
     const std::string key = sh_->Key(spec_.cluster + "/system_identifier");
     const std::string mine = std::to_string(st_.wal_sysid) + "\n";
+    auto remember = [&] {
+      std::lock_guard l(sh_->mu);
+      sh_->sysids[spec_.cluster] = st_.wal_sysid;
+      return Status::Ok();
+    };
     Status put = c.Put(key, Bytes(mine), {}, true);
-    if (put.ok()) return Status::Ok();
+    if (put.ok()) return remember();
     if (put.error().code() != ErrorCode::kExists) return put;
     WF_ASSIGN(std::string have, c.GetRange(key, 0, 64));
-    if (have == mine) return Status::Ok();
+    if (have == mine) return remember();
     while (!have.empty() && have.back() == '\n') have.pop_back();
     return Error(ErrorCode::kRefused, "WAL from a different cluster (system identifier " +
                                           std::to_string(st_.wal_sysid) + ", archive has " + have + ")");
