@@ -32,6 +32,10 @@ Status Decompress(int fd, const std::string& name, ByteSink& sink);
 // empty content.
 Status ReadStored(int fd, const std::string& name, StoreFormat format, ByteSink& sink);
 
+// Streams the raw content of a temp data file (in the store format, written
+// with pwrite only) to `sink`, from its start, then finishes the sink.
+Status ReadDataPrefix(int fd, const std::string& name, StoreFormat format, ByteSink& sink);
+
 // Size and XXH3-128 of the raw content of an opened stored file.
 Result<std::pair<std::uint64_t, Hash128>> HashStored(int fd, const std::string& name,
                                                      StoreFormat format);

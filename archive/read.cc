@@ -50,6 +50,12 @@ Status ReadStored(int fd, const std::string& name, StoreFormat format, ByteSink&
   return Decompress(fd, name, sink);  // finishes the sink itself
 }
 
+Status ReadDataPrefix(int fd, const std::string& name, StoreFormat format, ByteSink& sink) {
+  // ReadStored reads a compressed file through the fd's offset: start at 0.
+  if (::lseek(fd, 0, SEEK_SET) < 0) return ErrnoError(errno, "seek " + name);
+  return ReadStored(fd, name, format, sink);
+}
+
 Result<std::pair<std::uint64_t, Hash128>> HashStored(int fd, const std::string& name,
                                                      StoreFormat format) {
   HashingSink sink;

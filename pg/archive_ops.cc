@@ -172,11 +172,13 @@ Result<bool> TryPrefetched(const std::string& path, const std::string& dest,
   }
   if (!(check.Digest() == want) || !check.CheckSegment(name, info, true).ok()) return drop();
   if (::ftruncate(fd->get(), length) != 0) return drop();
+  // No fsync here: PostgreSQL makes a restored segment durable itself when it
+  // keeps it (KeepFileRestoredFromArchive in xlogarchive.c: durable_rename of
+  // RECOVERYXLOG into pg_wal), and fetches it again after a crash before that.
   struct stat dest_dir{};
   if (::stat(DirName(dest).c_str(), &dest_dir) == 0 && dest_dir.st_dev == st.st_dev) {
     // Same filesystem: move it into place.
-    if (!RenameDurable(PosixFs(), fd->get(), AT_FDCWD, path, AT_FDCWD, dest, Replace::kYes, dest)
-             .ok()) {
+    if (!RenameUnsynced(PosixFs(), AT_FDCWD, path, AT_FDCWD, dest, Replace::kYes, dest).ok()) {
       return drop();
     }
     return true;
@@ -189,18 +191,54 @@ Result<bool> TryPrefetched(const std::string& path, const std::string& dest,
     WF_TRY(out->Write(std::span<const std::byte>(buf.data(), n)));
     off += static_cast<off_t>(n);
   }
-  WF_TRY(out->Commit());
+  WF_TRY(out->Commit(/*durable=*/false));  // see above
   ::unlink(path.c_str());
   return true;
 }
 
+}  // namespace
+
+// mkdir -p, mode 0700 for each directory it creates.
+static Status MakePrivateDirs(const std::string& dir) {
+  if (::mkdir(dir.c_str(), 0700) == 0 || errno == EEXIST) return Status::Ok();
+  if (errno != ENOENT) return ErrnoError(errno, "mkdir " + dir);
+  std::string parent = DirName(dir);
+  if (parent == dir || parent.empty() || parent == "/" || parent == ".") return ErrnoError(ENOENT, "mkdir " + dir);
+  WF_TRY(MakePrivateDirs(parent));
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return ErrnoError(errno, "mkdir " + dir);
+  return Status::Ok();
+}
+
+std::string DefaultPrefetchDir(const std::string& dest) {
+  // dest is PGDATA/pg_wal/RECOVERYXLOG (restore_command runs in PGDATA).
+  std::string pgdata = DirName(DirName(AbsolutePath(dest)));
+  std::string base;
+  if (const char* x = std::getenv("XDG_CACHE_HOME"); x && x[0] == '/') {
+    base = x;
+  } else if (const char* h = std::getenv("HOME"); h && h[0] == '/') {
+    base = std::string(h) + "/.cache";
+  }
+  std::string key;
+  for (char c : pgdata) key += (c == '/' ? '_' : c);
+  std::string dir = base.empty() ? "" : base + "/walferry/prefetch/" + key;
+  // Never inside PGDATA (pg_rewind and base backups would carry it along).
+  if (dir.empty() || dir.rfind(pgdata + "/", 0) == 0) dir = pgdata + ".walferry-prefetch";
+  return dir;
+}
+
+namespace {
+
 // Starts `self get NAME - --prefetch-worker ...` detached (own session,
 // stdio on /dev/null), without waiting for it.
 void StartPrefetchWorker(const GetOptions& o, const std::string& dir, std::uint32_t seg_size) {
+  // Bounded by bytes as well as by count.
+  std::uint64_t seg = seg_size > 0 ? seg_size : (16u << 20);
+  std::uint64_t by_bytes = std::max<std::uint64_t>(1, o.prefetch_max_bytes / seg);
+  int count = static_cast<int>(std::min<std::uint64_t>(static_cast<std::uint64_t>(o.prefetch), by_bytes));
   std::vector<std::string> args = {o.self,          "get",
                                    o.name,          "-",
                                    "--prefetch-worker",
-                                   "--prefetch",    std::to_string(o.prefetch),
+                                   "--prefetch",    std::to_string(count),
                                    "--prefetch-dir", dir,
                                    "--segment-size", std::to_string(seg_size)};
   if (!o.cluster.empty()) args.insert(args.end(), {"--cluster", o.cluster});
@@ -348,8 +386,7 @@ Status GetFromArchive(EntrySource& source, const GetOptions& o) {
   const bool segment = IsSegment(o.name);
   std::string dir;
   if (segment && o.prefetch > 0) {
-    dir = AbsolutePath(o.prefetch_dir.empty() ? DirName(o.dest) + "/walferry-prefetch"
-                                              : o.prefetch_dir);
+    dir = o.prefetch_dir.empty() ? DefaultPrefetchDir(o.dest) : AbsolutePath(o.prefetch_dir);
   }
   archive::WalSegmentInfo info;
   bool done = false;
@@ -368,7 +405,9 @@ Status GetFromArchive(EntrySource& source, const GetOptions& o) {
       Status c = check.CheckSegment(o.name, &info, true);
       if (!c.ok()) return Corrupt(o.name + " in the archive", c.error());
     }
-    WF_TRY(out->Commit());
+    // A segment needs no fsync of ours (PostgreSQL's KeepFileRestoredFromArchive
+    // does it); history and other files keep the full durable commit.
+    WF_TRY(out->Commit(/*durable=*/!segment));
   }
   if (!dir.empty() && !o.self.empty()) StartPrefetchWorker(o, dir, info.segment_size);
   return Status::Ok();
@@ -379,7 +418,7 @@ Status PrefetchSegments(EntrySource& source, const std::string& name, std::uint3
   auto seg = ParseSegmentName(name);
   if (!seg) return Error(ErrorCode::kInvalidArgument, "not a segment name: " + name);
   WF_ASSIGN(std::uint64_t per_id, SegmentsPerLogId(segment_size));
-  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return ErrnoError(errno, "mkdir " + dir);
+  WF_TRY(MakePrivateDirs(dir));
   WF_ASSIGN(UniqueFd lock, OpenFile(dir + "/.lock", O_RDWR | O_CREAT | O_NOFOLLOW, 0600));
   if (::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) return Status::Ok();  // another worker runs
   // Drop what PostgreSQL has gone past, and temp files of killed workers.

@@ -153,6 +153,7 @@ class ScriptListener final : public Listener {
     return std::unique_ptr<Conn>(new Handle(c));
   }
   int port() const override { return 0; }
+  Result<std::string> Reload() override { return std::string("nothing to reload"); }
   void Close() override {
     std::lock_guard lk(mu_);
     closed_ = true;

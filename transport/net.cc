@@ -43,6 +43,7 @@
 
 #include "core/fd.h"
 #include "transport/net_internal.h"
+#include "transport/tls_session.h"
 
 namespace walferry::transport {
 namespace {
@@ -460,10 +461,24 @@ class TlsConn : public SocketConn {
     return 0;
   }
 
-  static int OnNewSession(SSL* ssl, SSL_SESSION*) {
-    if (auto* self = static_cast<TlsConn*>(SSL_get_app_data(ssl))) self->ticket_seen_ = true;
+  static int OnNewSession(SSL* ssl, SSL_SESSION* session) {
+    if (auto* self = static_cast<TlsConn*>(SSL_get_app_data(ssl))) {
+      self->ticket_seen_ = true;
+      if (!self->session_file_.empty()) internal::SaveTlsSession(self->session_file_, session);
+    }
     return 0;  // we did not keep a reference to the session
   }
+
+  // Client, before Handshake: offers the session cached in `path` (if any)
+  // and stores the tickets this connection receives there.
+  void UseSessionFile(const std::string& path) {
+    session_file_ = path;
+    if (SSL_SESSION* s = internal::LoadTlsSession(path)) {
+      SSL_set_session(ssl_.get(), s);
+      SSL_SESSION_free(s);
+    }
+  }
+  bool tls_resumed() const override { return ssl_ && SSL_session_reused(ssl_.get()) == 1; }
 
  private:
   Status WaitHandshake(short events, Clock::time_point deadline, int wake_fd) {
@@ -574,6 +589,7 @@ class TlsConn : public SocketConn {
   bool established_ = false;
   std::atomic<bool> failed_{false};
   bool ticket_seen_ = false;
+  std::string session_file_;
   std::string verify_detail_;  // set by OnVerify during the handshake
   int verify_error_ = X509_V_OK;
 };
@@ -1000,6 +1016,7 @@ Result<std::unique_ptr<Conn>> Connect(const Endpoint& ep, const TlsConfig& tls) 
   WF_ASSIGN(UniqueFd fd, ConnectTcp(ep, false));
   auto conn = std::make_unique<TlsConn>(std::move(fd), EndpointString(ep), std::move(ctx));
   WF_TRY(conn->Init(false, ep.host));
+  if (!tls.session_file.empty()) conn->UseSessionFile(tls.session_file);
   WF_TRY(conn->Handshake(false, Clock::now() + tls.handshake_timeout, -1));
   return std::unique_ptr<Conn>(std::move(conn));
 }

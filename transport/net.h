@@ -48,12 +48,18 @@ class Conn {
   virtual std::string peer_address() const = 0;
   // Per-operation I/O timeout (default 60 s); a stalled peer gives kNetwork.
   virtual void SetTimeout(std::chrono::milliseconds t) = 0;
+  // Client side: true when the TLS handshake resumed a cached session.
+  virtual bool tls_resumed() const { return false; }
 };
 
 struct TlsConfig {
   std::string tls_dir;         // empty together with insecure_loopback
   std::string cluster;         // client: which client-<cluster> cert to use; "" = the only one
   bool insecure_loopback = false;  // plain TCP; refused unless the address is loopback
+  // Client: TLS 1.3 session cache file (see transport/tls_session.h); the
+  // session in it is offered for resumption and each new ticket the receiver
+  // issues replaces it. "" = no resumption (full handshake every time).
+  std::string session_file;
   // Bound on the whole TLS handshake (a client that connects and sends nothing
   // is dropped after this); Listen and Connect.
   std::chrono::milliseconds handshake_timeout{10000};

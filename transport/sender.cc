@@ -336,7 +336,8 @@ Result<SendResult> Sender::SendFile(const std::string& path, const std::string& 
         return Error(ErrorCode::kIo, path + " changed size while being sent (" + std::to_string(x.open.raw_size) +
                                          " -> " + std::to_string(hs.total()) + " bytes)");
       }
-      return Commit(x, hs.total(), hs.Digest());
+      x.result.hash = hs.Digest();
+      return Commit(x, hs.total(), x.result.hash);
     }();
     if (attempt_result.ok()) {
       x.result.outcome = *attempt_result;

@@ -25,6 +25,7 @@
 #include <string>
 
 #include "compress/codec.h"
+#include "core/hash.h"
 #include "core/result.h"
 #include "core/stream.h"
 #include "transport/net.h"
@@ -59,6 +60,7 @@ struct SendResult {
   std::uint64_t wire_bytes = 0;       // chunk payload bytes written to the network (resends included)
   std::uint64_t resumed_from = 0;     // chunks already durable on the receiver at the first OPEN
   int reconnects = 0;
+  Hash128 hash{};                     // XXH3-128 of the raw bytes sent (the receiver checked it)
 };
 
 class Sender {

@@ -276,6 +276,10 @@ class Server::Session {
 
     archive::TransferSpec spec{cluster_, open.name, id,
                                open.raw_size == kUnknownSize ? -1 : static_cast<std::int64_t>(open.raw_size)};
+    // The tar completeness rule (docs/archive-layout.md) from the sender's kind.
+    spec.content = open.kind == WireKind::kTar   ? archive::ContentCheck::kTar
+                   : open.kind == WireKind::kAny ? archive::ContentCheck::kNone
+                                                 : archive::ContentCheck::kAuto;
     auto inc = s_.archive_.Begin(spec);
     if (!inc.ok()) {
       Fail(inc.error(), what);
@@ -295,6 +299,25 @@ class Server::Session {
       incoming_ = std::move(*again);
       next = incoming_->next_chunk();
     }
+    // The content rule (a tar is stored only when complete) runs here, on the
+    // raw bytes this receiver verified, whatever the store and the sender.
+    auto checked = archive::WithContentCheck(std::move(incoming_), spec);
+    if (!checked.ok() && checked.error().code() == ErrorCode::kUnsupported) {
+      s_.Log("serve: " + conn_.peer_address() + " cluster=" + cluster_ + " " + what +
+             " restarting from zero: " + checked.error().message());
+      auto again = s_.archive_.Begin(spec);
+      if (!again.ok()) {
+        Fail(again.error(), what);
+        return false;
+      }
+      checked = archive::WithContentCheck(std::move(*again), spec);
+    }
+    if (!checked.ok()) {
+      Fail(checked.error(), what);
+      return false;
+    }
+    incoming_ = std::move(*checked);
+    next = incoming_->next_chunk();
     const std::uint64_t resumed = next;
     if (next > 0) {
       // The resumed part counts against the cap (its raw size: an upper bound).

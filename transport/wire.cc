@@ -193,7 +193,7 @@ Result<Frame> ParseBody(const FrameHeader& h, std::span<const std::byte> body) {
       std::uint8_t codec = r.U8();
       std::uint16_t n = r.U16();
       if (f.chunk_size == 0 || f.chunk_size > kMaxChunkRaw) return Bad("OPEN chunk size");
-      if (kind > 2) return Bad("OPEN kind");
+      if (kind > 4) return Bad("OPEN kind");
       if (!ValidCodec(codec)) return Bad("OPEN codec");
       if (f.raw_size != kUnknownSize && f.raw_size > (std::uint64_t{1} << 62)) return Bad("OPEN size");
       if (n == 0 || n > kMaxNameLen || r.left() != n) return Bad("OPEN name length");
@@ -423,10 +423,13 @@ Result<Frame> FrameReader::Read() {
   if (buf_.size() < kHeaderSize) buf_.resize(kHeaderSize);
   WF_TRY(ReadFullConn(conn_, std::span(buf_.data(), kHeaderSize)));
   WF_ASSIGN(FrameHeader h, ParseHeader(std::span<const std::byte, kHeaderSize>(buf_.data(), kHeaderSize)));
-  // h.body_len is bounded by ParseHeader (<= kMaxFrameBody). The buffer grows
-  // with the bytes that actually arrive (doubling from 64 KiB), so a peer that
-  // announces a large frame and then sends little costs little memory.
+  // h.body_len is bounded by ParseHeader (<= kMaxFrameBody). The capacity is
+  // reserved at once (address space only: no page is touched, nothing copied
+  // later), the size grows with the bytes that actually arrive (doubling from
+  // 64 KiB), so a peer that announces a large frame and then sends little
+  // costs little memory (bench/receiver_rss.sh).
   constexpr std::size_t kFirstStep = 64 * 1024;
+  if (buf_.capacity() < kHeaderSize + h.body_len) buf_.reserve(kHeaderSize + h.body_len);
   std::size_t have = 0;
   while (have < h.body_len) {
     std::size_t want = std::min<std::size_t>(h.body_len, std::max(kFirstStep, 2 * have));

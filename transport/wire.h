@@ -68,7 +68,10 @@ enum class WireCodec : std::uint8_t { kRaw = 0, kZstd = 1, kGzip = 2 };
 // Store format announced in OPENED; same values as archive::StoreFormat.
 enum class WireStore : std::uint8_t { kRaw = 0, kZstd = 1, kGzip = 2 };
 // Kind the sender expects (the receiver classifies the name itself and refuses a mismatch).
-enum class WireKind : std::uint8_t { kAuto = 0, kWal = 1, kFile = 2 };
+// kTar: a file that must be a complete tar archive (`send --expect tar`);
+// kAny: a file stored without the tar completeness check (`--expect any`).
+// Receivers before these values refuse them (OPEN kind), which fails safe.
+enum class WireKind : std::uint8_t { kAuto = 0, kWal = 1, kFile = 2, kTar = 3, kAny = 4 };
 enum class WireOutcome : std::uint8_t { kPlaced = 1, kIdentical = 2 };
 
 struct HelloFrame {
