@@ -57,6 +57,7 @@ start_serve() {  # NAME PORT [args]: a receiver
   local name=$1 port=$2; shift 2
   "$WF" serve --root "$T/$name" --listen "127.0.0.1:$port" --tls-dir "$T/tls" "$@" 2>"$T/$name.log" &
   WF_PIDS+=("$!")
+  echo $! >"$T/$name.pid"
   wait_port "$port"
 }
 push_to() { "$WF" push --to "127.0.0.1:$1" --tls-dir "$T/tls" --cluster "$2" "$T/wal/$3"; }
@@ -129,7 +130,13 @@ parallel4() {  # NAME PORT_A PORT_B: archivers 1,3 -> A, 2,4 -> B
   SECS[$name]=$(echo "$t1 - $t0" | bc -l)
   note "$name: ${SECS[$name]} s"
 }
+cpu() {  # PID: user+system CPU seconds so far
+  awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat"
+}
+GWPID=$(cat "$T/gw1c.pid"); RGWPID=$(cat "$CEPH/rgw1.pid"); OSDPID=$(cat "$CEPH/osd.pid")
+g0=$(cpu "$GWPID"); r0=$(cpu "$RGWPID"); o0=$(cpu "$OSDPID")
 parallel4 "4x-1gw" "$PG1C" "$PG1C"
+g1=$(cpu "$GWPID"); r1=$(cpu "$RGWPID"); o1=$(cpu "$OSDPID")
 parallel4 "4x-2gw" "$PG1B" "$PG2"
 pg_stop "$PGDATA"
 
@@ -142,3 +149,6 @@ for k in disk gw-http gw-https pgbackrest-s3 4x-1gw 4x-2gw; do
 done
 printf '2 gateways vs 1 (4 archivers): %.2fx\n' "$(echo "${SECS[4x-1gw]} / ${SECS[4x-2gw]}" | bc -l)"
 printf 'gateway (HTTP) vs disk receiver: %.2fx the time\n' "$(echo "${SECS[gw-http]} / ${SECS[disk]}" | bc -l)"
+printf 'CPU per segment during 4x-1gw: gateway %.1f ms, radosgw %.1f ms, ceph-osd %.1f ms (load average %s)\n' \
+  "$(echo "($g1 - $g0) * 1000 / $NSEG" | bc -l)" "$(echo "($r1 - $r0) * 1000 / $NSEG" | bc -l)" \
+  "$(echo "($o1 - $o0) * 1000 / $NSEG" | bc -l)" "$(cut -d' ' -f1 /proc/loadavg)"
