@@ -475,7 +475,7 @@ class S3Incoming final : public archive::Incoming {
     pending_.clear();
     pending_chunks_ = pending_raw_ = 0;
     st_.hash_state = hash_.Save();
-    if (st_.spool_len >= sh_->opts.part_size) WF_TRY(UploadSpoolAsPart());
+    if (st_.spool_len - Uploaded() >= sh_->opts.part_size) WF_TRY(UploadSpoolAsPart());
     WF_TRY(SaveState());
     return st_.chunks;
   }
@@ -601,19 +601,37 @@ class S3Incoming final : public archive::Incoming {
     WF_TRY(ReadSpool(&body));
     WF_ASSIGN(std::string etag, c->UploadPart(st_.body_key, st_.upload_id, NextPartNumber(), body));
     st_.parts.push_back({NextPartNumber(), etag, body.size()});
-    st_.spool_len = 0;
-    WF_TRY(SaveState());  // before the spool is emptied: parts and offsets agree
-    if (::ftruncate(spool_fd_.get(), 0) != 0 || ::lseek(spool_fd_.get(), 0, SEEK_SET) < 0) {
-      return ErrnoError(errno, "truncate spool of " + spec_.name);
-    }
-    return Status::Ok();
+    // The spool keeps the uploaded bytes too: ReadDurable (the receiver's
+    // content check on resume) reads them back; parts in an unfinished
+    // upload cannot be read from the store.
+    return SaveState();
   }
 
+  std::uint64_t Uploaded() const {
+    std::uint64_t n = 0;
+    for (const auto& p : st_.parts) n += p.size;
+    return n;
+  }
+
+ public:
+  Status ReadDurable(ByteSink& sink) override {
+    if (::lseek(spool_fd_.get(), 0, SEEK_SET) != 0) return ErrnoError(errno, "seek spool of " + spec_.name);
+    Status st = archive::internal::ReadStored(spool_fd_.get(), "spool of " + spec_.name, sh_->opts.format, sink);
+    if (::lseek(spool_fd_.get(), static_cast<off_t>(st_.spool_len), SEEK_SET) < 0) {
+      return ErrnoError(errno, "seek spool of " + spec_.name);
+    }
+    return st;
+  }
+
+ private:
+
+  // The spooled bytes not yet uploaded as a part.
   Status ReadSpool(std::vector<std::byte>* out) {
-    out->resize(st_.spool_len);
-    if (st_.spool_len == 0) return Status::Ok();
-    WF_ASSIGN(std::size_t n, PreadFull(spool_fd_.get(), *out, 0, "spool of " + spec_.name));
-    if (n != st_.spool_len) return Error(ErrorCode::kIo, "spool of " + spec_.name + " is short");
+    const std::uint64_t from = Uploaded();
+    out->resize(st_.spool_len - from);
+    if (out->empty()) return Status::Ok();
+    WF_ASSIGN(std::size_t n, PreadFull(spool_fd_.get(), *out, static_cast<off_t>(from), "spool of " + spec_.name));
+    if (n != out->size()) return Error(ErrorCode::kIo, "spool of " + spec_.name + " is short");
     ::lseek(spool_fd_.get(), static_cast<off_t>(st_.spool_len), SEEK_SET);
     return Status::Ok();
   }
