@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
@@ -92,8 +93,10 @@ std::string Join(const std::string& dir, std::string_view name) {
   return dir + "/" + std::string(name);
 }
 
-// Opens directory `name` under `dirfd` without following a symlink, creating it
-// (mode 0700, parent fsynced) when `create` is set. `shown` is the path for messages.
+}  // namespace
+
+namespace internal {
+
 Result<UniqueFd> OpenDirAt(int dirfd, const std::string& name, const std::string& shown,
                            bool create) {
   for (int attempt = 0; attempt < 3; ++attempt) {
@@ -115,17 +118,7 @@ Result<UniqueFd> OpenDirAt(int dirfd, const std::string& name, const std::string
   return Error(ErrorCode::kIo, "cannot open directory " + shown);
 }
 
-// --- resume manifest ---
-struct Manifest {
-  std::string transfer_id, cluster, name;
-  StoreFormat store = StoreFormat::kRaw;
-  std::int64_t raw_size = -1;
-  std::uint64_t chunks = 0, raw_offset = 0, data_length = 0;
-  std::uint64_t wal_sysid = 0;
-  std::uint32_t wal_seg_size = 0, wal_timeline = 0;
-  std::uint64_t wal_page_address = 0;
-  std::string hash_state;  // Xxh3Stream::Save()
-};
+// --- resume manifest (declared in archive_internal.h for the fuzz target) ---
 
 std::string SerializeManifest(const Manifest& m) {
   std::string s = std::string(kManifestMagic) + "\n";
@@ -203,6 +196,13 @@ std::optional<Manifest> ParseManifest(std::string_view text) {
   return m;
 }
 
+}  // namespace internal
+namespace {
+using internal::Manifest;
+using internal::OpenDirAt;
+using internal::ParseManifest;
+using internal::SerializeManifest;
+
 // --- state shared by an Archive and its Incomings ---
 struct Shared {
   std::string root;
@@ -213,6 +213,7 @@ struct Shared {
   std::set<std::string> active_names;  // "cluster/name"
   std::set<std::string> active_ids;
   std::mutex sysid_mu;              // serializes system_identifier check-and-record
+  std::atomic<std::uint64_t> quarantine_cap{kDefaultQuarantineCap};
   FileSystem* fs = &PosixFs();      // every placement goes through it (core/fs.h)
 
   std::string Path(std::string_view a) const { return Join(root, a); }
@@ -441,6 +442,10 @@ class IncomingImpl final : public Incoming {
     }
     if (auto st = Fsync(data_fd_.get(), DataShown()); !st.ok()) return Fail(st.error());
 
+    if (auto st = internal::CheckHistoryData(shared_->incoming_fd.get(), data_name_, shared_->format, spec_.name);
+        !st.ok()) {
+      return Drop(Error(ErrorCode::kRefused, spec_.name + " refused: " + st.error().message()));
+    }
     if (is_segment_) {
       std::lock_guard lk(shared_->sysid_mu);
       auto st = RecordSysid(wal_->system_id);
@@ -536,13 +541,18 @@ class IncomingImpl final : public Incoming {
     Result<std::pair<std::uint64_t, Hash128>> theirs =
         fd.ok() ? internal::HashStored(fd->get(), shown, existing)
                 : Result<std::pair<std::uint64_t, Hash128>>(fd.error());
-    RemoveTemp();
     if (theirs.ok() && theirs->first == raw_offset_ && theirs->second == ours) {
+      RemoveTemp();
       return CommitOutcome::kAlreadyIdentical;
     }
-    std::string msg = spec_.name + " already archived with different content; original kept";
-    if (!theirs.ok()) msg += " (stored copy unreadable: " + theirs.error().message() + ")";
-    return Error(ErrorCode::kExistsDifferent, msg);
+    // Moves the temp data to the quarantine; RemoveTemp below finds it gone.
+    internal::Conflict c{cluster_fd_.get(), shared_->Path(spec_.cluster), shared_->incoming_fd.get(),
+                         data_name_, shared_->format, dest_fd_.get(), file, existing, spec_.name,
+                         raw_offset_, ours, shared_->quarantine_cap.load()};
+    std::string details = internal::HandleConflict(c);
+    RemoveTemp();
+    return Error(ErrorCode::kExistsDifferent,
+                 spec_.name + " already archived with different content; original kept; " + details);
   }
 
   // Whether the final name holds our data file (a RenameDurable that failed
@@ -599,6 +609,7 @@ class ArchiveImpl final : public Archive {
   explicit ArchiveImpl(std::shared_ptr<Shared> shared) : shared_(std::move(shared)) {}
 
   StoreFormat format() const override { return shared_->format; }
+  void SetQuarantineCap(std::uint64_t bytes) override { shared_->quarantine_cap.store(bytes); }
   const std::string& root() const override { return shared_->root; }
 
   Result<std::unique_ptr<Incoming>> Begin(const TransferSpec& spec) override {

@@ -96,6 +96,23 @@ std::uint32_t SegmentNameTimeline(std::string_view name);
 // PostgreSQL major version (10..17) whose XLOG_PAGE_MAGIC is `magic`; 0 if unknown.
 int WalMagicVersion(std::uint16_t magic);
 
+// --- Timeline history files (NNNNNNNN.history) ---
+// They carry no system identifier, so the receiver pins them to a cluster by
+// name and content (identical accepted, different refused as any other entry)
+// and accepts only what PostgreSQL's readTimeLineHistory would read.
+inline constexpr std::size_t kMaxHistoryBytes = 1u << 20;
+struct TimelineSwitch {
+  std::uint32_t parent = 0;   // the timeline that ended
+  std::uint64_t end = 0;      // switch point (LSN) where it ended
+};
+// The timeline of an 8-uppercase-hex "NNNNNNNN.history" name; 0 otherwise.
+std::uint32_t HistoryNameTimeline(std::string_view name);
+// Parses the history file of `timeline` (>= 2): at least one switch, parent
+// timelines strictly increasing and below `timeline`, switch points "X/X";
+// blank and '#' lines skipped; at most kMaxHistoryBytes, no NUL. kCorrupt with
+// the line number otherwise.
+Result<std::vector<TimelineSwitch>> ParseTimelineHistory(std::string_view text, std::uint32_t timeline);
+
 // --- Stored entries (read side, for get/verify/cleanup/status) ---
 struct StoredEntry {
   std::string name;      // archive name without store suffix
@@ -163,9 +180,12 @@ class Incoming {
 // refuses is abandoned and Commit returns kRefused "NAME refused: ...;
 // nothing stored". WAL entries and ContentCheck::kNone get `inner` back as is.
 // A resumed transfer's durable part is read back (ReadDurable) to rebuild the
-// check; kUnsupported when the store cannot, and the caller should Abandon and
-// Begin again from zero.
-Result<std::unique_ptr<Incoming>> WithContentCheck(std::unique_ptr<Incoming> inner, const TransferSpec& spec);
+// check. When that fails, `inner` is abandoned and kUnsupported returned (the
+// caller Begins again from zero) -- except for kAuto on a store that cannot
+// read back (kUnsupported from ReadDurable): then `inner` comes back unchecked
+// and `note` (if given) says so, rather than losing the resume.
+Result<std::unique_ptr<Incoming>> WithContentCheck(std::unique_ptr<Incoming> inner, const TransferSpec& spec,
+                                                   std::string* note = nullptr);
 
 class Archive {
  public:
@@ -217,6 +237,9 @@ class Archive {
     return Error(ErrorCode::kUnsupported, "system identifier lookup not implemented");
   }
 
+  // Per-cluster size cap of the quarantine (default kDefaultQuarantineCap).
+  virtual void SetQuarantineCap(std::uint64_t bytes) { (void)bytes; }
+
   // Streams the raw content of a stored entry (as Find/List return it) to
   // `sink`, verified, then calls sink.Finish(). The disk archive reads
   // entry.path (ReadEntry); an object store reads the object it names.
@@ -228,6 +251,30 @@ class Archive {
   // skipping transfers in progress (in this process, or flock'ed by another).
   virtual Status PurgeStale(std::int64_t max_age_seconds) = 0;
 };
+
+// --- Quarantine: same name, different content ---
+// When Commit meets an existing name with other content (kExistsDifferent,
+// original kept), the newcomer is moved to ROOT/<cluster>/quarantine/
+// <name>.<first 16 hex of its XXH3-128>[.zst|.gz] with a .info file (name,
+// received, size, details) beside it, unless the cluster's quarantine would
+// exceed its cap (then it is dropped and the message says so). The same
+// content is kept once. The error message carries the details: the first
+// differing byte offset and, for WAL, the LSN it maps to, both XXH3-128
+// hashes, both system identifiers, and a likely cause.
+inline constexpr std::uint64_t kDefaultQuarantineCap = 1ull << 30;
+struct QuarantinedEntry {
+  std::string file;      // file name under quarantine/
+  std::string name;      // the archive name it was offered under
+  std::string received;  // UTC, YYYYMMDDTHHMMSSZ
+  std::uint64_t size = 0;
+  std::string details;   // one line, as in the error message
+};
+// Entries of a cluster's quarantine, sorted by file name; empty when none.
+Result<std::vector<QuarantinedEntry>> ListQuarantine(const Archive& a, std::string_view cluster);
+// The likely cause of a same-name conflict (also used in the error message).
+std::string LikelyConflictCause(std::string_view name, const std::optional<WalSegmentInfo>& stored,
+                                const std::optional<WalSegmentInfo>& incoming, std::int64_t diff,
+                                std::uint64_t lsn);
 
 // Decompresses a stored entry (any format) to `sink`, verifying frame
 // checksums, then calls sink.Finish(). kCorrupt on damaged stored data; the

@@ -4,11 +4,16 @@
 
 #include <cstddef>
 #include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
 #include <span>
 #include <vector>
 
 #include "archive/archive.h"
 #include "core/result.h"
+#include "core/fd.h"
+#include "core/hash.h"
 #include "core/stream.h"
 
 namespace walferry::archive::internal {
@@ -32,6 +37,23 @@ Status Decompress(int fd, const std::string& name, ByteSink& sink);
 // empty content.
 Status ReadStored(int fd, const std::string& name, StoreFormat format, ByteSink& sink);
 
+// The resume manifest <transfer_id>.state (text, key=value lines, an XXH3-64
+// "check" line last). ParseManifest returns nullopt for anything that is not a
+// whole, intact manifest; SerializeManifest(m) parses back to m.
+struct Manifest {
+  std::string transfer_id, cluster, name;
+  StoreFormat store = StoreFormat::kRaw;
+  std::int64_t raw_size = -1;
+  std::uint64_t chunks = 0, raw_offset = 0, data_length = 0;
+  std::uint64_t wal_sysid = 0;
+  std::uint32_t wal_seg_size = 0, wal_timeline = 0;
+  std::uint64_t wal_page_address = 0;
+  std::string hash_state;  // Xxh3Stream::Save()
+  bool operator==(const Manifest&) const = default;
+};
+std::string SerializeManifest(const Manifest& m);
+std::optional<Manifest> ParseManifest(std::string_view text);
+
 // Streams the raw content of a temp data file (in the store format, written
 // with pwrite only) to `sink`, from its start, then finishes the sink.
 Status ReadDataPrefix(int fd, const std::string& name, StoreFormat format, ByteSink& sink);
@@ -39,5 +61,34 @@ Status ReadDataPrefix(int fd, const std::string& name, StoreFormat format, ByteS
 // Size and XXH3-128 of the raw content of an opened stored file.
 Result<std::pair<std::uint64_t, Hash128>> HashStored(int fd, const std::string& name,
                                                      StoreFormat format);
+
+// Opens directory `name` under `dirfd` without following a symlink, creating it
+// (mode 0700, parent fsynced) when `create` is set. `shown` is the path for messages.
+Result<UniqueFd> OpenDirAt(int dirfd, const std::string& name, const std::string& shown, bool create);
+// For a NNNNNNNN.history `name`: reads `file` under `dirfd` (stored as
+// `format`) and checks it with ParseTimelineHistory (kCorrupt); Ok for any
+// other name.
+Status CheckHistoryData(int dirfd, const std::string& file, StoreFormat format, std::string_view name);
+
+// A same-name conflict at Commit: the newcomer's temp data and the stored copy.
+struct Conflict {
+  int cluster_fd = -1;
+  std::string cluster_shown;
+  int incoming_fd = -1;
+  std::string data_name;  // under ROOT/.incoming
+  StoreFormat data_format = StoreFormat::kRaw;
+  int dest_fd = -1;
+  std::string stored_file;  // under dest_fd, with its suffix
+  StoreFormat stored_format = StoreFormat::kRaw;
+  std::string name;
+  std::uint64_t new_size = 0;
+  Hash128 new_hash;
+  std::uint64_t cap = kDefaultQuarantineCap;
+};
+// Compares the two copies, quarantines the newcomer (moving its temp data away)
+// and returns the details for the error message ("first difference at ...;
+// likely cause: ...; newcomer kept in quarantine/F"). Never fails: what it
+// cannot do is said in the text.
+std::string HandleConflict(const Conflict& c);
 
 }  // namespace walferry::archive::internal

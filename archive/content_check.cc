@@ -51,6 +51,7 @@ class CheckedIncoming final : public Incoming {
   }
   void Abandon() override { inner_->Abandon(); }
   Status ReadDurable(ByteSink& sink) override { return inner_->ReadDurable(sink); }
+  std::unique_ptr<Incoming> Release() { return std::move(inner_); }
 
  private:
   std::unique_ptr<Incoming> inner_;
@@ -60,14 +61,22 @@ class CheckedIncoming final : public Incoming {
 
 }  // namespace
 
-Result<std::unique_ptr<Incoming>> WithContentCheck(std::unique_ptr<Incoming> inner, const TransferSpec& spec) {
+Result<std::unique_ptr<Incoming>> WithContentCheck(std::unique_ptr<Incoming> inner, const TransferSpec& spec,
+                                                   std::string* note) {
   auto kind = ClassifyName(spec.name);
   if (!kind.ok() || *kind != EntryKind::kFile || spec.content == ContentCheck::kNone) return inner;
   auto checked = std::make_unique<CheckedIncoming>(std::move(inner), spec);
   if (checked->next_raw_offset() > 0) {
     if (Status st = checked->Rebuild(); !st.ok()) {
-      checked->Abandon();  // the check needs every byte: the caller starts over
-      return Error(ErrorCode::kUnsupported, st.error().message());
+      if (spec.content == ContentCheck::kTar || st.error().code() != ErrorCode::kUnsupported) {
+        checked->Abandon();  // the check needs every byte: the caller starts over
+        return Error(ErrorCode::kUnsupported, st.error().message());
+      }
+      // kAuto on a store that cannot read its temp data back: resume without
+      // the receiver's check rather than lose the resume (a walferry sender
+      // checks the stream itself before COMMIT).
+      if (note) *note = "resumed without the receiver's tar check: " + st.error().message();
+      return checked->Release();
     }
   }
   return std::unique_ptr<Incoming>(std::move(checked));

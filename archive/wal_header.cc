@@ -16,7 +16,6 @@ namespace walferry::archive {
 namespace {
 
 constexpr std::size_t kLongHeaderSize = 40;
-constexpr std::size_t kShortHeaderSize = WalPageCheck::kShortHeaderSize;
 constexpr std::uint16_t kXlpLongHeader = 0x0002;
 // XLP_ALL_FLAGS (xlog_internal.h): XLP_FIRST_IS_CONTRECORD, XLP_LONG_HEADER,
 // XLP_BKP_REMOVABLE and XLP_FIRST_IS_OVERWRITE_CONTRECORD (0x0008, PostgreSQL

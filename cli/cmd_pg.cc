@@ -5,16 +5,21 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <climits>
+#include <cstdlib>
+#include <ctime>
 #include <cstdio>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "agent/protocol.h"
 #include "archive/archive.h"
 #include "cli/commands.h"
 #include "cli/config.h"
+#include "cli/metrics.h"
 #include "cli/s3_options.h"
 #include "cli/progress.h"
 #include "pg/backup_estimate.h"
@@ -65,6 +70,12 @@ Result<std::unique_ptr<archive::Archive>> OpenArchiveRoot(const std::string& roo
 }
 
 int Fail(Context& ctx, const Error& e) { return ctx.exit_code = ReportError(e); }
+
+// Adds the agent's own STATUS figures when its socket answers.
+void AskAgent(pg::ServerStatus& s) {
+  if (!s.agent_running) return;
+  if (auto st = agent::AskStatus(s.agent_socket, std::chrono::milliseconds(2000)); st.ok()) s.agent = *st;
+}
 
 std::string Join(const std::vector<std::string>& v, const std::string& sep) {
   std::string out;
@@ -233,7 +244,8 @@ void AddVerify(CLI::App& app, Context& ctx) {
   c->footer(
       "Reads every stored file in full (decompression verifies its checksums), checks each\n"
       "segment's page header and length, and looks for holes in each timeline's sequence.\n"
-      "Prints what is corrupt or missing; exits 3 when anything is.\n\n"
+      "Prints what is corrupt or missing, and the newcomers kept in quarantine after a\n"
+      "same-name-different-content refusal; exits 3 when there is any.\n\n"
       "  walferry verify --root /srv/walferry --cluster main\n"
       "checks the archive that this postgresql.conf line on the standby reads:\n"
       "  restore_command = 'walferry get %f %p --from /srv/walferry'");
@@ -254,10 +266,12 @@ void AddVerify(CLI::App& app, Context& ctx) {
                   r.newest_segment.empty() ? "-" : r.newest_segment.c_str());
       for (const auto& g : r.gaps) std::printf("  missing %s\n", g.c_str());
       for (const auto& p : r.problems) std::printf("  corrupt %s\n", p.c_str());
-      if (!r.gaps.empty() || !r.problems.empty()) bad = true;
+      for (const auto& q : r.quarantined) std::printf("  quarantined %s\n", q.c_str());
+      if (!r.gaps.empty() || !r.problems.empty() || !r.quarantined.empty()) bad = true;
     }
     if (bad) {
-      std::fprintf(stderr, "walferry: verify found missing or corrupt files in %s\n", a->root.c_str());
+      std::fprintf(stderr, "walferry: verify found missing, corrupt or conflicting (quarantined) files in %s\n",
+                   a->root.c_str());
       ctx.exit_code = kExitCorrupt;
     } else {
       std::printf("all files verified, no gaps\n");
@@ -572,10 +586,11 @@ void AddSetup(CLI::App& app, Context& ctx) {
 // ---------------- status ----------------
 void AddStatus(CLI::App& app, Context& ctx) {
   struct Args {
-    bool json = false;
+    bool json = false, check = false, prometheus = false;
     std::string root, config;
     std::vector<std::string> clusters;
     pg::ConnOptions conn;
+    pg::Thresholds limits;
   };
   auto a = std::make_shared<Args>();
   auto* c = app.add_subcommand(
@@ -585,8 +600,15 @@ void AddStatus(CLI::App& app, Context& ctx) {
       "On the primary: pg_stat_replication (state, lag in bytes), pg_stat_archiver (last\n"
       "archived, failures) and the .ready files waiting in pg_wal/archive_status. On a\n"
       "standby: received/replayed positions. With --root: the archive's newest segment per\n"
-      "cluster and any gap. Connection options as psql takes them (-h -p -U -d).\n\n"
+      "cluster, any gap, size on disk and last write. Connection options as psql takes them\n"
+      "(-h -p -U -d). The primary's backlog (count, bytes and age of .ready files) and its\n"
+      "WAL written/archived rates over the last 5 minutes come from pg_wal/archive_status\n"
+      "(--pgdata, or the server's data_directory when readable); the last failure's reason\n"
+      "from walferry push's record; the agent from its socket ($WALFERRY_AGENT_SOCKET).\n"
+      "--check prints one line and exits 1 past --max-backlog, --max-oldest-age or\n"
+      "--max-since-success, or while archiving fails (for cron and Nagios).\n\n"
       "  walferry status --pgdata /var/lib/postgresql/15/main --json\n"
+      "  walferry status --pgdata /var/lib/postgresql/15/main --check --max-backlog 8\n"
       "for a primary whose postgresql.conf has:\n"
       "  archive_command = 'walferry push %p'");
   c->add_flag("--json", a->json, "machine-readable output");
@@ -599,10 +621,42 @@ void AddStatus(CLI::App& app, Context& ctx) {
   c->add_option("--root", a->root, "archive ROOT directory (receiver side)");
   c->add_option("--cluster", a->clusters, "cluster(s) of the archive (default: all)");
   AddConfigOption(c, &a->config);
+  c->add_option("--agent-socket", a->conn.agent_socket,
+                "the agent's socket (default: from archive_command, walferry_archive.socket, "
+                "$WALFERRY_AGENT_SOCKET, /run/walferry/agent.sock)");
+  c->add_flag("--prometheus", a->prometheus, "the primary's figures as Prometheus text (node_exporter textfile)");
+  c->add_flag("--check", a->check, "one line for monitoring (cron, Nagios); exit 1 past a threshold");
+  c->add_option("--max-backlog", a->limits.max_backlog, "--check: .ready segments allowed (-1 = any)")
+      ->capture_default_str();
+  c->add_option("--max-oldest-age", a->limits.max_oldest_age_s, "--check: seconds the oldest .ready may wait")
+      ->capture_default_str();
+  c->add_option("--max-since-success", a->limits.max_since_success_s,
+                "--check: seconds since the last archived segment while a backlog waits")
+      ->capture_default_str();
   c->callback([a, c, &ctx] {
     if (Status st = ApplyConfig(*c, a->config); !st.ok()) return void(Fail(ctx, st.error()));
+    if (a->check || a->prometheus) {
+      if (!a->conn.pgdata.empty()) a->conn.pgdata = Absolute(a->conn.pgdata);
+      auto s = pg::QueryServerStatus(a->conn);
+      if (!s.ok() && a->prometheus) return void(Fail(ctx, s.error()));
+      if (s.ok()) AskAgent(*s);
+      if (a->prometheus) {
+        std::fputs(ServerStatusMetrics(*s).c_str(), stdout);
+        return;
+      }
+      if (!s.ok()) {
+        std::printf("ARCHIVE CRITICAL - cannot ask PostgreSQL: %s\n", s.error().message().c_str());
+        ctx.exit_code = kExitFailure;
+        return;
+      }
+      auto breaches = pg::CheckThresholds(*s, a->limits);
+      std::fputs(pg::CheckSummary(*s, breaches).c_str(), stdout);
+      ctx.exit_code = breaches.empty() ? kExitOk : kExitFailure;
+      return;
+    }
     std::optional<pg::ServerStatus> server;
     std::vector<pg::ClusterReport> reports;
+    std::vector<pg::ArchiveUsage> usage;
     bool have_archive = false;
     std::optional<Error> failure;
     const bool want_server = !a->conn.pgdata.empty() || !a->conn.host.empty() ||
@@ -611,6 +665,7 @@ void AddStatus(CLI::App& app, Context& ctx) {
       if (!a->conn.pgdata.empty()) a->conn.pgdata = Absolute(a->conn.pgdata);
       auto s = pg::QueryServerStatus(a->conn);
       if (s.ok()) {
+        AskAgent(*s);
         server = std::move(s).value();
       } else {
         failure = s.error();
@@ -625,13 +680,16 @@ void AddStatus(CLI::App& app, Context& ctx) {
         if (r.ok()) {
           reports = std::move(r).value();
           have_archive = true;
+          const double now = static_cast<double>(::time(nullptr));
+          for (const auto& rep : reports) usage.push_back(pg::ClusterUsage(a->root, rep.cluster, now));
         } else {
           failure = r.error();
         }
       }
     }
-    std::string out = a->json ? pg::StatusJson(server, have_archive ? &reports : nullptr)
-                              : pg::StatusText(server, have_archive ? &reports : nullptr);
+    const bool colour = ::isatty(STDOUT_FILENO) == 1 && std::getenv("NO_COLOR") == nullptr;
+    std::string out = a->json ? pg::StatusJson(server, have_archive ? &reports : nullptr, &usage)
+                              : pg::StatusText(server, have_archive ? &reports : nullptr, &usage, colour);
     std::fputs(out.c_str(), stdout);
     std::fflush(stdout);
     if (failure) Fail(ctx, *failure);

@@ -18,8 +18,11 @@
 #include "cli/commands.h"
 #include "cli/client_options.h"
 #include "cli/config.h"
+#include "cli/log.h"
+#include "cli/metrics.h"
 #include "cli/progress.h"
 #include "core/stream.h"
+#include "pg/push_failure.h"
 #include "transport/net.h"
 #include "transport/sender.h"
 #include "transport/server.h"
@@ -39,10 +42,13 @@ struct ServeArgs {
   std::string tls_dir;
   bool insecure = false;
   std::size_t max_connections = 64;
+  std::string log_level = "info";
+  std::string metrics;  // HOST:PORT of the Prometheus endpoint; "" = none
   std::size_t max_transfers_per_cluster = 16;
   double handshake_timeout_s = 10;
   double idle_timeout_s = 60;
   std::uint64_t max_incoming_mib = 256 * 1024;
+  std::uint64_t quarantine_max_mib = archive::kDefaultQuarantineCap >> 20;
   std::string store_url;  // s3://BUCKET/PREFIX: a gateway; --root then holds resume state only
   cli::S3Flags s3;
 };
@@ -52,6 +58,9 @@ std::chrono::milliseconds SecondsOption(double s) {
 }
 
 int RunServe(const ServeArgs& a) {
+  auto level = ParseLogLevel(a.log_level);
+  if (!level.ok()) return ReportError(level.error());
+  Logger log = Logger::ForStderr(*level);
   if (a.root.empty()) return ReportError(Error(ErrorCode::kInvalidArgument, "serve needs --root DIR"));
   if (a.listen.empty()) return ReportError(Error(ErrorCode::kInvalidArgument, "serve needs --listen HOST:PORT"));
   auto ep = transport::ParseEndpoint(a.listen);
@@ -82,24 +91,39 @@ int RunServe(const ServeArgs& a) {
   auto archive = a.store_url.empty() ? archive::Archive::Open(a.root, *store)
                                      : cli::OpenS3Url(a.store_url, a.s3, a.root, *store);
   if (!archive.ok()) return ReportError(archive.error());
+  (*archive)->SetQuarantineCap(a.quarantine_max_mib << 20);
   auto listener = transport::Listen(*ep, tls);
   if (!listener.ok()) return ReportError(listener.error());
   transport::ServerOptions so;
   so.insecure = tls.insecure_loopback;
   so.max_connections = std::max<std::size_t>(1, a.max_connections);
+  MetricsRegistry metrics;
+  DescribeServeMetrics(metrics);
+  so.log = [&log, &metrics](const std::string& line) {
+    log.Log(ServeEventLevel(line), line);
+    ObserveServeEvent(metrics, line, static_cast<double>(::time(nullptr)));
+  };
+  std::unique_ptr<MetricsServer> metrics_server;
+  if (!a.metrics.empty()) {
+    auto m = MetricsServer::Start(a.metrics, metrics, [&metrics, root = a.root] { UpdateArchiveGauges(metrics, root); });
+    if (!m.ok()) return ReportError(m.error());
+    metrics_server = std::move(m).value();
+    log.Log(LogLevel::kInfo, "serve: metrics on http://" + a.metrics.substr(0, a.metrics.rfind(':')) + ":" +
+                                 std::to_string(metrics_server->port()) + "/metrics");
+  }
   so.max_transfers_per_cluster = a.max_transfers_per_cluster;
   so.handshake_timeout = SecondsOption(a.handshake_timeout_s);
   so.idle_timeout = SecondsOption(a.idle_timeout_s);
   so.max_incoming_bytes_per_cluster = a.max_incoming_mib << 20;
   transport::Server server(**archive, so);
-  std::fprintf(stderr, "walferry serve: listening on %s port %d, root %s, store %s%s\n", ep->host.c_str(),
-               (*listener)->port(), a.store_url.empty() ? a.root.c_str() : a.store_url.c_str(), a.store.c_str(),
-               tls.insecure_loopback ? " (INSECURE plain TCP, loopback only)" : "");
+  log.Log(LogLevel::kInfo, "serve: listening on " + ep->host + " port " + std::to_string((*listener)->port()) +
+                               ", root " + (a.store_url.empty() ? a.root : a.store_url) + ", store " + a.store +
+                               (tls.insecure_loopback ? " (INSECURE plain TCP, loopback only)" : ""));
   if (!tls.insecure_loopback) {
     std::string p = transport::CertLifetimeProblem(a.tls_dir + "/server.crt");
     if (!p.empty()) {
-      std::fprintf(stderr, "walferry serve: WARNING: server certificate %s; senders will refuse it "
-                   "(renew: walferry tls init %s --renew server, then SIGHUP)\n", p.c_str(), a.tls_dir.c_str());
+      log.Log(LogLevel::kWarn, "serve: WARNING: server certificate " + p + "; senders will refuse it (renew: walferry tls init " +
+                                   a.tls_dir + " --renew server, then SIGHUP)");
     }
   }
   std::atomic<bool> done{false};
@@ -110,12 +134,15 @@ int RunServe(const ServeArgs& a) {
       if (sig == SIGHUP) {
         // New TLS files (renewed certificate, crl.pem) for new connections; open ones go on.
         auto r = (*listener)->Reload();
-        std::fprintf(stderr, "walferry serve: SIGHUP: %s\n",
-                     r.ok() ? r->c_str() : ("reload failed, keeping the old TLS files: " + r.error().message()).c_str());
+        if (r.ok()) {
+          log.Log(LogLevel::kInfo, "serve: SIGHUP: " + *r);
+        } else {
+          log.Log(LogLevel::kWarn, "serve: SIGHUP: reload failed, keeping the old TLS files: " + r.error().message());
+        }
         continue;
       }
       if (sig == SIGTERM || sig == SIGINT) {
-        std::fprintf(stderr, "walferry serve: signal %d, shutting down\n", sig);
+        log.Log(LogLevel::kInfo, "serve: signal " + std::to_string(sig) + ", shutting down");
         server.Stop();
         return;
       }
@@ -125,8 +152,7 @@ int RunServe(const ServeArgs& a) {
   done.store(true);
   signals.join();
   if (!st.ok()) return ReportError(st.error());
-  std::fprintf(stderr, "walferry serve: stopped after %llu transfers\n",
-               static_cast<unsigned long long>(server.transfers_done()));
+  log.Log(LogLevel::kInfo, "serve: stopped after " + std::to_string(server.transfers_done()) + " transfers");
   return kExitOk;
 }
 
@@ -164,6 +190,9 @@ void AddTransferCommands(CLI::App& app, Context& ctx) {
   serve->add_option("--store", serve_args->store, "How files rest on disk: zstd (default), gzip, raw");
   serve->add_option("--tls-dir", serve_args->tls_dir, "Directory made by `walferry tls init`");
   serve->add_flag("--insecure-loopback", serve_args->insecure, "Plain TCP on loopback (tests and demos only)");
+  AddLogLevelOption(serve, &serve_args->log_level);
+  serve->add_option("--metrics", serve_args->metrics,
+                    "HOST:PORT for Prometheus text metrics at /metrics (e.g. 127.0.0.1:9420)");
   serve->add_option("--max-connections", serve_args->max_connections,
                     "Connections served at once; more get a 'receiver busy' error (default 64)")
       ->check(CLI::Range(1, 100000));
@@ -177,6 +206,9 @@ void AddTransferCommands(CLI::App& app, Context& ctx) {
       ->check(CLI::Range(0.1, 86400.0));
   serve->add_option("--max-incoming-mib", serve_args->max_incoming_mib,
                     "Cap on one cluster's temp data in ROOT/.incoming, in MiB (default 262144 = 256 GiB, 0 = none)");
+  serve->add_option("--quarantine-max-mib", serve_args->quarantine_max_mib,
+                    "Per-cluster cap of the quarantine that keeps refused same-name-different-content "
+                    "files (default 1024)");
   serve->add_option("--store-url", serve_args->store_url,
                     "s3://BUCKET/PREFIX: store in an S3 bucket; --root DIR keeps only resume state");
   serve->add_option("--s3-endpoint", serve_args->s3.endpoint, "S3 endpoint URL (default: $WALFERRY_S3_ENDPOINT)");
@@ -237,13 +269,18 @@ void AddTransferCommands(CLI::App& app, Context& ctx) {
     // and CPU is what bounds a serial archive_command.
     o->level = push_args->level > 0 ? push_args->level : 1;
     o->chunk_size = push_args->chunk_kib * 1024;
+    // archive_mode = always re-archives what the primary archived: ask first.
+    o->ask_have = true;
     transport::Sender sender(std::move(*o));
     std::string name = BaseName(push_args->path);
     auto r = sender.SendFile(push_args->path, name);
     if (!r.ok()) {
-      ctx.exit_code = ReportError(r.error().Wrap("push " + name));
+      Error e = r.error().Wrap("push " + name);
+      (void)pg::RecordPushFailure(push_args->path, e.message());  // for `walferry status`
+      ctx.exit_code = ReportError(e);
       return;
     }
+    pg::ClearPushFailure(push_args->path);
     ctx.exit_code = kExitOk;
   });
 

@@ -41,5 +41,6 @@ void AddTlsCommands(CLI::App& app, Context& ctx);        // tls init
 void AddAgentCommands(CLI::App& app, Context& ctx);     // agent
 void AddPgCommands(CLI::App& app, Context& ctx);         // get, cleanup, basebackup, restore-base,
                                                          // setup, status, verify, promote
+void AddCheckCommand(CLI::App& app, Context& ctx);       // check
 
 }  // namespace walferry::cli

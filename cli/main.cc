@@ -46,6 +46,7 @@ int main(int argc, char** argv) {
   AddTransferCommands(app, ctx);
   AddTlsCommands(app, ctx);
   AddPgCommands(app, ctx);
+  AddCheckCommand(app, ctx);
   AddAgentCommands(app, ctx);
   try {
     app.parse(argc, argv);

@@ -29,6 +29,7 @@ using walferry::archive::IsWalSegmentName;
 using walferry::archive::ParseWalHeader;
 using walferry::archive::ValidateClusterName;
 using walferry::archive::WalSegmentInfo;
+using walferry::Status;
 
 void Require(bool cond, const char* what) {
   if (!cond) {
@@ -62,6 +63,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (segno / per_log <= 0xFFFFFFFFull) {
       std::string name = CanonicalName(*info);
       Require(CheckWalName(*info, name).ok(), "canonical name accepted");
+      // The page walk over the rest of the input, whole and split.
+      walferry::archive::WalPageCheck whole(*info, info->timeline);
+      walferry::archive::WalPageCheck split(*info, info->timeline);
+      Status a = whole.Feed(bytes);
+      Status b = Status::Ok();
+      for (std::size_t off = 0; off < size && b.ok(); off += 13) {
+        b = split.Feed(bytes.subspan(off, size - off < 13 ? size - off : 13));
+      }
+      Require(a.ok() == b.ok(), "page walk independent of how the bytes are split");
       auto kind = ClassifyName(name);
       Require(kind.ok() && *kind == EntryKind::kWal, "canonical name is a WAL name");
     }

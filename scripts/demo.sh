@@ -4,7 +4,7 @@
 # user on free ports. On a fresh Debian 12 machine, as root: installs what is
 # missing, builds Release, then
 #   walferry tls init -> serve -> setup primary --apply -> (pgbench -i) ->
-#   basebackup (progress line on a terminal) -> restore-base -> a standby that
+#   check -> basebackup (progress line on a terminal) -> restore-base -> a standby that
 #   replays WAL from the archive through `walferry get`, then streams ->
 #   status of both sides -> verify -> promote,
 # and ends with a table of what was verified and speed figures next to bzip2,
@@ -85,6 +85,11 @@ t0=$(now)
 as_pg "$PGBIN/pgbench" -q -i -s "$SCALE" -h 127.0.0.1 -p "$PORT" -U postgres postgres \
   >"$T/pgbench.log" 2>&1 || fail "pgbench -i failed (see $T/pgbench.log)"
 echo "    done in $(secs "$t0" "$(now)") s"
+
+say "walferry check: the running configuration, the receiver, the certificate, and a forced WAL switch"
+as_pg "$WF" check --pgdata "$P" -U postgres >"$T/check.txt" 2>&1 || { show <"$T/check.txt"; fail "walferry check failed"; }
+show <"$T/check.txt"
+verified "walferry check: $(tail -n 1 "$T/check.txt") (the switched segment read back from the receiver)"
 
 # --- base backup -----------------------------------------------------------
 say "walferry basebackup: pg_basebackup -Ft -c fast, compressed in parallel and shipped to the receiver"

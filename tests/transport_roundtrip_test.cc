@@ -118,8 +118,22 @@ class MemArchive final : public archive::Archive {
     }
     return std::unique_ptr<archive::Incoming>(new MemIncoming(s_, spec, durable));
   }
-  Result<archive::StoredEntry> Find(std::string_view, std::string_view) const override {
-    return Error(ErrorCode::kNotFound, "n/a");
+  Result<archive::StoredEntry> Find(std::string_view cluster, std::string_view name) const override {
+    std::lock_guard lk(s_.mu);
+    std::string key = std::string(cluster) + "/" + std::string(name);
+    if (s_.files.find(key) == s_.files.end()) return Error(ErrorCode::kNotFound, "n/a");
+    return archive::StoredEntry{std::string(name), key, archive::StoreFormat::kRaw, archive::EntryKind::kFile};
+  }
+  Status Read(const archive::StoredEntry& e, ByteSink& sink) const override {
+    std::string data;
+    {
+      std::lock_guard lk(s_.mu);
+      auto it = s_.files.find(e.path);
+      if (it == s_.files.end()) return Error(ErrorCode::kNotFound, "n/a");
+      data = it->second;
+    }
+    WF_TRY(sink.Write({reinterpret_cast<const std::byte*>(data.data()), data.size()}));
+    return sink.Finish();
   }
   Result<std::vector<archive::StoredEntry>> List(std::string_view, archive::EntryKind) const override {
     return std::vector<archive::StoredEntry>{};
@@ -287,6 +301,38 @@ TEST_F(ReceiverFixture, FileRoundTripIdenticalAndDifferent) {
   ASSERT_FALSE(diff.ok());
   EXPECT_EQ(diff.error().code(), ErrorCode::kExistsDifferent);
   EXPECT_EQ(Stored("base.tar"), data);
+}
+
+// HAVE (kFeatureHave): a sender that asks first ships nothing for content the
+// receiver already stores, and still ships (and is refused) for other content.
+TEST_F(ReceiverFixture, AskHaveSkipsIdenticalContent) {
+  std::string data = Data(3'000'000, 5);
+  std::string path = WriteTemp(data);
+  {
+    Sender first(Options());
+    auto r = first.SendFile(path, "000000010000000000000009.partial");
+    ASSERT_TRUE(r.ok()) << r.error().message();
+    EXPECT_EQ(r->outcome, WireOutcome::kPlaced);
+    EXPECT_GT(r->wire_bytes, 0u);
+  }
+  auto opts = Options();
+  opts.ask_have = true;
+  Sender asking(std::move(opts));
+  auto again = asking.SendFile(path, "000000010000000000000009.partial");
+  ASSERT_TRUE(again.ok()) << again.error().message();
+  EXPECT_EQ(again->outcome, WireOutcome::kIdentical);
+  EXPECT_EQ(again->wire_bytes, 0u);  // not shipped
+  EXPECT_EQ(again->raw_bytes, data.size());
+  // Absent: shipped as usual.
+  auto fresh = asking.SendFile(WriteTemp(Data(10'000, 6)), "fresh.partial");
+  ASSERT_TRUE(fresh.ok()) << fresh.error().message();
+  EXPECT_EQ(fresh->outcome, WireOutcome::kPlaced);
+  EXPECT_GT(fresh->wire_bytes, 0u);
+  // Different: shipped, refused at COMMIT, original kept.
+  auto diff = asking.SendFile(WriteTemp(Data(3'000'000, 7)), "000000010000000000000009.partial");
+  ASSERT_FALSE(diff.ok());
+  EXPECT_EQ(diff.error().code(), ErrorCode::kExistsDifferent);
+  EXPECT_EQ(Stored("000000010000000000000009.partial"), data);
 }
 
 TEST_F(ReceiverFixture, ManyTransfersShareOneConnection) {

@@ -8,6 +8,7 @@
 #include <deque>
 #include <thread>
 
+#include "archive/tar_check.h"
 #include "core/buffer_pool.h"
 #include "core/hash.h"
 
@@ -20,11 +21,13 @@ compress::Algorithm ToAlgorithm(WireCodec c) { return static_cast<compress::Algo
 // pipeline skips on resume, so COMMIT always covers the whole stream.
 class HashingSource final : public ByteSource {
  public:
-  explicit HashingSource(ByteSource& src) : src_(src) {}
+  // `tar`, when given, sees every byte too (the sender's own tar check).
+  explicit HashingSource(ByteSource& src, archive::TarCheck* tar = nullptr) : src_(src), tar_(tar) {}
   Result<std::size_t> Read(std::span<std::byte> buf) override {
     auto r = src_.Read(buf);
     if (r.ok()) {
       hash_.Update(buf.first(*r));
+      if (tar_) tar_->Update(buf.first(*r));
       total_ += *r;
     }
     return r;
@@ -36,9 +39,30 @@ class HashingSource final : public ByteSource {
 
  private:
   ByteSource& src_;
+  archive::TarCheck* tar_;
   Xxh3Stream hash_;
   std::uint64_t total_ = 0;
 };
+
+// The sender applies the receiver's tar rule too (docs/archive-layout.md):
+// the receiver's check is the one no sender can bypass, but a store that
+// cannot read a resumed transfer's temp data back skips it, and this one
+// does not depend on the store.
+archive::ContentCheck SenderCheck(WireKind kind) {
+  switch (kind) {
+    case WireKind::kTar: return archive::ContentCheck::kTar;
+    case WireKind::kAny:
+    case WireKind::kWal: return archive::ContentCheck::kNone;
+    default: return archive::ContentCheck::kAuto;
+  }
+}
+
+Status CheckBeforeCommit(archive::TarCheck& tar, const std::string& name) {
+  Status st = tar.Finish();
+  if (st.ok()) return st;
+  return Error(ErrorCode::kRefused, name + " not committed: " + st.error().message() +
+                                        "; nothing stored under the name");
+}
 
 // A chunk as it goes on the wire: the compressed frame, or the raw bytes when
 // compressing did not shrink them (incompressible data; the frame would be
@@ -135,7 +159,31 @@ Status Sender::EnsureConnected() {
     Drop();
     return Protocol("expected HELLO, got " + std::string(FrameTypeName(TypeOf(*f))));
   }
+  peer_features_ = std::get<HelloFrame>(*f).features;
   return Status::Ok();
+}
+
+// True when the receiver holds `name` with exactly this content (HAVE).
+Result<bool> Sender::AskHave(const std::string& path, const std::string& name, std::uint64_t size) {
+  WF_TRY(EnsureConnected());
+  if ((peer_features_ & kFeatureHave) == 0) return false;
+  WF_ASSIGN(auto src, OpenSource(path));
+  Xxh3Stream hash;
+  std::vector<std::byte> buf(1 << 20);
+  std::uint64_t total = 0;
+  for (;;) {
+    WF_ASSIGN(std::size_t n, src->Read(buf));
+    if (n == 0) break;
+    hash.Update(std::span<const std::byte>(buf.data(), n));
+    total += n;
+  }
+  if (total != size) return false;  // changing under us: let the transfer judge
+  WF_TRY(writer_->Write(HaveFrame{size, hash.Digest(), name}));
+  WF_ASSIGN(Frame f, ReadFrame());
+  if (TypeOf(f) != FrameType::kHaveReply) {
+    return Protocol("expected HAVE_REPLY, got " + std::string(FrameTypeName(TypeOf(f))));
+  }
+  return std::get<HaveReplyFrame>(f).answer == WireHave::kIdentical;
 }
 
 Result<Frame> Sender::ReadFrame() {
@@ -307,6 +355,15 @@ Result<SendResult> Sender::SendFile(const std::string& path, const std::string& 
     if (!S_ISREG(st.st_mode)) return Error(ErrorCode::kInvalidArgument, path + ": not a regular file");
     x.open.raw_size = static_cast<std::uint64_t>(st.st_size);
   }
+  if (opts_.ask_have) {
+    auto have = AskHave(path, name, x.open.raw_size);
+    if (have.ok() && *have) {
+      x.result.outcome = WireOutcome::kIdentical;
+      x.result.raw_bytes = x.open.raw_size;
+      return x.result;
+    }
+    if (!have.ok()) Drop();  // the ordinary transfer below reconnects and reports
+  }
   int attempt = 0;
   bool first = true;
   for (;;) {
@@ -317,7 +374,8 @@ Result<SendResult> Sender::SendFile(const std::string& path, const std::string& 
       if (first) x.result.resumed_from = o.resume_from_chunk;
       first = false;
       WF_ASSIGN(auto src, OpenSource(path));
-      HashingSource hs(*src);
+      archive::TarCheck tar(SenderCheck(opts_.kind));
+      HashingSource hs(*src, &tar);
       auto popts = Pipeline(o.codec);
       popts.skip_chunks = o.resume_from_chunk;
       x.next_index = o.resume_from_chunk;
@@ -336,6 +394,7 @@ Result<SendResult> Sender::SendFile(const std::string& path, const std::string& 
         return Error(ErrorCode::kIo, path + " changed size while being sent (" + std::to_string(x.open.raw_size) +
                                          " -> " + std::to_string(hs.total()) + " bytes)");
       }
+      WF_TRY(CheckBeforeCommit(tar, name));
       x.result.hash = hs.Digest();
       return Commit(x, hs.total(), x.result.hash);
     }();
@@ -411,7 +470,8 @@ Result<SendResult> Sender::SendStream(ByteSource& src, const std::string& name) 
   std::size_t buf = opts_.chunk_size;  // WireChunk never sends more than the raw chunk
   Window window(capacity, buf);
   x.window = &window;
-  HashingSource hs(src);
+  archive::TarCheck tar(SenderCheck(opts_.kind));
+  HashingSource hs(src, &tar);
   auto popts = Pipeline(o.codec);
   Status st = compress::CompressChunks(hs, popts, [&](const compress::Chunk& c) -> Status {
     if (c.index != x.next_index) {
@@ -442,6 +502,10 @@ Result<SendResult> Sender::SendStream(ByteSource& src, const std::string& name) 
   if (!st.ok()) {
     Drop();
     return st.error();
+  }
+  if (Status t = CheckBeforeCommit(tar, name); !t.ok()) {
+    Drop();
+    return t.error();
   }
   for (;;) {
     auto r = Commit(x, hs.total(), hs.Digest());

@@ -64,11 +64,14 @@ for unit in walferry-serve walferry-agent; do
 done
 grep -q '^ReadWritePaths=/srv/walferry$' /lib/systemd/system/walferry-serve.service || fail "serve may write beyond the archive root"
 if command -v systemd-analyze >/dev/null; then
-  systemd-analyze verify /lib/systemd/system/walferry-serve.service 2>"$T/verify.log" \
-    || { cat "$T/verify.log" >&2; fail "systemd-analyze verify walferry-serve.service"; }
+  for unit in walferry-serve walferry-agent; do
+    systemd-analyze verify /lib/systemd/system/$unit.service 2>"$T/verify.log" \
+      || { cat "$T/verify.log" >&2; fail "systemd-analyze verify $unit.service"; }
+  done
 fi
 # Man pages: one per command, with the same options as --help.
-for page in walferry walferry-push walferry-serve walferry-basebackup walferry-tls-init walferry-setup-primary; do
+for page in walferry walferry-push walferry-serve walferry-basebackup walferry-tls-init walferry-setup-primary \
+            walferry-check walferry-status walferry-agent; do
   [ -f /usr/share/man/man1/$page.1.gz ] || fail "man page $page missing"
 done
 MANTXT=$(zcat /usr/share/man/man1/walferry-push.1.gz | sed 's/\\-/-/g; s/\\f[BIRP]//g')
@@ -81,8 +84,8 @@ fi
 # Bash completion, from the installed file.
 got=$(bash -c '. /usr/share/bash-completion/completions/walferry; COMP_WORDS=(walferry pu); COMP_CWORD=1; _walferry; echo "${COMPREPLY[*]}"')
 [ "$got" = push ] || fail "completion of 'walferry pu' gave '$got'"
-got=$(bash -c '. /usr/share/bash-completion/completions/walferry; COMP_WORDS=(walferry push --tl); COMP_CWORD=2; _walferry; echo "${COMPREPLY[*]}"')
-[ "$got" = --tls-dir ] || fail "completion of 'walferry push --tl' gave '$got'"
+got=$(bash -c '. /usr/share/bash-completion/completions/walferry; COMP_WORDS=(walferry push --tls-d); COMP_CWORD=2; _walferry; echo "${COMPREPLY[*]}"')
+[ "$got" = --tls-dir ] || fail "completion of 'walferry push --tls-d' gave '$got'"
 
 # A push with the installed binary, to a receiver run as the walferry user.
 ensure_pg_user

@@ -13,6 +13,9 @@ one fault per connection in one direction:
   truncate  --after N        forward N bytes, then close that direction
                              (FIN) and drop everything after it
   garbage   --after N        after N bytes, inject --garbage-len random bytes
+  reorder   --after N        after N bytes, swap the two halves of what the
+                             same read brought next (up to --reorder-len bytes
+                             each): bytes out of order, none lost
 
 --dir c2s|s2c picks the direction (client->server or server->client).
 --after may be "A:B" for a random offset in [A, B] (drawn per connection with
@@ -171,6 +174,12 @@ class Connection:
                         data = bytes(b)
                         self.log(f"conn {self.index}: flipped {direction} byte {self.after} "
                                  f"(xor 0x{self.args.xor:02x})")
+                    if mode == "reorder":
+                        tail = data[k:]
+                        h = min(len(tail) // 2, self.args.reorder_len)
+                        if h > 0:
+                            data = data[:k] + tail[h:2 * h] + tail[:h] + tail[2 * h:]
+                        self.log(f"conn {self.index}: reordered {2 * h} bytes {direction} at {self.after}")
                     if mode == "garbage":
                         data = data[:k] + self.garbage + data[k:]
                         self.log(f"conn {self.index}: injected {len(self.garbage)} garbage bytes "
@@ -189,7 +198,8 @@ def main():
     p.add_argument("--port-file")
     p.add_argument("--target", required=True, help="HOST:PORT (loopback only)")
     p.add_argument("--mode", default="pass",
-                   choices=["pass", "cut", "stall", "flip", "truncate", "garbage"])
+                   choices=["pass", "cut", "stall", "flip", "truncate", "garbage", "reorder"])
+    p.add_argument("--reorder-len", type=int, default=4096)
     p.add_argument("--dir", default="c2s", choices=["c2s", "s2c"])
     p.add_argument("--after", default="0", help="N or A:B (random per connection)")
     p.add_argument("--seconds", type=float, default=5.0)
