@@ -121,6 +121,9 @@ struct Shared {
   UniqueFd state_fd;
   std::mutex mu;
   std::set<std::string> active;  // transfer ids and cluster/name keys in progress here
+  // Confirmed system identifiers per cluster: the object is created once and
+  // never rewritten, so one confirmation per process is enough.
+  std::map<std::string, std::uint64_t> sysids;
 
   std::string Key(std::string_view rest) const {
     return opts.prefix.empty() ? std::string(rest) : opts.prefix + "/" + std::string(rest);
@@ -472,7 +475,7 @@ class S3Incoming final : public archive::Incoming {
     pending_.clear();
     pending_chunks_ = pending_raw_ = 0;
     st_.hash_state = hash_.Save();
-    if (st_.spool_len >= sh_->opts.part_size) WF_TRY(UploadSpoolAsPart());
+    if (st_.spool_len - Uploaded() >= sh_->opts.part_size) WF_TRY(UploadSpoolAsPart());
     WF_TRY(SaveState());
     return st_.chunks;
   }
@@ -544,13 +547,23 @@ class S3Incoming final : public archive::Incoming {
   }
 
   Status RecordSysid(s3::Client& c) {
+    {
+      std::lock_guard l(sh_->mu);
+      auto it = sh_->sysids.find(spec_.cluster);
+      if (it != sh_->sysids.end() && it->second == st_.wal_sysid) return Status::Ok();
+    }
     const std::string key = sh_->Key(spec_.cluster + "/system_identifier");
     const std::string mine = std::to_string(st_.wal_sysid) + "\n";
+    auto remember = [&] {
+      std::lock_guard l(sh_->mu);
+      sh_->sysids[spec_.cluster] = st_.wal_sysid;
+      return Status::Ok();
+    };
     Status put = c.Put(key, Bytes(mine), {}, true);
-    if (put.ok()) return Status::Ok();
+    if (put.ok()) return remember();
     if (put.error().code() != ErrorCode::kExists) return put;
     WF_ASSIGN(std::string have, c.GetRange(key, 0, 64));
-    if (have == mine) return Status::Ok();
+    if (have == mine) return remember();
     while (!have.empty() && have.back() == '\n') have.pop_back();
     return Error(ErrorCode::kRefused, "WAL from a different cluster (system identifier " +
                                           std::to_string(st_.wal_sysid) + ", archive has " + have + ")");
@@ -588,19 +601,37 @@ class S3Incoming final : public archive::Incoming {
     WF_TRY(ReadSpool(&body));
     WF_ASSIGN(std::string etag, c->UploadPart(st_.body_key, st_.upload_id, NextPartNumber(), body));
     st_.parts.push_back({NextPartNumber(), etag, body.size()});
-    st_.spool_len = 0;
-    WF_TRY(SaveState());  // before the spool is emptied: parts and offsets agree
-    if (::ftruncate(spool_fd_.get(), 0) != 0 || ::lseek(spool_fd_.get(), 0, SEEK_SET) < 0) {
-      return ErrnoError(errno, "truncate spool of " + spec_.name);
-    }
-    return Status::Ok();
+    // The spool keeps the uploaded bytes too: ReadDurable (the receiver's
+    // content check on resume) reads them back; parts in an unfinished
+    // upload cannot be read from the store.
+    return SaveState();
   }
 
+  std::uint64_t Uploaded() const {
+    std::uint64_t n = 0;
+    for (const auto& p : st_.parts) n += p.size;
+    return n;
+  }
+
+ public:
+  Status ReadDurable(ByteSink& sink) override {
+    if (::lseek(spool_fd_.get(), 0, SEEK_SET) != 0) return ErrnoError(errno, "seek spool of " + spec_.name);
+    Status st = archive::internal::ReadStored(spool_fd_.get(), "spool of " + spec_.name, sh_->opts.format, sink);
+    if (::lseek(spool_fd_.get(), static_cast<off_t>(st_.spool_len), SEEK_SET) < 0) {
+      return ErrnoError(errno, "seek spool of " + spec_.name);
+    }
+    return st;
+  }
+
+ private:
+
+  // The spooled bytes not yet uploaded as a part.
   Status ReadSpool(std::vector<std::byte>* out) {
-    out->resize(st_.spool_len);
-    if (st_.spool_len == 0) return Status::Ok();
-    WF_ASSIGN(std::size_t n, PreadFull(spool_fd_.get(), *out, 0, "spool of " + spec_.name));
-    if (n != st_.spool_len) return Error(ErrorCode::kIo, "spool of " + spec_.name + " is short");
+    const std::uint64_t from = Uploaded();
+    out->resize(st_.spool_len - from);
+    if (out->empty()) return Status::Ok();
+    WF_ASSIGN(std::size_t n, PreadFull(spool_fd_.get(), *out, static_cast<off_t>(from), "spool of " + spec_.name));
+    if (n != out->size()) return Error(ErrorCode::kIo, "spool of " + spec_.name + " is short");
     ::lseek(spool_fd_.get(), static_cast<off_t>(st_.spool_len), SEEK_SET);
     return Status::Ok();
   }

@@ -23,8 +23,11 @@
 //
 // Resume state (the gateway's local directory): per transfer
 // STATE/<transfer_id>.s3state (upload id, parts with ETags, chunk/offset and
-// XXH3 state at the last durable point) and STATE/<transfer_id>.spool (bytes
-// since the last part, fdatasync'ed at Sync). A restarted gateway checks the
+// XXH3 state at the last durable point) and STATE/<transfer_id>.spool (the
+// stored bytes received so far, fdatasync'ed at Sync; parts are uploaded from
+// it, and it stays until the transfer ends because the receiver's content
+// check re-reads a resumed transfer's durable bytes, which an unfinished
+// multipart upload cannot give back). A restarted gateway checks the
 // parts with ListParts and continues. WAL-sized transfers (known size up to
 // part_size) stay in memory until Commit: their first Sync reports nothing
 // new as durable (the sender keeps the chunks in its resend window).

@@ -232,4 +232,16 @@ for st in "$PGDATA"/pg_wal/archive_status/*.done; do
 done
 note "radosgw outage: archive_command failed while it was down, all $want segments intact after"
 pg_stop "$PGDATA"
+
+# --- verify, status and cleanup straight against the bucket
+"$WF" verify --from "$URL" --cluster main >"$T/verify.out" 2>&1 || { cat "$T/verify.out" >&2; fail "verify of the bucket"; }
+"$WF" status --root "$URL" >"$T/status.out" 2>&1 || true
+grep -q main "$T/status.out" || { cat "$T/status.out" >&2; fail "status does not list the bucket's cluster"; }
+segs=$(ls "$PGDATA"/pg_wal/archive_status/ | grep -E '^[0-9A-F]{24}[.]done$' | sort | sed 's/[.]done$//')
+oldest=$(echo "$segs" | head -1); keep=$(echo "$segs" | sed -n 3p)
+"$WF" cleanup "$keep" --root "$URL" --cluster main >"$T/cleanup.out" 2>&1 || { cat "$T/cleanup.out" >&2; fail "cleanup on the bucket"; }
+rc=0; "$WF" get "$oldest" "$T/gone" --from "$URL" --cluster main --prefetch 0 2>/dev/null || rc=$?
+[ "$rc" -eq 1 ] || fail "cleanup left $oldest in the bucket (get exit $rc)"
+get_seg "$keep" "$T/kept" && cmp "$T/kept" "$PGDATA/pg_wal/$keep" || fail "cleanup removed $keep (the restart point)"
+note "verify, status and cleanup (before $keep) work on the bucket"
 echo "s3_gateway: ok"

@@ -10,6 +10,8 @@
 #   tests/tools/ceph_rgw.sh stop-rgw DIR [N]       kills radosgw N (default 1) only
 #   tests/tools/ceph_rgw.sh start-rgw DIR [N]      (re)starts radosgw N on its port
 #   tests/tools/ceph_rgw.sh available              exit 0 when the packages are installed
+# With CEPH_RGW_TLS=1, radosgw 1 also serves HTTPS (self-signed) and DIR/env has
+# S3_TLS_ENDPOINT=https://127.0.0.1:PORT (for peers that only speak TLS, e.g. pgBackRest).
 # Every wait fails loudly on timeout (exit 1, with the daemon's log tail).
 set -euo pipefail
 
@@ -79,6 +81,13 @@ start() {
     ports+=("$(free_port)")
     echo "${ports[-1]}" >"$dir/rgw$n.port"
   done
+  local tls_port="" tls_opts=""
+  if [ "${CEPH_RGW_TLS:-0}" = 1 ]; then
+    tls_port=$(free_port)
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+      -keyout "$dir/rgw.key" -out "$dir/rgw.crt" >/dev/null 2>&1 || die "openssl req failed"
+    tls_opts=" ssl_endpoint=127.0.0.1:$tls_port ssl_certificate=$dir/rgw.crt ssl_private_key=$dir/rgw.key"
+  fi
   {
     cat <<EOF
 [global]
@@ -118,7 +127,7 @@ EOF
     for n in $(seq 1 "$count"); do
       cat <<EOF
 [client.rgw.$n]
-rgw frontends = beast endpoint=127.0.0.1:${ports[$((n - 1))]}
+rgw frontends = beast endpoint=127.0.0.1:${ports[$((n - 1))]}$([ "$n" = 1 ] && echo "$tls_opts")
 rgw dns name = localhost
 rgw data = $dir/run/rgw$n
 EOF
@@ -150,6 +159,7 @@ EOF
   {
     echo "S3_ENDPOINT=http://127.0.0.1:${ports[0]}"
     for n in $(seq 2 "$count"); do echo "S3_ENDPOINT$n=http://127.0.0.1:${ports[$((n - 1))]}"; done
+    [ -n "$tls_port" ] && echo "S3_TLS_ENDPOINT=https://127.0.0.1:$tls_port"
     echo "AWS_ACCESS_KEY_ID=$key"
     echo "AWS_SECRET_ACCESS_KEY=$secret"
     echo "AWS_REGION=us-east-1"
