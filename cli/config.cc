@@ -37,10 +37,11 @@ Result<Config> Config::Parse(std::string_view text, const std::string& origin) {
     } else if (auto hash = value.find(" #"); hash != std::string_view::npos) {
       value = Trim(value.substr(0, hash));  // trailing comment
     }
+    // The optional `--` goes first: `-- = x` has an empty key too.
+    if (key.starts_with("--")) key.remove_prefix(2);
     if (key.empty()) {
       return Error(ErrorCode::kInvalidArgument, origin + ":" + std::to_string(line_no) + ": empty key");
     }
-    if (key.starts_with("--")) key.remove_prefix(2);
     c.values_[std::string(key)] = std::string(value);
   }
   return c;
