@@ -145,7 +145,13 @@ void TarCheck::Update(std::span<const std::byte> data) {
       return;
     }
     if (state_ == State::kEnd) {
-      if (!AllZero(data)) Bad("data after the end-of-archive marker at byte " + std::to_string(offset_));
+      // The offset of the first non-zero byte, not of the piece holding it:
+      // the message must not depend on how the stream was split.
+      auto nz = std::find_if(data.begin(), data.end(), [](std::byte c) { return c != std::byte{0}; });
+      if (nz != data.end()) {
+        Bad("data after the end-of-archive marker at byte " +
+            std::to_string(offset_ + static_cast<std::uint64_t>(nz - data.begin())));
+      }
       offset_ += data.size();
       return;
     }
