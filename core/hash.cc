@@ -54,6 +54,7 @@ namespace {
 constexpr char kStateMagic[8] = {'w', 'f', 'x', 'x', 'h', '3', 'v', '1'};
 constexpr std::size_t kStateBlobSize = sizeof kStateMagic + sizeof(XXH64_hash_t) * 8 +
                                        XXH3_INTERNALBUFFER_SIZE + 4 + 8 + 8;
+constexpr std::uint64_t kMaxStreamLength = std::uint64_t{1} << 62;
 
 void Put(std::string& out, const void* p, std::size_t n) {
   out.append(static_cast<const char*>(p), n);
@@ -96,6 +97,9 @@ bool Xxh3Stream::Restore(const std::string& blob) {
   // Invariants of XXH3's streaming state: the buffer never holds more than its
   // size, the stripe counter wraps at a block, and the length covers both.
   if (buffered > XXH3_INTERNALBUFFER_SIZE) return false;
+  // No stream is 2^62 bytes long; a length near 2^64 would wrap on the next
+  // Update into a state that breaks the rule below (and Restore refuses).
+  if (total > kMaxStreamLength) return false;
   if (stripes >= fresh.nbStripesPerBlock) return false;
   // Up to a full buffer everything stays buffered; past it, update always keeps
   // at least one byte buffered for the digest.

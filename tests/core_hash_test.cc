@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <random>
@@ -178,6 +179,27 @@ TEST(Xxh3Stream, RestoreRefusesForeignOrCorruptBlobs) {
   EXPECT_FALSE(s.Restore(bad_total));  // total 0 with bytes buffered
   // A refused Restore leaves the running state alone.
   EXPECT_EQ(s.Digest(), before);
+}
+
+// xxh3_state_fuzz crash-4aeaddac...: a blob with totalLen 2^64-6 was accepted;
+// 25 more bytes wrapped the length to 19 with 70 bytes buffered, a state that
+// Restore itself refuses. Lengths beyond 2^62 are refused now.
+TEST(Xxh3Stream, RestoreRefusesALengthThatWouldWrap) {
+  std::ifstream in(std::string(WALFERRY_SOURCE_DIR) +
+                       "/fuzz/corpus/xxh3_state/crash-4aeaddacee708ee1d92bda9b68c676db58ac74c1",
+                   std::ios::binary);
+  const std::string fuzz((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_FALSE(fuzz.empty());
+  Xxh3Stream s;
+  EXPECT_FALSE(s.Restore(fuzz));
+  // The same for a real state whose length is pushed past 2^62.
+  Xxh3Stream a;
+  a.Update(RandomBytes(10000, 3));
+  std::string blob = a.Save();
+  ASSERT_TRUE(s.Restore(blob));
+  std::uint64_t total = (std::uint64_t{1} << 62) + 10000;
+  std::memcpy(blob.data() + blob.size() - 8, &total, 8);
+  EXPECT_FALSE(s.Restore(blob));
 }
 
 }  // namespace
