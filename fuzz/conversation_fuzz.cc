@@ -110,6 +110,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
   };
   std::vector<Sent> sent;
+  // COMMIT ends the transfer on the receiver (placed or refused): CHUNKs and a
+  // second COMMIT after it belong to no transfer, so they must not be added to
+  // the record of the committed one (the receiver refuses them as frames
+  // outside a transfer). Without this the check compared a correctly stored
+  // file with bytes sent after its COMMIT and aborted on a right receiver.
+  bool transfer_open = false;
   std::uint64_t next_index = 0, offset = 0;
   std::uint32_t chunk_size = 4096;
   Xxh3Stream hash;
@@ -134,6 +140,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         o.raw_size = sz == 0xff ? kUnknownSize : sz * 97;
         put(o);
         sent.push_back({o.name, "", false});
+        transfer_open = true;
         next_index = 0;
         offset = 0;
         hash.Reset();
@@ -167,7 +174,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         ++next_index;
         offset += raw.size();
         hash.Update(raw);
-        if (!sent.empty()) sent.back().content.append(reinterpret_cast<const char*>(raw.data()), raw.size());
+        if (transfer_open) sent.back().content.append(reinterpret_cast<const char*>(raw.data()), raw.size());
         break;
       }
       case 3: {
@@ -175,7 +182,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         Hash128 h = hash.Digest();
         if (how & 1) h.low ^= 1;
         put(CommitFrame{how & 2 ? offset + 1 : offset, h});
-        if (!sent.empty()) sent.back().whole_and_right = !(how & 3);
+        if (transfer_open) sent.back().whole_and_right = !(how & 3);
+        transfer_open = false;
         break;
       }
       case 4: {
