@@ -33,6 +33,8 @@ Xxh3Stream::~Xxh3Stream() = default;
 
 void Xxh3Stream::Reset() { XXH3_128bits_reset(&state_->s); }
 
+std::uint64_t Xxh3Stream::length() const { return state_->s.totalLen; }
+
 void Xxh3Stream::Update(std::span<const std::byte> data) {
   XXH3_128bits_update(&state_->s, data.data(), data.size());
 }
@@ -54,7 +56,6 @@ namespace {
 constexpr char kStateMagic[8] = {'w', 'f', 'x', 'x', 'h', '3', 'v', '1'};
 constexpr std::size_t kStateBlobSize = sizeof kStateMagic + sizeof(XXH64_hash_t) * 8 +
                                        XXH3_INTERNALBUFFER_SIZE + 4 + 8 + 8;
-constexpr std::uint64_t kMaxStreamLength = std::uint64_t{1} << 62;
 
 void Put(std::string& out, const void* p, std::size_t n) {
   out.append(static_cast<const char*>(p), n);
@@ -98,12 +99,19 @@ bool Xxh3Stream::Restore(const std::string& blob) {
   // size, the stripe counter wraps at a block, and the length covers both.
   if (buffered > XXH3_INTERNALBUFFER_SIZE) return false;
   // No stream is 2^62 bytes long; a length near 2^64 would wrap on the next
-  // Update into a state that breaks the rule below (and Restore refuses).
-  if (total > kMaxStreamLength) return false;
+  // Update into a state that breaks the rules below (and Restore refuses).
+  if (total > kMaxRestoreLength) return false;
   if (stripes >= fresh.nbStripesPerBlock) return false;
   // Up to a full buffer everything stays buffered; past it, update always keeps
   // at least one byte buffered for the digest.
   if (total <= XXH3_INTERNALBUFFER_SIZE ? buffered != total : buffered == 0) return false;
+  // Past the buffer, XXH3_update consumes whole stripes only, and the stripe
+  // counter is the number consumed modulo the stripes of a block.
+  if (total > XXH3_INTERNALBUFFER_SIZE) {
+    const std::uint64_t consumed = total - buffered;
+    if (consumed % XXH_STRIPE_LEN != 0) return false;
+    if ((consumed / XXH_STRIPE_LEN) % fresh.nbStripesPerBlock != stripes) return false;
+  }
   fresh.bufferedSize = buffered;
   fresh.nbStripesSoFar = static_cast<std::size_t>(stripes);
   fresh.totalLen = total;

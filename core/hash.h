@@ -32,8 +32,13 @@ class Xxh3Stream {
   // restarts of the same build. Restore replaces the state and returns true, or
   // returns false and leaves the state unchanged when the blob is not one that
   // Save produced (wrong size, magic or inconsistent counters).
+  // Restore also refuses states longer than kMaxRestoreLength (no stream is
+  // that long): a state continued past it saves, but does not restore.
+  static constexpr std::uint64_t kMaxRestoreLength = std::uint64_t{1} << 62;
   std::string Save() const;
   bool Restore(const std::string& blob);
+  // Bytes hashed since the last Reset (or as restored).
+  std::uint64_t length() const;
 
  private:
   struct State;

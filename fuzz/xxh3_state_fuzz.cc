@@ -17,6 +17,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::string more = "more bytes after a resume";
   s.Update(std::as_bytes(std::span(more.data(), more.size())));
   Hash128 a = s.Digest();
+  // Restore refuses lengths beyond kMaxRestoreLength (documented in hash.h; no
+  // stream is 4 EiB). A blob restored just below it and continued by the bytes
+  // above crosses it, so its save cannot restore: that is the limit, not a
+  // defect. Every state within the limit must still round-trip exactly.
+  if (s.length() > Xxh3Stream::kMaxRestoreLength) return 0;
   Xxh3Stream t;
   if (!t.Restore(s.Save())) std::abort();
   if (t.Digest() != a) std::abort();

@@ -202,5 +202,36 @@ TEST(Xxh3Stream, RestoreRefusesALengthThatWouldWrap) {
   EXPECT_FALSE(s.Restore(blob));
 }
 
+// xxh3_state_fuzz crash-b9e59efc (found after the fix above): totalLen 2^62-6
+// with 45 bytes buffered passed the bound, and 25 more bytes crossed it. Such a
+// length cannot come from XXH3_update: past the buffer it consumes whole
+// stripes, and the stripe counter follows the bytes consumed.
+TEST(Xxh3Stream, RestoreRefusesALengthThatDisagreesWithTheStripes) {
+  std::ifstream in(std::string(WALFERRY_SOURCE_DIR) +
+                       "/fuzz/corpus/xxh3_state/crash-b9e59efcac2a6ffbdc8cb7af4dff0b9bc9bc2bec",
+                   std::ios::binary);
+  const std::string fuzz((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_FALSE(fuzz.empty());
+  Xxh3Stream s;
+  EXPECT_FALSE(s.Restore(fuzz));
+  Xxh3Stream a;
+  a.Update(RandomBytes(10000, 4));
+  EXPECT_EQ(a.length(), 10000u);
+  const std::string blob = a.Save();
+  ASSERT_TRUE(s.Restore(blob));
+  EXPECT_EQ(s.length(), 10000u);
+  for (std::uint64_t delta : {std::uint64_t{1}, std::uint64_t{63}, std::uint64_t{64}, std::uint64_t{1024} - 64}) {
+    std::string bad = blob;
+    std::uint64_t total = 10000 + delta;
+    std::memcpy(bad.data() + bad.size() - 8, &total, 8);
+    EXPECT_FALSE(s.Restore(bad)) << "total off by " << delta;
+  }
+  // Off by a whole block (16 stripes of 64 bytes) the counters agree again.
+  std::string block = blob;
+  std::uint64_t total = 10000 + 1024;
+  std::memcpy(block.data() + block.size() - 8, &total, 8);
+  EXPECT_TRUE(s.Restore(block));
+}
+
 }  // namespace
 }  // namespace walferry
