@@ -69,7 +69,12 @@ fo_wait_sql() {
 # Switches WAL on PORT and waits until that segment is archived.
 fo_switch_archived() {
   local port=$1 last
-  last=$(psql_at "$port" "select pg_walfile_name(pg_current_wal_lsn()) from (select pg_switch_wal()) s")
+  # pg_switch_wal() returns the end of the switch record, or the segment
+  # boundary when nothing was written since the last switch (then it is a
+  # no-op); pg_walfile_name of either is the last completed segment. (The
+  # insert position, pg_current_wal_lsn(), lies past the page header of a
+  # segment not yet written, which never completes: that raced.)
+  last=$(psql_at "$port" "select pg_walfile_name(pg_switch_wal())")
   fo_archived "$port" "$last"
 }
 
