@@ -5,20 +5,12 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "core/format.h"
+
 namespace walferry::cli {
 namespace {
 
-std::string Bytes(double b) {
-  const char* unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (b >= 1024.0 && u < 4) {
-    b /= 1024.0;
-    ++u;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", b, unit[u]);
-  return buf;
-}
+std::string Bytes(double b) { return HumanBytes(b); }
 
 std::string Clock(double s) {
   long t = static_cast<long>(s + 0.5);

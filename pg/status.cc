@@ -14,6 +14,7 @@
 #include <algorithm>
 
 #include "core/fd.h"
+#include "core/format.h"
 #include "pg/process.h"
 #include "pg/psql.h"
 #include "pg/version.h"
@@ -238,17 +239,7 @@ bool AgentRunning(const std::string& path) {
 
 namespace {
 
-std::string Bytes(double b) {
-  const char* unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (b >= 1024.0 && u < 4) {
-    b /= 1024.0;
-    ++u;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", b, unit[u]);
-  return buf;
-}
+std::string Bytes(double b) { return HumanBytes(b); }
 
 std::string Age(double s) {
   if (s < 0) return "-";
