@@ -15,6 +15,7 @@ wf_build() {
     if [ "$1" = "--" ]; then shift; targets=("$@"); break; fi
     cmake_args+=("$1"); shift
   done
+  mkdir -p "$WF_ROOT/build"
   cmake -S "$WF_ROOT" -B "$dir" -G Ninja -Wno-dev "${cmake_args[@]}" >"$WF_ROOT/build/$name.configure.log" 2>&1 \
     || { cat "$WF_ROOT/build/$name.configure.log" >&2; echo "configure of build/$name failed" >&2; return 1; }
   ninja -C "$dir" -j "$WF_JOBS" "${targets[@]}"
