@@ -104,7 +104,8 @@ bool Xxh3Stream::Restore(const std::string& blob) {
   if (stripes >= fresh.nbStripesPerBlock) return false;
   // Up to a full buffer everything stays buffered; past it, update always keeps
   // at least one byte buffered for the digest.
-  if (total <= XXH3_INTERNALBUFFER_SIZE ? buffered != total : buffered == 0) return false;
+  // Nothing is consumed while everything is buffered, so the stripe counter is 0.
+  if (total <= XXH3_INTERNALBUFFER_SIZE ? (buffered != total || stripes != 0) : buffered == 0) return false;
   // Past the buffer, XXH3_update consumes whole stripes only, and the stripe
   // counter is the number consumed modulo the stripes of a block.
   if (total > XXH3_INTERNALBUFFER_SIZE) {
