@@ -12,21 +12,7 @@
 ensure_pg_user
 cp "$WALFERRY_PGMODULE" "$T/walferry_archive.so"
 
-"$WF" tls init "$T/tls" --cluster main >/dev/null || fail "tls init"
-mkdir -p "$T/tls-main"
-cp "$T/tls/ca.crt" "$T/tls/client-main.crt" "$T/tls/client-main.key" "$T/tls-main/"
-ROOT="$T/root"
-PORT=$(free_port)
-"$WF" serve --root "$ROOT" --listen "127.0.0.1:$PORT" --tls-dir "$T/tls" >"$T/serve.log" 2>&1 &
-WF_PIDS+=("$!")
-wait_port "$PORT"
-cat >"$T/main.conf" <<CONF
-to = 127.0.0.1:$PORT
-tls-dir = $T/tls-main
-agent-socket = $T/run/agent.sock
-CONF
-share_scratch
-as_pg mkdir -m 0700 "$T/run"
+start_receiver_and_config
 
 PGDATA=$(pg_init main)
 PGPORT=$(free_port)

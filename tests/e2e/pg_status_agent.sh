@@ -7,21 +7,8 @@
 . "$(dirname "$0")/lib/agent.sh"
 "$WF" agent --help >/dev/null 2>&1 || skip "agent not built"
 ensure_pg_user
-"$WF" tls init "$T/tls" --cluster main >/dev/null || fail "tls init"
-mkdir -p "$T/tls-main"
-cp "$T/tls/ca.crt" "$T/tls/client-main.crt" "$T/tls/client-main.key" "$T/tls-main/"
-ROOT="$T/root"
-RPORT=$(free_port)
-"$WF" serve --root "$ROOT" --listen "127.0.0.1:$RPORT" --tls-dir "$T/tls" >"$T/serve.log" 2>&1 &
-WF_PIDS+=("$!")
-wait_port "$RPORT"
-cat >"$T/main.conf" <<CONF
-to = 127.0.0.1:$RPORT
-tls-dir = $T/tls-main
-agent-socket = $T/run/agent.sock
-CONF
-share_scratch
-as_pg mkdir -m 0700 "$T/run"
+start_receiver_and_config
+RPORT=$PORT
 PGDATA=$(pg_init main)
 PGPORT=$(free_port)
 echo "archive_command = '/bin/false'" >>"$PGDATA/postgresql.conf"

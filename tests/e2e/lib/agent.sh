@@ -2,6 +2,27 @@
 # $T, $WF, $PGDATA, $PGPORT, $ROOT (receiver root, zstd store, cluster "main")
 # and $T/main.conf (with agent-socket = $T/run/agent.sock).
 AGENT_PID=
+# A TLS receiver on a free port (ROOT, PORT; its log $T/serve.log), the
+# client's TLS files in $T/tls-main, $T/main.conf pointing at both and at the
+# agent socket in $T/run (0700, owned by the PostgreSQL user).
+start_receiver_and_config() {
+  "$WF" tls init "$T/tls" --cluster main >/dev/null || fail "tls init"
+  mkdir -p "$T/tls-main"
+  cp "$T/tls/ca.crt" "$T/tls/client-main.crt" "$T/tls/client-main.key" "$T/tls-main/"
+  ROOT="$T/root"
+  PORT=$(free_port)
+  "$WF" serve --root "$ROOT" --listen "127.0.0.1:$PORT" --tls-dir "$T/tls" >"$T/serve.log" 2>&1 &
+  WF_PIDS+=("$!")
+  wait_port "$PORT"
+  cat >"$T/main.conf" <<CONF
+to = 127.0.0.1:$PORT
+tls-dir = $T/tls-main
+agent-socket = $T/run/agent.sock
+CONF
+  share_scratch
+  as_pg mkdir -m 0700 "$T/run"
+}
+
 start_agent() {  # starts the agent as the PostgreSQL user; sets AGENT_PID
   rm -f "$T/agent.pid"
   as_pg bash -c "echo \$\$ >'$T/agent.pid'; exec '$WF' agent --config '$T/main.conf' --pgdata '$PGDATA' --rescan-ms 200" \
