@@ -15,6 +15,7 @@
 #include "cli/commands.h"
 #include "cli/config.h"
 #include "cli/progress.h"
+#include "core/names.h"
 #include "pg/backup_estimate.h"
 #include "pg/archive_ops.h"
 #include "pg/config.h"
@@ -91,7 +92,7 @@ void RunGet(const GetArgs& a, Context& ctx) {
     auto ep = transport::ParseEndpoint(a.from);
     if (!ep.ok()) return void(Fail(ctx, ep.error()));
     if (!cluster.empty()) {
-      if (Status v = archive::ValidateClusterName(cluster); !v.ok()) return void(Fail(ctx, v.error()));
+      if (Status v = ValidateClusterName(cluster); !v.ok()) return void(Fail(ctx, v.error()));
     }
     source = pg::RemoteSource({*ep, {a.tls_dir, cluster, a.insecure}, cluster});
     if (!a.tls_dir.empty()) worker_args.insert(worker_args.end(), {"--tls-dir", Absolute(a.tls_dir)});

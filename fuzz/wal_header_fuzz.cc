@@ -19,16 +19,19 @@
 #include <string_view>
 
 #include "archive/archive.h"
+#include "core/names.h"
+#include "walfmt/wal_header.h"
+#include "walfmt/wal_names.h"
 
 namespace {
 
-using walferry::archive::CheckWalName;
+using walferry::walfmt::CheckWalName;
 using walferry::archive::ClassifyName;
 using walferry::archive::EntryKind;
-using walferry::archive::IsWalSegmentName;
-using walferry::archive::ParseWalHeader;
-using walferry::archive::ValidateClusterName;
-using walferry::archive::WalSegmentInfo;
+using walferry::walfmt::IsWalSegmentName;
+using walferry::walfmt::ParseWalHeader;
+using walferry::ValidateClusterName;
+using walferry::walfmt::WalSegmentInfo;
 
 void Require(bool cond, const char* what) {
   if (!cond) {

@@ -19,28 +19,39 @@
 
 #include "core/fd.h"
 #include "core/fs.h"
+#include "core/names.h"
 #include "core/hash.h"
 #include "core/stream.h"
-#include "pg/wal_names.h"
+#include "walfmt/wal_header.h"
+#include "walfmt/wal_names.h"
 #include "transport/wire.h"
 
 extern char** environ;
 
 namespace walferry::pg {
+
+using walfmt::FindGaps;
+using walfmt::Gap;
+using walfmt::IsWalSegmentName;
+using walfmt::NewestSegment;
+using walfmt::NextSegmentNames;
+using walfmt::ParseSegmentName;
+using walfmt::SegmentsPerLogId;
+using walfmt::SelectForCleanup;
+
 namespace {
 
 constexpr std::size_t kHeadBytes = 8192;
 constexpr char kPrefetchMagic[8] = {'W', 'F', 'P', 'F', '0', '0', '0', '1'};
 constexpr std::size_t kTrailer = 24;  // XXH3-128 (low, high, little endian) + magic
 
-bool IsSegment(std::string_view name) { return ParseSegmentName(name).has_value(); }
 
 // Forwards to an optional sink while keeping the first bytes, the size and
 // (optionally) the XXH3-128 of everything written.
 class CheckingSink final : public ByteSink {
  public:
   // `segment_name`: a 24-hex name whose page timelines are walked
-  // (archive::WalPageCheck) as the bytes pass; "" = none.
+  // (walfmt::WalPageCheck) as the bytes pass; "" = none.
   explicit CheckingSink(ByteSink* next, bool hash = false, std::size_t stop_after = 0,
                         std::string segment_name = "")
       : next_(next), hash_(hash), stop_after_(stop_after), segment_name_(std::move(segment_name)) {}
@@ -60,10 +71,10 @@ class CheckingSink final : public ByteSink {
 
   // For a segment name: the first page header must name it and the length
   // must be the segment size. Fills info.
-  Status CheckSegment(std::string_view name, archive::WalSegmentInfo* info, bool whole) const {
-    auto parsed = archive::ParseWalHeader(head_);
+  Status CheckSegment(std::string_view name, walfmt::WalSegmentInfo* info, bool whole) const {
+    auto parsed = walfmt::ParseWalHeader(head_);
     if (!parsed.ok()) return parsed.error();
-    WF_TRY(archive::CheckWalName(*parsed, name));
+    WF_TRY(walfmt::CheckWalName(*parsed, name));
     if (!pages_status_.ok()) return pages_status_;
     if (whole && size_ != parsed->segment_size) {
       return Error(ErrorCode::kCorrupt, "length " + std::to_string(size_) +
@@ -83,12 +94,12 @@ class CheckingSink final : public ByteSink {
     if (segment_name_.empty() || !pages_status_.ok()) return;
     if (!pages_) {
       if (head_.size() < kHeadBytes) return;  // until the first page is all there
-      auto first = archive::ParseWalHeader(head_);
+      auto first = walfmt::ParseWalHeader(head_);
       if (!first.ok()) {
         segment_name_.clear();  // CheckSegment reports the header itself
         return;
       }
-      pages_.emplace(*first, archive::SegmentNameTimeline(segment_name_));
+      pages_.emplace(*first, walfmt::SegmentNameTimeline(segment_name_));
       // Everything so far, including `data`, is in head_ unless it overflowed.
       if (size_ + data.size() <= head_.size()) {
         pages_status_ = pages_->Feed(head_);
@@ -108,7 +119,7 @@ class CheckingSink final : public ByteSink {
   std::uint64_t size_ = 0;
   Xxh3Stream stream_;
   std::string segment_name_;
-  std::optional<archive::WalPageCheck> pages_;
+  std::optional<walfmt::WalPageCheck> pages_;
   Status pages_status_ = Status::Ok();
 };
 
@@ -142,7 +153,7 @@ std::uint64_t GetLe64(const std::byte* p) {
 // the trailer is cut off and the file renamed onto dest (copied when dest is on
 // another file system). Returns false (and drops the file) when unusable.
 Result<bool> TryPrefetched(const std::string& path, const std::string& dest,
-                           std::string_view name, archive::WalSegmentInfo* info) {
+                           std::string_view name, walfmt::WalSegmentInfo* info) {
   auto fd = OpenFile(path, O_RDWR | O_NOFOLLOW);
   if (!fd.ok()) return false;
   auto drop = [&]() {
@@ -223,11 +234,11 @@ void StartPrefetchWorker(const GetOptions& o, const std::string& dir, std::uint3
 }
 
 // Reads the long page header of a stored segment (stops decompressing early).
-Result<archive::WalSegmentInfo> ReadSegmentHeader(const archive::StoredEntry& e) {
+Result<walfmt::WalSegmentInfo> ReadSegmentHeader(const archive::StoredEntry& e) {
   CheckingSink head(nullptr, false, kHeadBytes);
   Status st = archive::ReadEntry(e, head);
   if (!st.ok() && !IsStop(st)) return st.error();
-  archive::WalSegmentInfo info;
+  walfmt::WalSegmentInfo info;
   WF_TRY(head.CheckSegment(e.name, &info, false));
   return info;
 }
@@ -236,7 +247,7 @@ Result<archive::WalSegmentInfo> ReadSegmentHeader(const archive::StoredEntry& e)
 
 Result<std::string> ResolveCluster(const archive::Archive& a, const std::string& requested) {
   if (!requested.empty()) {
-    WF_TRY(archive::ValidateClusterName(requested));
+    WF_TRY(ValidateClusterName(requested));
     return requested;
   }
   WF_ASSIGN(auto clusters, a.Clusters());
@@ -345,13 +356,13 @@ std::unique_ptr<EntrySource> RemoteSource(RemoteSpec spec) {
 }
 
 Status GetFromArchive(EntrySource& source, const GetOptions& o) {
-  const bool segment = IsSegment(o.name);
+  const bool segment = IsWalSegmentName(o.name);
   std::string dir;
   if (segment && o.prefetch > 0) {
     dir = AbsolutePath(o.prefetch_dir.empty() ? DirName(o.dest) + "/walferry-prefetch"
                                               : o.prefetch_dir);
   }
-  archive::WalSegmentInfo info;
+  walfmt::WalSegmentInfo info;
   bool done = false;
   if (!dir.empty()) {
     WF_ASSIGN(done, TryPrefetched(dir + "/" + o.name, o.dest, o.name, &info));
@@ -389,7 +400,7 @@ Status PrefetchSegments(EntrySource& source, const std::string& name, std::uint3
     while (dirent* e = ::readdir(d)) {
       std::string n = e->d_name;
       struct stat st{};
-      if (IsSegment(n) && n <= name) {
+      if (IsWalSegmentName(n) && n <= name) {
         ::unlinkat(::dirfd(d), n.c_str(), 0);
       } else if (n.size() > 6 && n.ends_with(".wftmp") &&
                  ::fstatat(::dirfd(d), n.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
@@ -450,7 +461,7 @@ Result<std::vector<ClusterReport>> InspectArchive(const archive::Archive& a,
   }
   std::vector<ClusterReport> reports;
   for (const std::string& cluster : names) {
-    WF_TRY(archive::ValidateClusterName(cluster));
+    WF_TRY(ValidateClusterName(cluster));
     ClusterReport rep;
     rep.cluster = cluster;
     WF_ASSIGN(auto wal, a.List(cluster, archive::EntryKind::kWal));
@@ -463,14 +474,14 @@ Result<std::vector<ClusterReport>> InspectArchive(const archive::Archive& a,
     if (full) {
       for (const auto* list : {&wal, &files}) {
         for (const auto& e : *list) {
-          CheckingSink check(nullptr, false, 0, IsSegment(e.name) ? e.name : std::string());
+          CheckingSink check(nullptr, false, 0, IsWalSegmentName(e.name) ? e.name : std::string());
           Status st = archive::ReadEntry(e, check);
           if (!st.ok()) {
             rep.problems.push_back(e.name + ": " + st.error().message());
             continue;
           }
-          if (!IsSegment(e.name)) continue;
-          archive::WalSegmentInfo info;
+          if (!IsWalSegmentName(e.name)) continue;
+          walfmt::WalSegmentInfo info;
           Status c = check.CheckSegment(e.name, &info, true);
           if (!c.ok()) {
             rep.problems.push_back(e.name + ": " + c.error().message());

@@ -42,6 +42,7 @@
 #include <string_view>
 
 #include "core/fd.h"
+#include "core/names.h"
 #include "transport/net_internal.h"
 
 namespace walferry::transport {
@@ -508,7 +509,7 @@ class TlsConn : public SocketConn {
     if (n < 0) return Error(ErrorCode::kAuth, "client certificate CN unreadable");
     std::string cn(reinterpret_cast<char*>(utf8), static_cast<std::size_t>(n));
     OPENSSL_free(utf8);
-    if (!internal::ValidClusterName(cn)) {
+    if (!ValidateClusterName(cn).ok()) {
       return Error(ErrorCode::kAuth, "client certificate CN is not a valid cluster name");
     }
     return cn;
@@ -595,7 +596,7 @@ Result<SslCtxPtr> MakeCtx(bool server, const std::string& dir, const std::string
 
 Result<std::string> PickClientCluster(const std::string& dir, const std::string& cluster) {
   if (!cluster.empty()) {
-    if (!internal::ValidClusterName(cluster)) {
+    if (!ValidateClusterName(cluster).ok()) {
       return Error(ErrorCode::kInvalidArgument, "invalid cluster name \"" + cluster + "\"");
     }
     std::string crt = dir + "/client-" + cluster + ".crt";
@@ -826,20 +827,6 @@ class TcpListener : public Listener {
 };
 
 }  // namespace
-
-namespace internal {
-
-bool ValidClusterName(std::string_view name) {
-  if (name.empty() || name.size() > 64 || name[0] == '.' || name[0] == '-') return false;
-  for (char ch : name) {
-    bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              ch == '-' || ch == '_' || ch == '.';
-    if (!ok) return false;
-  }
-  return true;
-}
-
-}  // namespace internal
 
 Result<Endpoint> ParseEndpoint(const std::string& s) {
   auto bad = [&] {

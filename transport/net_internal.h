@@ -9,10 +9,6 @@
 
 namespace walferry::transport::internal {
 
-// Cluster names (certificate CNs, directory names under the receiver's root):
-// 1..64 of [A-Za-z0-9._-], not starting with '.' or '-'.
-bool ValidClusterName(std::string_view name);
-
 // Clusters that have a client-<cluster>.crt in `dir`, sorted.
 Result<std::vector<std::string>> ListClientClusters(const std::string& dir);
 

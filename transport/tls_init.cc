@@ -28,6 +28,7 @@
 
 #include "core/fd.h"
 #include "core/fs.h"
+#include "core/names.h"
 #include "transport/net.h"
 #include "transport/net_internal.h"
 
@@ -214,7 +215,7 @@ Result<std::vector<std::string>> ListClientClusters(const std::string& dir) {
     std::string_view n(e->d_name);
     if (n.size() > 11 && n.substr(0, 7) == "client-" && n.substr(n.size() - 4) == ".crt") {
       std::string c(n.substr(7, n.size() - 11));
-      if (ValidClusterName(c)) out.push_back(c);
+      if (ValidateClusterName(c).ok()) out.push_back(c);
     }
   }
   std::sort(out.begin(), out.end());
@@ -228,7 +229,7 @@ Status InitTlsDir(const std::string& dir, const std::vector<std::string>& cluste
   std::vector<std::string> clusters = clusters_in;
   if (clusters.empty()) clusters.push_back("main");
   for (const auto& c : clusters) {
-    if (!internal::ValidClusterName(c)) {
+    if (!ValidateClusterName(c).ok()) {
       return Error(ErrorCode::kInvalidArgument,
                    "invalid cluster name \"" + c +
                        "\" (1-64 letters, digits, '.', '_' or '-'; not starting with '.' or '-')");
