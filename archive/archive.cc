@@ -30,6 +30,7 @@
 #include "core/fd.h"
 #include "core/fs.h"
 #include "core/io.h"
+#include "core/path.h"
 #include "walfmt/wal_header.h"
 #include "walfmt/wal_names.h"
 
@@ -815,13 +816,7 @@ Result<std::unique_ptr<Archive>> Archive::Open(const std::string& root, StoreFor
   auto shared = std::make_shared<Shared>();
   shared->format = format;
   shared->fs = &fs;
-  if (root.front() == '/') {
-    shared->root = root;
-  } else {
-    char cwd[4096];
-    if (!::getcwd(cwd, sizeof cwd)) return ErrnoError(errno, "getcwd");
-    shared->root = std::string(cwd) + "/" + root;
-  }
+  WF_ASSIGN(shared->root, AbsolutePath(root));
   while (shared->root.size() > 1 && shared->root.back() == '/') shared->root.pop_back();
   // mkdir -p: missing parents too (0700 for each directory created).
   for (std::size_t pos = 1; pos != std::string::npos;) {
@@ -842,13 +837,7 @@ Result<std::unique_ptr<Archive>> Archive::OpenForReading(const std::string& root
   if (root.empty()) return Error(ErrorCode::kInvalidArgument, "archive root is empty");
   auto shared = std::make_shared<Shared>();
   shared->format = StoreFormat::kZstd;  // unused: a read-only archive stores nothing
-  if (root.front() == '/') {
-    shared->root = root;
-  } else {
-    char cwd[4096];
-    if (!::getcwd(cwd, sizeof cwd)) return ErrnoError(errno, "getcwd");
-    shared->root = std::string(cwd) + "/" + root;
-  }
+  WF_ASSIGN(shared->root, AbsolutePath(root));
   while (shared->root.size() > 1 && shared->root.back() == '/') shared->root.pop_back();
   WF_ASSIGN(shared->root_fd, OpenFile(shared->root, O_RDONLY | O_DIRECTORY));
   return std::unique_ptr<Archive>(new ArchiveImpl(std::move(shared)));

@@ -16,6 +16,7 @@
 #include "cli/config.h"
 #include "cli/progress.h"
 #include "core/names.h"
+#include "core/path.h"
 #include "pg/backup_estimate.h"
 #include "pg/archive_ops.h"
 #include "pg/config.h"
@@ -28,11 +29,10 @@
 namespace walferry::cli {
 namespace {
 
+// `p` made absolute (as given when the working directory is unreadable).
 std::string Absolute(const std::string& p) {
-  if (p.empty() || p[0] == '/') return p;
-  char cwd[PATH_MAX];
-  if (::getcwd(cwd, sizeof cwd) == nullptr) return p;
-  return std::string(cwd) + "/" + p;
+  auto r = AbsolutePath(p);
+  return r.ok() ? *r : p;
 }
 
 bool IsDirectory(const std::string& p) {
@@ -126,9 +126,8 @@ void RunGet(const GetArgs& a, Context& ctx) {
   o.prefetch_dir = a.prefetch_dir;
   o.self = a.prefetch > 0 ? pg::SelfCommand() : "";
   if (!o.self.empty() && o.self[0] != '/') {
-    char buf[PATH_MAX];
-    ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-    o.self = n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : "";
+    auto exe = SelfExePath();
+    o.self = exe.ok() ? *exe : "";
   }
   o.worker_args = worker_args;
   Status st = pg::GetFromArchive(*source, o);
@@ -292,9 +291,7 @@ void AddBasebackup(CLI::App& app, Context& ctx) {
                                    "-", "-X", "fetch"};
     for (const auto& extra : c->remaining()) bb.push_back(extra);
     std::string self = pg::SelfCommand();
-    char buf[PATH_MAX];
-    ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-    if (n > 0) self = std::string(buf, static_cast<std::size_t>(n));
+    if (auto exe = SelfExePath(); exe.ok()) self = *exe;
     std::vector<std::string> send = {self, "send", "-", "--name", a->name};
     if (!a->to.empty()) send.insert(send.end(), {"--to", a->to});
     if (!a->cluster.empty()) send.insert(send.end(), {"--cluster", a->cluster});

@@ -17,6 +17,7 @@
 #include <optional>
 #include <vector>
 
+#include "core/bytes.h"
 #include "core/fd.h"
 #include "core/fs.h"
 #include "core/names.h"
@@ -133,22 +134,6 @@ Error Corrupt(const std::string& what, const Error& e) {
   return Error(code, what + ": " + e.message());
 }
 
-std::string AbsolutePath(const std::string& p) {
-  if (!p.empty() && p[0] == '/') return p;
-  char cwd[PATH_MAX];
-  if (::getcwd(cwd, sizeof cwd) == nullptr) return p;
-  return std::string(cwd) + "/" + p;
-}
-
-void PutLe64(std::byte* p, std::uint64_t v) {
-  for (int i = 0; i < 8; ++i) p[i] = static_cast<std::byte>(v >> (8 * i));
-}
-std::uint64_t GetLe64(const std::byte* p) {
-  std::uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<std::uint64_t>(p[i]);
-  return v;
-}
-
 // Uses DIR/NAME from the prefetch cache when its trailer checksum verifies:
 // the trailer is cut off and the file renamed onto dest (copied when dest is on
 // another file system). Returns false (and drops the file) when unusable.
@@ -171,7 +156,7 @@ Result<bool> TryPrefetched(const std::string& path, const std::string& dest,
   if (!tr.ok() || *tr != kTrailer || std::memcmp(trailer + 16, kPrefetchMagic, 8) != 0) {
     return drop();
   }
-  Hash128 want{GetLe64(trailer), GetLe64(trailer + 8)};
+  Hash128 want{LoadLe<std::uint64_t>(trailer), LoadLe<std::uint64_t>(trailer + 8)};
   CheckingSink check(nullptr, /*hash=*/true, 0, std::string(name));
   std::vector<std::byte> buf(1 << 20);
   for (off_t off = 0; off < length;) {
@@ -359,8 +344,8 @@ Status GetFromArchive(EntrySource& source, const GetOptions& o) {
   const bool segment = IsWalSegmentName(o.name);
   std::string dir;
   if (segment && o.prefetch > 0) {
-    dir = AbsolutePath(o.prefetch_dir.empty() ? DirName(o.dest) + "/walferry-prefetch"
-                                              : o.prefetch_dir);
+    WF_ASSIGN(dir, AbsolutePath(o.prefetch_dir.empty() ? DirName(o.dest) + "/walferry-prefetch"
+                                                        : o.prefetch_dir));
   }
   walfmt::WalSegmentInfo info;
   bool done = false;
@@ -422,8 +407,8 @@ Status PrefetchSegments(EntrySource& source, const std::string& name, std::uint3
     WF_TRY(check.CheckSegment(next, nullptr, true));
     std::byte trailer[kTrailer];
     Hash128 h = check.Digest();
-    PutLe64(trailer, h.low);
-    PutLe64(trailer + 8, h.high);
+    StoreLe<std::uint64_t>(trailer, h.low);
+    StoreLe<std::uint64_t>(trailer + 8, h.high);
     std::memcpy(trailer + 16, kPrefetchMagic, 8);
     WF_TRY(out->Write(trailer));
     Status c = out->Commit();

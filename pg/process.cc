@@ -14,6 +14,8 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "core/path.h"
+
 extern char** environ;
 
 namespace walferry::pg {
@@ -224,10 +226,9 @@ std::string FindPgProgram(const std::string& name, int major, const std::string&
 }
 
 std::string SelfCommand() {
-  char buf[PATH_MAX];
-  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-  if (n <= 0) return "walferry";
-  std::string self(buf, static_cast<std::size_t>(n));
+  auto exe = SelfExePath();
+  if (!exe.ok()) return "walferry";
+  const std::string& self = *exe;
   std::string on_path = SearchPath("walferry");
   if (!on_path.empty()) {
     std::error_code ec;
