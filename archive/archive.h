@@ -141,10 +141,7 @@ class Archive {
 
   // The WAL system identifier recorded for `cluster` (nullopt before its first
   // segment); kNotFound when the cluster directory does not exist.
-  virtual Result<std::optional<std::uint64_t>> SystemIdentifier(std::string_view cluster) const {
-    (void)cluster;
-    return Error(ErrorCode::kUnsupported, "system identifier lookup not implemented");
-  }
+  virtual Result<std::optional<std::uint64_t>> SystemIdentifier(std::string_view cluster) const = 0;
 
   // Removes temp data of transfers untouched for longer than `max_age_seconds`,
   // skipping transfers in progress (in this process, or flock'ed by another).

@@ -314,6 +314,7 @@ void AddBasebackup(CLI::App& app, Context& ctx) {
     // Relay pg_basebackup's stdout into the sender, and end the sender's input
     // (which makes it commit) only once pg_basebackup has exited 0: a failed
     // backup must never be placed under its final name.
+    IgnoreSigpipe();  // a sender that dies early must give EPIPE, not kill us
     Status relay = pg::Relay(producer->fd(), sender->fd());
     auto bb_rc = producer->Wait();
     if (!bb_rc.ok()) return void(Fail(ctx, bb_rc.error()));
@@ -405,6 +406,7 @@ void AddRestoreBase(CLI::App& app, Context& ctx) {
     const std::string pgdata = Absolute(a->pgdata);
     Status st = pg::PrepareEmptyDataDir(pgdata, a->force);
     if (!st.ok()) return void(Fail(ctx, st.error()));
+    IgnoreSigpipe();  // a tar that dies early must give EPIPE, not kill us
     st = pg::UnpackTar(pgdata, [&](ByteSink& sink) { return source->Read(a->name, sink); });
     if (!st.ok()) {
       if (st.error().code() == ErrorCode::kNotFound) {

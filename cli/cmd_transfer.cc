@@ -62,7 +62,6 @@ Result<transport::SendOptions> ClientOptions(const ClientArgs& a) {
   return o;
 }
 
-void IgnoreSigpipe() { ::signal(SIGPIPE, SIG_IGN); }
 
 // --- serve ---
 struct ServeArgs {

@@ -65,7 +65,10 @@ class CheckingSink final : public ByteSink {
     size_ += data.size();
     if (hash_) stream_.Update(data);
     if (next_) WF_TRY(next_->Write(data));
-    if (stop_after_ && size_ >= stop_after_) return Error(ErrorCode::kInternal, kStopMessage);
+    if (stop_after_ && size_ >= stop_after_) {
+      stopped_ = true;  // ends the reader early; stopped() tells it apart from a failure
+      return Error(ErrorCode::kInternal, "read stopped after " + std::to_string(size_) + " bytes");
+    }
     return Status::Ok();
   }
   Status Finish() override { return next_ ? next_->Finish() : Status::Ok(); }
@@ -88,7 +91,8 @@ class CheckingSink final : public ByteSink {
   std::uint64_t size() const { return size_; }
   Hash128 Digest() const { return stream_.Digest(); }
   const std::vector<std::byte>& head() const { return head_; }
-  static constexpr const char* kStopMessage = "walferry: enough bytes";
+  // Whether Write refused more bytes because stop_after was reached.
+  bool stopped() const { return stopped_; }
 
  private:
   void FeedPages(std::span<const std::byte> data) {
@@ -116,6 +120,7 @@ class CheckingSink final : public ByteSink {
   ByteSink* next_;
   bool hash_;
   std::size_t stop_after_;
+  bool stopped_ = false;
   std::vector<std::byte> head_;
   std::uint64_t size_ = 0;
   Xxh3Stream stream_;
@@ -123,11 +128,6 @@ class CheckingSink final : public ByteSink {
   std::optional<walfmt::WalPageCheck> pages_;
   Status pages_status_ = Status::Ok();
 };
-
-bool IsStop(const Status& s) {
-  return !s.ok() && s.error().code() == ErrorCode::kInternal &&
-         s.error().message() == CheckingSink::kStopMessage;
-}
 
 Error Corrupt(const std::string& what, const Error& e) {
   ErrorCode code = e.code() == ErrorCode::kRefused ? ErrorCode::kCorrupt : e.code();
@@ -222,7 +222,7 @@ void StartPrefetchWorker(const GetOptions& o, const std::string& dir, std::uint3
 Result<walfmt::WalSegmentInfo> ReadSegmentHeader(const archive::StoredEntry& e) {
   CheckingSink head(nullptr, false, kHeadBytes);
   Status st = archive::ReadEntry(e, head);
-  if (!st.ok() && !IsStop(st)) return st.error();
+  if (!st.ok() && !head.stopped()) return st.error();
   walfmt::WalSegmentInfo info;
   WF_TRY(head.CheckSegment(e.name, &info, false));
   return info;

@@ -67,6 +67,23 @@ Status CheckProgram(const std::string& prog) {
   return Error(ErrorCode::kNotFound, "program not found: " + prog);
 }
 
+// Spawn attributes: children start with SIGPIPE at its default, whatever
+// the caller ignores (the binary ignores it to get EPIPE on dead pipes).
+struct SpawnAttr {
+  SpawnAttr() {
+    posix_spawnattr_init(&attr);
+    sigset_t def;
+    sigemptyset(&def);
+    sigaddset(&def, SIGPIPE);
+    posix_spawnattr_setsigdefault(&attr, &def);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF);
+  }
+  ~SpawnAttr() { posix_spawnattr_destroy(&attr); }
+  SpawnAttr(const SpawnAttr&) = delete;
+  SpawnAttr& operator=(const SpawnAttr&) = delete;
+  posix_spawnattr_t attr;
+};
+
 }  // namespace
 
 Result<RunResult> Run(const std::vector<std::string>& argv) {
@@ -84,7 +101,8 @@ Result<RunResult> Run(const std::vector<std::string>& argv) {
   posix_spawn_file_actions_adddup2(&fa, err_w.get(), 2);
   pid_t pid;
   auto args = Argv(argv);
-  int rc = ::posix_spawnp(&pid, argv[0].c_str(), &fa, nullptr, args.data(), environ);
+  SpawnAttr attr;
+  int rc = ::posix_spawnp(&pid, argv[0].c_str(), &fa, &attr.attr, args.data(), environ);
   posix_spawn_file_actions_destroy(&fa);
   if (rc != 0) return ErrnoError(rc, "run " + argv[0]);
   out_w.Reset();
@@ -130,7 +148,8 @@ Result<Child> Child::Spawn(const std::vector<std::string>& argv, PipeEnd end) {
   }
   pid_t pid;
   auto args = Argv(argv);
-  int rc = ::posix_spawnp(&pid, argv[0].c_str(), &fa, nullptr, args.data(), environ);
+  SpawnAttr attr;
+  int rc = ::posix_spawnp(&pid, argv[0].c_str(), &fa, &attr.attr, args.data(), environ);
   posix_spawn_file_actions_destroy(&fa);
   if (rc != 0) return ErrnoError(rc, "run " + argv[0]);
   return Child(pid, end == PipeEnd::kFromChild ? std::move(r) : std::move(w));
@@ -170,9 +189,6 @@ Result<int> Child::Wait() {
 }
 
 Status Relay(int in, int out) {
-  struct sigaction ign{}, old{};
-  ign.sa_handler = SIG_IGN;
-  ::sigaction(SIGPIPE, &ign, &old);
   Status result = Status::Ok();
   bool use_splice = true;
   std::vector<char> buf;
@@ -203,7 +219,6 @@ Status Relay(int in, int out) {
       break;
     }
   }
-  ::sigaction(SIGPIPE, &old, nullptr);
   return result;
 }
 

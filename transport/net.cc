@@ -48,6 +48,8 @@
 namespace walferry::transport {
 namespace {
 
+using internal::SslError;
+
 using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
 
@@ -96,32 +98,6 @@ bool SockaddrIsLoopback(const sockaddr* sa) {
   return false;
 }
 
-// The one place OpenSSL's error queue becomes an Error. Drains the queue.
-Error SslError(ErrorCode code, std::string_view context, int ssl_error = 0, int saved_errno = 0) {
-  std::string detail;
-  unsigned long e;
-  while ((e = ERR_get_error()) != 0) {
-    const char* reason = ERR_reason_error_string(e);
-    std::string r = reason ? reason : ("error " + std::to_string(ERR_GET_REASON(e)));
-    if (detail.find(r) == std::string::npos) {
-      if (!detail.empty()) detail += "; ";
-      detail += r;
-    }
-  }
-  if (detail.empty()) {
-    if (ssl_error == SSL_ERROR_SYSCALL && saved_errno != 0) {
-      detail = std::strerror(saved_errno);
-    } else if (ssl_error == SSL_ERROR_SYSCALL || ssl_error == SSL_ERROR_ZERO_RETURN) {
-      detail = "connection closed";
-    } else {
-      detail = "TLS error " + std::to_string(ssl_error);
-    }
-  }
-  std::string msg(context);
-  msg += ": ";
-  msg += detail;
-  return Error(code, std::move(msg));
-}
 
 // True for handshake failures that a retry cannot fix: the peer refused our
 // certificate, we refused its, or the two sides share no protocol version.
@@ -492,11 +468,13 @@ class TlsConn : public SocketConn {
       if (saved_errno != 0) return ErrnoError(saved_errno, ctx);
       return Error(ErrorCode::kNetwork, ctx + ": connection closed");
     }
-    Error e = SslError(ErrorCode::kNetwork, ctx, err);
-    if (e.message().find("unexpected eof") != std::string::npos) {
+    // A peer that closes without close_notify: OpenSSL 3's "unexpected eof".
+    if (ERR_GET_REASON(ERR_peek_last_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING ||
+        ERR_GET_REASON(ERR_peek_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+      ERR_clear_error();
       return Error(ErrorCode::kNetwork, ctx + ": connection closed");
     }
-    return e;
+    return SslError(ErrorCode::kNetwork, ctx, err);
   }
 
   static Result<std::string> CertCommonName(X509* cert) {
@@ -827,6 +805,39 @@ class TcpListener : public Listener {
 };
 
 }  // namespace
+
+namespace internal {
+
+// The one place OpenSSL's error queue becomes an Error. Drains the queue.
+Error SslError(ErrorCode code, std::string_view context, int ssl_error, int saved_errno) {
+  std::string detail;
+  unsigned long e;
+  while ((e = ERR_get_error()) != 0) {
+    const char* reason = ERR_reason_error_string(e);
+    std::string r = reason ? reason : ("error " + std::to_string(ERR_GET_REASON(e)));
+    if (detail.find(r) == std::string::npos) {
+      if (!detail.empty()) detail += "; ";
+      detail += r;
+    }
+  }
+  if (detail.empty()) {
+    if (ssl_error == SSL_ERROR_SYSCALL && saved_errno != 0) {
+      detail = std::strerror(saved_errno);
+    } else if (ssl_error == SSL_ERROR_SYSCALL || ssl_error == SSL_ERROR_ZERO_RETURN) {
+      detail = "connection closed";
+    } else if (ssl_error != 0) {
+      detail = "TLS error " + std::to_string(ssl_error);
+    } else {
+      return Error(code, std::string(context));
+    }
+  }
+  std::string msg(context);
+  msg += ": ";
+  msg += detail;
+  return Error(code, std::move(msg));
+}
+
+}  // namespace internal
 
 Result<Endpoint> ParseEndpoint(const std::string& s) {
   auto bad = [&] {

@@ -50,17 +50,9 @@ using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyDeleter>;
 using X509Ptr = std::unique_ptr<X509, X509Deleter>;
 using BioPtr = std::unique_ptr<BIO, BioDeleter>;
 
-// The one place OpenSSL errors become an Error in this file.
+// OpenSSL errors of `tls init`, through the one converter (net_internal.h).
 Error CryptoError(std::string_view what) {
-  std::string msg = "tls init: " + std::string(what);
-  unsigned long e = ERR_get_error();  // NOLINT(runtime/int)
-  if (e != 0) {
-    const char* r = ERR_reason_error_string(e);
-    msg += ": ";
-    msg += r ? r : "OpenSSL error";
-  }
-  ERR_clear_error();
-  return Error(ErrorCode::kInternal, msg);
+  return internal::SslError(ErrorCode::kInternal, "tls init: " + std::string(what));
 }
 
 Result<PkeyPtr> NewKey() {
