@@ -449,6 +449,11 @@ class IncomingImpl final : public Incoming {
     if (!finished_) RemoveTemp();
   }
 
+  Status ReadDurable(ByteSink& sink) override {
+    WF_TRY(CheckOpen());
+    return internal::ReadDataPrefix(data_fd_.get(), DataShown(), shared_->format, sink);
+  }
+
  private:
   std::string DataShown() const { return shared_->IncomingPath(data_name_); }
 

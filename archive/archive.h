@@ -22,11 +22,13 @@
 #include <string_view>
 #include <vector>
 
+#include "archive/tar_check.h"
 #include "compress/codec.h"
 #include "core/fs.h"
 #include "core/hash.h"
 #include "core/result.h"
 #include "core/names.h"  // ValidateClusterName
+#include "core/stream.h"
 
 namespace walferry::archive {
 
@@ -58,6 +60,9 @@ struct TransferSpec {
   std::string name;
   std::string transfer_id;   // 32 hex chars chosen by the sender; same id = same transfer
   std::int64_t raw_size = -1;  // -1 when unknown (pipes)
+  // Content rule for file entries (archive/tar_check.h): by default a stream
+  // that is a tar is stored only when complete; WAL entries are never tars.
+  ContentCheck content = ContentCheck::kAuto;
 };
 
 enum class CommitOutcome : unsigned char { kPlaced, kAlreadyIdentical };
@@ -94,7 +99,23 @@ class Incoming {
   virtual Result<CommitOutcome> Commit(std::uint64_t raw_size, const Hash128& raw_hash) = 0;
   // Drops temp data and manifest (sender gave up, or a fatal error).
   virtual void Abandon() = 0;
+  // Streams the raw bytes appended so far (a resumed transfer's durable part)
+  // to `sink`, then finishes it. kUnsupported when the store cannot read its
+  // temp data back (then a check that needs it restarts the transfer).
+  virtual Status ReadDurable(ByteSink& sink) {
+    (void)sink;
+    return Error(ErrorCode::kUnsupported, "this store cannot read a transfer's temp data back");
+  }
 };
+
+// Wraps `inner` (just returned by Begin for `spec`) so that the content rule
+// of spec.content (archive/tar_check.h) decides at Commit: a stream the rule
+// refuses is abandoned and Commit returns kRefused "NAME refused: ...;
+// nothing stored". WAL entries and ContentCheck::kNone get `inner` back as is.
+// A resumed transfer's durable part is read back (ReadDurable) to rebuild the
+// check; kUnsupported when the store cannot, and the caller should Abandon and
+// Begin again from zero.
+Result<std::unique_ptr<Incoming>> WithContentCheck(std::unique_ptr<Incoming> inner, const TransferSpec& spec);
 
 class Archive {
  public:
@@ -142,6 +163,13 @@ class Archive {
   // The WAL system identifier recorded for `cluster` (nullopt before its first
   // segment); kNotFound when the cluster directory does not exist.
   virtual Result<std::optional<std::uint64_t>> SystemIdentifier(std::string_view cluster) const = 0;
+
+  // Streams the raw content of a stored entry (as Find/List return it) to
+  // `sink`, verified, then calls sink.Finish(). The disk archive reads
+  // entry.path (ReadEntry); an object store reads the object it names.
+  virtual Status Read(const StoredEntry& entry, ByteSink& sink) const;
+  // Deletes a stored entry (cleanup). Ok when it is already gone.
+  virtual Status Remove(const StoredEntry& entry) const;
 
   // Removes temp data of transfers untouched for longer than `max_age_seconds`,
   // skipping transfers in progress (in this process, or flock'ed by another).

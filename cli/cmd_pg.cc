@@ -2,6 +2,7 @@
 // setup primary, status, promote. The logic lives in pg/; this file parses
 // arguments, picks the archive, prints, and maps errors to exit codes.
 #include <sys/stat.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <climits>
@@ -14,6 +15,7 @@
 #include "archive/archive.h"
 #include "cli/commands.h"
 #include "cli/config.h"
+#include "cli/s3_options.h"
 #include "cli/progress.h"
 #include "core/names.h"
 #include "core/path.h"
@@ -53,6 +55,7 @@ bool IsRemote(const std::string& from) {
 
 // Opens an existing archive root for reading (never creates a mistyped ROOT).
 Result<std::unique_ptr<archive::Archive>> OpenArchiveRoot(const std::string& root) {
+  if (IsS3Url(root)) return OpenS3Url(root, S3Flags{}, "", archive::StoreFormat::kZstd);
   if (root.empty()) {
     return Error(ErrorCode::kInvalidArgument, "no archive given: use --root DIR (or --from DIR)");
   }
@@ -74,6 +77,7 @@ std::string Join(const std::vector<std::string>& v, const std::string& sep) {
 struct GetArgs {
   std::string name, dest, from, cluster, prefetch_dir, config, tls_dir;
   int prefetch = 8;
+  int prefetch_max_mb = 256;
   bool worker = false, insecure = false;
   std::uint32_t segment_size = 0;
 };
@@ -105,10 +109,12 @@ void RunGet(const GetArgs& a, Context& ctx) {
     if (!resolved.ok()) return void(Fail(ctx, resolved.error()));
     cluster = *resolved;
     source = pg::LocalSource(*arch, cluster);
-    worker_args = {"--from", Absolute(a.from)};
+    worker_args = {"--from", IsS3Url(a.from) ? a.from : Absolute(a.from)};
   }
   if (a.worker) {
-    // Background prefetch: quiet by design (stdio is /dev/null).
+    // Background prefetch: quiet by design (stdio is /dev/null), and at a
+    // lower CPU priority so the segment PostgreSQL waits for comes first.
+    (void)::setpriority(PRIO_PROCESS, 0, 10);
     Status st = pg::PrefetchSegments(*source, a.name, a.segment_size, a.prefetch, a.prefetch_dir);
     ctx.exit_code = st.ok() ? kExitOk : ExitCodeFor(st.error().code());
     return;
@@ -124,6 +130,7 @@ void RunGet(const GetArgs& a, Context& ctx) {
   o.cluster = cluster;
   o.prefetch = a.prefetch;
   o.prefetch_dir = a.prefetch_dir;
+  o.prefetch_max_bytes = static_cast<std::uint64_t>(std::max(16, a.prefetch_max_mb)) << 20;
   o.self = a.prefetch > 0 ? pg::SelfCommand() : "";
   if (!o.self.empty() && o.self[0] != '/') {
     auto exe = SelfExePath();
@@ -166,7 +173,9 @@ void AddGet(CLI::App& app, Context& ctx) {
   c->add_option("--prefetch", a->prefetch, "segments to fetch ahead (0 = off)")
       ->capture_default_str()
       ->check(CLI::Range(0, 64));
-  c->add_option("--prefetch-dir", a->prefetch_dir, "where prefetched segments wait");
+  c->add_option("--prefetch-dir", a->prefetch_dir,
+                "where prefetched segments wait (default ~/.cache/walferry/prefetch/..., outside PGDATA)");
+  c->add_option("--prefetch-max-mb", a->prefetch_max_mb, "read-ahead bound in MiB (default 256)");
   c->add_option("--tls-dir", a->tls_dir, "TLS directory (client certificate) for --from HOST:PORT");
   c->add_flag("--insecure-loopback", a->insecure, "plain TCP to a loopback receiver (tests only)");
   c->add_flag("--prefetch-worker", a->worker)->group("");
@@ -292,7 +301,9 @@ void AddBasebackup(CLI::App& app, Context& ctx) {
     for (const auto& extra : c->remaining()) bb.push_back(extra);
     std::string self = pg::SelfCommand();
     if (auto exe = SelfExePath(); exe.ok()) self = *exe;
-    std::vector<std::string> send = {self, "send", "-", "--name", a->name};
+    // --expect tar: the receiver stores the stream only as a complete tar
+    // with a verified backup_manifest, whatever happens to pg_basebackup.
+    std::vector<std::string> send = {self, "send", "-", "--name", a->name, "--expect", "tar"};
     if (!a->to.empty()) send.insert(send.end(), {"--to", a->to});
     if (!a->cluster.empty()) send.insert(send.end(), {"--cluster", a->cluster});
     if (!a->tls_dir.empty()) send.insert(send.end(), {"--tls-dir", a->tls_dir});
@@ -447,7 +458,8 @@ void AddSetup(CLI::App& app, Context& ctx) {
     std::string pgdata, standby_address, archive_command, to, cluster, tls_dir, config, hba_file,
         replication_user = "all", auth_method;
     int max_wal_senders = 10, wal_keep_mb = 512, archive_timeout = 60;
-    bool apply = false, insecure = false;
+    bool apply = false, insecure = false, archive_module = false;
+    std::string agent_socket;
   };
   auto a = std::make_shared<Args>();
   auto* setup = app.add_subcommand("setup", "configure PostgreSQL for walferry");
@@ -473,6 +485,11 @@ void AddSetup(CLI::App& app, Context& ctx) {
   c->add_option("--tls-dir", a->tls_dir, "TLS directory for the default archive_command");
   c->add_option("--config", a->config, "walferry config file for the default archive_command");
   c->add_flag("--insecure-loopback", a->insecure, "plain TCP in the default archive_command (tests only)");
+  c->add_option("--agent-socket", a->agent_socket,
+                "socket of a `walferry agent` (docs/agent.md): push asks it first");
+  c->add_flag("--archive-module", a->archive_module,
+              "15+: archive_library = 'walferry_archive' asking the agent (needs --agent-socket) "
+              "instead of archive_command");
   c->add_option("--max-wal-senders", a->max_wal_senders)->capture_default_str();
   c->add_option("--wal-keep-mb", a->wal_keep_mb, "WAL kept for standbys, MB")->capture_default_str();
   c->add_option("--archive-timeout", a->archive_timeout, "seconds")->capture_default_str();
@@ -500,10 +517,28 @@ void AddSetup(CLI::App& app, Context& ctx) {
       if (!a->tls_dir.empty()) cmd += " --tls-dir " + pg::ShellQuote(Absolute(a->tls_dir));
       if (!a->config.empty()) cmd += " --config " + pg::ShellQuote(Absolute(a->config));
       if (a->insecure) cmd += " --insecure-loopback";
+      if (!a->agent_socket.empty()) cmd += " --agent-socket " + pg::ShellQuote(Absolute(a->agent_socket));
       o.archive_command = cmd;
     }
     auto cfg = pg::MakePrimaryConfig(o);
     if (!cfg.ok()) return void(Fail(ctx, cfg.error()));
+    if (a->archive_module) {
+      if (*major < 15) {
+        return void(Fail(ctx, Error(ErrorCode::kInvalidArgument,
+                                    "--archive-module needs PostgreSQL 15 or later (this is " +
+                                        std::to_string(*major) + ")")));
+      }
+      if (a->agent_socket.empty()) {
+        return void(Fail(ctx, Error(ErrorCode::kInvalidArgument,
+                                    "--archive-module needs --agent-socket PATH (the module asks the agent)")));
+      }
+      // The module replaces archive_command (16+ refuses both set).
+      for (auto& st : cfg->settings) {
+        if (st.name == "archive_command") st.value = "";
+      }
+      cfg->settings.push_back({"archive_library", "walferry_archive", false});
+      cfg->settings.push_back({"walferry_archive.socket", Absolute(a->agent_socket), false});
+    }
     auto current = pg::CurrentSettings(pgdata);
     std::string hba_file = a->hba_file;
     if (hba_file.empty()) {

@@ -14,10 +14,28 @@ struct TlsInitOptions {
   std::string dir;
   std::vector<std::string> clusters;
   std::vector<std::string> server_names;
+  std::vector<std::string> renew;
+  std::vector<std::string> revoke;
   bool force = false;
 };
 
 int RunTlsInit(const TlsInitOptions& o) {
+  if (!o.renew.empty() || !o.revoke.empty()) {
+    for (const auto& r : o.revoke) {
+      auto serial = transport::RevokeTlsClient(o.dir, r);
+      if (!serial.ok()) return ReportError(serial.error());
+      std::printf("revoked client-%s.crt (serial %s): %s/crl.pem updated; copy it to the receiver's TLS "
+                  "directory and send the receiver SIGHUP\n", r.c_str(), serial->c_str(), o.dir.c_str());
+    }
+    for (const auto& r : o.renew) {
+      Status rs = transport::RenewTlsCert(o.dir, r);
+      if (!rs.ok()) return ReportError(rs.error());
+      std::string base = r == "server" ? "server" : "client-" + r;
+      std::printf("renewed %s/%s.crt and %s.key (%s)\n", o.dir.c_str(), base.c_str(), base.c_str(),
+                  r == "server" ? "send the receiver SIGHUP to use it" : "copy them to the sender");
+    }
+    if (o.clusters.empty()) return kExitOk;
+  }
   Status st = transport::InitTlsDir(o.dir, o.clusters, o.server_names, o.force);
   if (!st.ok()) return ReportError(st.error());
   std::vector<std::string> clusters = o.clusters;
@@ -48,6 +66,12 @@ void AddTlsCommands(CLI::App& app, Context& ctx) {
                    "Extra host name or IP address the receiver is reached by (repeatable; "
                    "localhost, 127.0.0.1, ::1 and this host's name are always included)");
   init->add_flag("--force", opts->force, "Replace existing files (and the CA)");
+  init->add_option("--renew", opts->renew,
+                   "Replace the certificate and key of \"server\" or of a cluster with new ones from the same CA "
+                   "(repeatable)");
+  init->add_option("--revoke", opts->revoke,
+                   "Revoke a cluster's client certificate: add it to DIR/crl.pem, which a receiver reloads on "
+                   "SIGHUP (repeatable)");
   init->callback([opts, &ctx] { ctx.exit_code = RunTlsInit(*opts); });
 }
 

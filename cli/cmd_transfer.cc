@@ -8,59 +8,25 @@
 #include <chrono>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
+#include "agent/protocol.h"
 #include "archive/archive.h"
+#include "cli/s3_options.h"
 #include "cli/commands.h"
+#include "cli/client_options.h"
 #include "cli/config.h"
 #include "cli/progress.h"
 #include "core/stream.h"
 #include "transport/net.h"
 #include "transport/sender.h"
 #include "transport/server.h"
+#include "transport/tls_session.h"
 
 namespace walferry::cli {
 namespace {
-
-struct ClientArgs {
-  std::string config;
-  std::string to;
-  std::string cluster;
-  std::string tls_dir;
-  bool insecure = false;
-  int retries = -1;
-};
-
-void AddClientOptions(CLI::App* sub, ClientArgs& a) {
-  AddConfigOption(sub, &a.config);
-  sub->add_option("--to", a.to, "Receiver HOST:PORT");
-  sub->add_option("--cluster", a.cluster, "Cluster name (picks client-<cluster>.crt from --tls-dir)");
-  sub->add_option("--tls-dir", a.tls_dir, "Directory made by `walferry tls init`");
-  sub->add_flag("--insecure-loopback", a.insecure, "Plain TCP to a loopback receiver (tests and demos only)");
-  sub->add_option("--retries", a.retries, "Reconnect attempts before giving up");
-}
-
-// Builds the sender options shared by push and send; errors are usage errors.
-Result<transport::SendOptions> ClientOptions(const ClientArgs& a) {
-  if (a.to.empty()) return Error(ErrorCode::kInvalidArgument, "no receiver: give --to HOST:PORT (or `to` in the config file)");
-  WF_ASSIGN(transport::Endpoint ep, transport::ParseEndpoint(a.to));
-  transport::TlsConfig tls;
-  tls.tls_dir = a.tls_dir;
-  tls.cluster = a.cluster;
-  tls.insecure_loopback = a.insecure;
-  if (tls.tls_dir.empty() && !tls.insecure_loopback) {
-    return Error(ErrorCode::kInvalidArgument, "no TLS material: give --tls-dir DIR (made by `walferry tls init`)");
-  }
-  if (tls.insecure_loopback && !transport::IsLoopback(ep)) {
-    return Error(ErrorCode::kInvalidArgument, "--insecure-loopback is refused for non-loopback address " + a.to);
-  }
-  transport::SendOptions o;
-  o.connect = [ep, tls]() { return transport::Connect(ep, tls); };
-  o.cluster = a.cluster;
-  if (a.retries >= 0) o.max_retries = a.retries;
-  return o;
-}
 
 
 // --- serve ---
@@ -76,6 +42,8 @@ struct ServeArgs {
   double handshake_timeout_s = 10;
   double idle_timeout_s = 60;
   std::uint64_t max_incoming_mib = 256 * 1024;
+  std::string store_url;  // s3://BUCKET/PREFIX: a gateway; --root then holds resume state only
+  cli::S3Flags s3;
 };
 
 std::chrono::milliseconds SecondsOption(double s) {
@@ -106,10 +74,12 @@ int RunServe(const ServeArgs& a) {
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   IgnoreSigpipe();
 
-  auto archive = archive::Archive::Open(a.root, *store);
+  auto archive = a.store_url.empty() ? archive::Archive::Open(a.root, *store)
+                                     : cli::OpenS3Url(a.store_url, a.s3, a.root, *store);
   if (!archive.ok()) return ReportError(archive.error());
   auto listener = transport::Listen(*ep, tls);
   if (!listener.ok()) return ReportError(listener.error());
@@ -122,13 +92,27 @@ int RunServe(const ServeArgs& a) {
   so.max_incoming_bytes_per_cluster = a.max_incoming_mib << 20;
   transport::Server server(**archive, so);
   std::fprintf(stderr, "walferry serve: listening on %s port %d, root %s, store %s%s\n", ep->host.c_str(),
-               (*listener)->port(), a.root.c_str(), a.store.c_str(),
+               (*listener)->port(), a.store_url.empty() ? a.root.c_str() : a.store_url.c_str(), a.store.c_str(),
                tls.insecure_loopback ? " (INSECURE plain TCP, loopback only)" : "");
+  if (!tls.insecure_loopback) {
+    std::string p = transport::CertLifetimeProblem(a.tls_dir + "/server.crt");
+    if (!p.empty()) {
+      std::fprintf(stderr, "walferry serve: WARNING: server certificate %s; senders will refuse it "
+                   "(renew: walferry tls init %s --renew server, then SIGHUP)\n", p.c_str(), a.tls_dir.c_str());
+    }
+  }
   std::atomic<bool> done{false};
   std::thread signals([&] {
     timespec ts{0, 200 * 1000 * 1000};
     while (!done.load()) {
       int sig = sigtimedwait(&set, nullptr, &ts);
+      if (sig == SIGHUP) {
+        // New TLS files (renewed certificate, crl.pem) for new connections; open ones go on.
+        auto r = (*listener)->Reload();
+        std::fprintf(stderr, "walferry serve: SIGHUP: %s\n",
+                     r.ok() ? r->c_str() : ("reload failed, keeping the old TLS files: " + r.error().message()).c_str());
+        continue;
+      }
       if (sig == SIGTERM || sig == SIGINT) {
         std::fprintf(stderr, "walferry serve: signal %d, shutting down\n", sig);
         server.Stop();
@@ -143,6 +127,28 @@ int RunServe(const ServeArgs& a) {
   std::fprintf(stderr, "walferry serve: stopped after %llu transfers\n",
                static_cast<unsigned long long>(server.transfers_done()));
   return kExitOk;
+}
+
+// Asks the agent to archive `path`. The exit code when the agent answered;
+// nullopt when it could not be asked (not running, killed, not ours): the
+// caller then pushes alone, exactly as without an agent.
+std::optional<int> PushThroughAgent(const std::string& socket, const std::string& path, int timeout_s) {
+  std::string abs = path;
+  if (abs.empty() || abs[0] != '/') {
+    char cwd[4096];
+    if (!::getcwd(cwd, sizeof cwd)) return std::nullopt;
+    abs = std::string(cwd) + "/" + path;
+  }
+  std::string name = BaseName(path);
+  auto a = agent::AskPush(socket, name, abs, std::chrono::seconds(std::max(0, timeout_s)));
+  if (!a.ok()) {
+    if (a.error().code() != ErrorCode::kNotFound && a.error().code() != ErrorCode::kNetwork) {
+      std::fprintf(stderr, "walferry: push %s: not using the agent: %s\n", name.c_str(), a.error().message().c_str());
+    }
+    return std::nullopt;
+  }
+  if (a->ok) return kExitOk;
+  return ReportError(Error(a->code, a->message).Wrap("push " + name + " (through the agent)"));
 }
 
 }  // namespace
@@ -170,6 +176,13 @@ void AddTransferCommands(CLI::App& app, Context& ctx) {
       ->check(CLI::Range(0.1, 86400.0));
   serve->add_option("--max-incoming-mib", serve_args->max_incoming_mib,
                     "Cap on one cluster's temp data in ROOT/.incoming, in MiB (default 262144 = 256 GiB, 0 = none)");
+  serve->add_option("--store-url", serve_args->store_url,
+                    "s3://BUCKET/PREFIX: store in an S3 bucket; --root DIR keeps only resume state");
+  serve->add_option("--s3-endpoint", serve_args->s3.endpoint, "S3 endpoint URL (default: $WALFERRY_S3_ENDPOINT)");
+  serve->add_option("--s3-credentials", serve_args->s3.credentials,
+                    "File with aws_access_key_id/aws_secret_access_key (default: AWS_* variables)");
+  serve->add_option("--s3-part-size", serve_args->s3.part_size_mib, "Multipart threshold and part size, MiB (>= 5)");
+  serve->add_option("--s3-timeout", serve_args->s3.timeout_seconds, "Seconds per S3 request attempt");
   serve->callback([serve, serve_args, &ctx] {
     if (Status st = ApplyConfig(*serve, serve_args->config); !st.ok()) {
       ctx.exit_code = ReportError(st.error());
@@ -184,6 +197,8 @@ void AddTransferCommands(CLI::App& app, Context& ctx) {
     std::string path;
     int level = 0;
     std::size_t chunk_kib = 1024;
+    std::string agent_socket;
+    int agent_timeout = 600;
   };
   auto push_args = std::make_shared<PushArgs>();
   CLI::App* push = app.add_subcommand("push", "Archive one WAL file (archive_command = 'walferry push %p')");
@@ -192,6 +207,9 @@ void AddTransferCommands(CLI::App& app, Context& ctx) {
   push->add_option("-l,--level", push_args->level, "Compression level (default: zstd 1 / gzip 1)");
   push->add_option("--chunk-kib", push_args->chunk_kib, "Chunk size in KiB (64..16384, default 1024)")
       ->check(CLI::Range(64, 16 * 1024));
+  push->add_option("--agent-socket", push_args->agent_socket,
+                   "Ask the `walferry agent` listening here first (push alone when it is not running)");
+  push->add_option("--agent-timeout", push_args->agent_timeout, "Seconds to wait for the agent's answer (default 600)");
   push->callback([push, push_args, &ctx] {
     if (Status st = ApplyConfig(*push, push_args->client.config); !st.ok()) {
       ctx.exit_code = ReportError(st.error());
@@ -203,6 +221,12 @@ void AddTransferCommands(CLI::App& app, Context& ctx) {
       return;
     }
     IgnoreSigpipe();
+    if (!push_args->agent_socket.empty()) {
+      if (auto rc = PushThroughAgent(push_args->agent_socket, push_args->path, push_args->agent_timeout)) {
+        ctx.exit_code = *rc;
+        return;
+      }
+    }
     // Lean: a 16 MiB segment needs few chunk buffers; PostgreSQL retries a failed push.
     o->kind = transport::WireKind::kWal;
     o->threads = std::min<std::size_t>(2, std::max(1u, std::thread::hardware_concurrency()));
@@ -233,6 +257,7 @@ void AddTransferCommands(CLI::App& app, Context& ctx) {
     std::size_t chunk_kib = 1024;
     ProgressMode progress = ProgressMode::kAuto;
     long long expected_size = -1;
+    std::string expect = "auto";
   };
   auto send_args = std::make_shared<SendArgs>();
   CLI::App* send = app.add_subcommand("send", "Ship a file or stdin to the receiver");
@@ -244,6 +269,10 @@ void AddTransferCommands(CLI::App& app, Context& ctx) {
   send->add_flag("--gzip", send_args->gzip, "Prefer gzip (the receiver's store format decides)");
   send->add_option("-l,--level", send_args->level, "Compression level");
   send->add_option("--chunk-kib", send_args->chunk_kib, "Chunk size in KiB (default 1024)");
+  send->add_option("--expect", send_args->expect,
+                   "auto (default): a tar stream is stored only when complete; tar: the stream must be a "
+                   "complete tar; any: no content check (e.g. pg_basebackup --no-manifest)")
+      ->check(CLI::IsMember({"auto", "tar", "any"}));
   AddProgressOptions(send, &send_args->progress);
   // Set by `basebackup`: the server's estimate of a stream's size, for the ETA.
   send->add_option("--expected-size", send_args->expected_size)->group("");
@@ -273,6 +302,8 @@ void AddTransferCommands(CLI::App& app, Context& ctx) {
     o->threads = a.threads;
     o->chunk_size = a.chunk_kib * 1024;
     if (a.level > 0) o->level = a.level;
+    if (a.expect == "tar") o->kind = transport::WireKind::kTar;
+    if (a.expect == "any") o->kind = transport::WireKind::kAny;
     auto src = OpenSource(a.input);
     if (!src.ok()) {
       ctx.exit_code = ReportError(src.error());

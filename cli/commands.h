@@ -42,6 +42,7 @@ void IgnoreSigpipe();
 void AddCompressCommands(CLI::App& app, Context& ctx);   // compress, decompress
 void AddTransferCommands(CLI::App& app, Context& ctx);   // serve, push, send
 void AddTlsCommands(CLI::App& app, Context& ctx);        // tls init
+void AddAgentCommands(CLI::App& app, Context& ctx);     // agent
 void AddPgCommands(CLI::App& app, Context& ctx);         // get, cleanup, basebackup, restore-base,
                                                          // setup, status, verify, promote
 

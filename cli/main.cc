@@ -49,6 +49,7 @@ int main(int argc, char** argv) {
   AddTransferCommands(app, ctx);
   AddTlsCommands(app, ctx);
   AddPgCommands(app, ctx);
+  AddAgentCommands(app, ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

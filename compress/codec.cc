@@ -22,6 +22,10 @@ using internal::ZstdCCtxPtr;
 using internal::ZstdDCtxPtr;
 using internal::ZstdError;
 
+static_assert(ZSTD_COMPRESSBOUND(0) <= MaxCompressedSize(0));
+static_assert(ZSTD_COMPRESSBOUND(1 << 20) <= MaxCompressedSize(1 << 20));
+static_assert(ZSTD_COMPRESSBOUND(kMaxChunkSize) <= MaxCompressedSize(kMaxChunkSize));
+
 // ---- zstd -------------------------------------------------------------------
 
 class ZstdCodec final : public Codec {

@@ -53,6 +53,13 @@ int LibdeflateLevel(int gzip_level);
 // their sizes in 32 bits).
 inline constexpr std::size_t kMaxChunkSize = std::size_t{256} << 20;
 
+// An upper bound of Codec::Bound(n) for every codec and level: the most bytes
+// one compressed chunk of `n` raw bytes may take (zstd's bound is
+// n + n/256 + 64, libdeflate's gzip bound n + ~n/1000 + 46; both checked in
+// codec.cc and by compress_codec_test). The wire protocol derives its CHUNK
+// payload limit from it, so an encoder never produces a frame a parser refuses.
+constexpr std::size_t MaxCompressedSize(std::size_t n) { return n + n / 128 + 4096; }
+
 class Decoder {
  public:
   virtual ~Decoder() = default;

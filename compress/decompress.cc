@@ -32,6 +32,7 @@ constexpr std::size_t kWindowSize = std::size_t{1} << 20;
 constexpr std::size_t kStreamOutSize = std::size_t{1} << 20;
 constexpr std::size_t kMaxGzipHeader = std::size_t{1} << 20;
 constexpr std::uint32_t kZstdMagic = 0xFD2FB528u;
+constexpr int kMaxWindowLog = 27;
 
 bool IsSkippableMagic(std::uint32_t m) { return (m & 0xFFFFFFF0u) == 0x184D2A50u; }
 
@@ -362,6 +363,9 @@ class Decompressor {
     if (!zstream_) {
       zstream_.reset(ZSTD_createDStream());
       if (!zstream_) return Error(ErrorCode::kInternal, "zstd: cannot allocate a stream");
+      // The window a frame header may ask for is bounded (128 MiB, zstd's own
+      // default, what `zstd --ultra -22` writes); a larger one is kCorrupt.
+      ZSTD_DCtx_setParameter(zstream_.get(), ZSTD_d_windowLogMax, kMaxWindowLog);
     }
     ZSTD_DCtx_reset(zstream_.get(), ZSTD_reset_session_only);
     stream_out_.Reserve(kStreamOutSize);
@@ -399,6 +403,14 @@ class Decompressor {
     }
     if (info.member_size && *info.raw_size <= kMaxParallelRaw) {
       const std::size_t member = *info.member_size;
+      // Bound the recorded size by what deflate can make of the recorded raw
+      // size before reading that far: a crafted field must not reserve 4 GiB.
+      const std::size_t most = info.header_size + MaxCompressedSize(*info.raw_size) + gzip::kTrailerSize;
+      if (member > most) {
+        return Corrupt(at, "corrupt gzip member: it records " + std::to_string(member) + " bytes for " +
+                               std::to_string(*info.raw_size) + " raw bytes (at most " + std::to_string(most) +
+                               " possible)");
+      }
       WF_TRY(window_.Ensure(member));
       if (window_.size() < member) return Truncated();
       return Parsed{Parsed::kParallel, member, *info.raw_size};

@@ -110,13 +110,8 @@ Status FsyncDir(FileSystem& fs, int dirfd, std::string_view shown) {
   return Status::Ok();
 }
 
-Status RenameDurable(FileSystem& fs, int file_fd, int from_dir, const std::string& from,
-                     int to_dir, const std::string& to, Replace replace, std::string_view shown) {
-  // 1. The data first: a rename can reach the disk before the data it names.
-  if (file_fd >= 0) {
-    if (int err = fs.Fsync(file_fd); err != 0) return ErrnoError(err, "fsync " + Shown(shown));
-  }
-  // 2. The rename, never replacing when asked not to.
+Status RenameUnsynced(FileSystem& fs, int from_dir, const std::string& from, int to_dir,
+                      const std::string& to, Replace replace, std::string_view shown) {
   const bool no_replace = replace == Replace::kNo;
   int err = fs.Rename(from_dir, from.c_str(), to_dir, to.c_str(), no_replace);
   if (no_replace && (err == EINVAL || err == ENOSYS)) {
@@ -126,6 +121,17 @@ Status RenameDurable(FileSystem& fs, int file_fd, int from_dir, const std::strin
   }
   if (err == EEXIST) return Error(ErrorCode::kExists, Shown(shown) + " already exists");
   if (err != 0) return ErrnoError(err, "rename to " + Shown(shown));
+  return Status::Ok();
+}
+
+Status RenameDurable(FileSystem& fs, int file_fd, int from_dir, const std::string& from,
+                     int to_dir, const std::string& to, Replace replace, std::string_view shown) {
+  // 1. The data first: a rename can reach the disk before the data it names.
+  if (file_fd >= 0) {
+    if (int err = fs.Fsync(file_fd); err != 0) return ErrnoError(err, "fsync " + Shown(shown));
+  }
+  // 2. The rename, never replacing when asked not to.
+  WF_TRY(RenameUnsynced(fs, from_dir, from, to_dir, to, replace, shown));
   // 3. The directory entry.
   const std::string parent = ParentOf(to);
   if (parent.empty() && to_dir != AT_FDCWD) return FsyncDir(fs, to_dir, shown);
@@ -161,8 +167,13 @@ TempFile::~TempFile() {
   if (!placed_) (void)fs_->Unlink(dirfd_, name_.c_str());
 }
 
-Status TempFile::Commit(int to_dir, const std::string& to, Replace replace, std::string_view shown) {
-  WF_TRY(RenameDurable(*fs_, fd_.get(), dirfd_, name_, to_dir, to, replace, shown));
+Status TempFile::Commit(int to_dir, const std::string& to, Replace replace, std::string_view shown,
+                        bool durable) {
+  if (durable) {
+    WF_TRY(RenameDurable(*fs_, fd_.get(), dirfd_, name_, to_dir, to, replace, shown));
+  } else {
+    WF_TRY(RenameUnsynced(*fs_, dirfd_, name_, to_dir, to, replace, shown));
+  }
   placed_ = true;
   fd_.Reset();
   return Status::Ok();

@@ -100,6 +100,14 @@ enum class Replace : unsigned char {
 Status RenameDurable(FileSystem& fs, int file_fd, int from_dir, const std::string& from,
                      int to_dir, const std::string& to, Replace replace, std::string_view shown);
 
+// Step 2 of RenameDurable alone: the rename (same Replace rule and fallback),
+// no fsync of the file or the directory. Only for a file whose reader makes it
+// durable itself: restore_command's target, which PostgreSQL durable_renames
+// into pg_wal (KeepFileRestoredFromArchive) and fetches again after a crash
+// before that. Anywhere else a crash can leave the name empty or partial.
+Status RenameUnsynced(FileSystem& fs, int from_dir, const std::string& from, int to_dir,
+                      const std::string& to, Replace replace, std::string_view shown);
+
 // A new file under a unique temporary name ".<stem>.<random>.wftmp" in
 // `dirfd` (O_EXCL, so concurrent writers never share one), removed by the
 // destructor unless Commit placed it. Not thread-safe; move-only.
@@ -120,7 +128,9 @@ class TempFile {
   Status Write(std::span<const std::byte> data) { return WriteAll(*fs_, fd_.get(), data, shown_); }
   // RenameDurable of this file to `to` under `to_dir`. On success the temp
   // name is gone; on failure it is removed by the destructor.
-  Status Commit(int to_dir, const std::string& to, Replace replace, std::string_view shown);
+  // durable=false: RenameUnsynced instead (see there for the only use).
+  Status Commit(int to_dir, const std::string& to, Replace replace, std::string_view shown,
+                bool durable = true);
 
  private:
   TempFile(FileSystem& fs, int dirfd, UniqueFd fd, std::string name, std::string shown)

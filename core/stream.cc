@@ -93,9 +93,9 @@ Result<std::unique_ptr<AtomicFile>> AtomicFile::Create(const std::string& path, 
       new AtomicFile(std::move(dir_fd), std::move(temp), path, overwrite));
 }
 
-Status AtomicFile::Commit() {
+Status AtomicFile::Commit(bool durable) {
   Status st = temp_.Commit(dir_.get(), BaseName(path_), overwrite_ ? Replace::kYes : Replace::kNo,
-                           path_);
+                           path_, durable);
   if (!st.ok() && st.error().code() == ErrorCode::kExists) {
     return Error(ErrorCode::kExists, path_ + " already exists (use -f to overwrite)");
   }

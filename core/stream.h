@@ -55,7 +55,9 @@ class AtomicFile final : public ByteSink {
   Status Write(std::span<const std::byte> data) override { return temp_.Write(data); }
   Status Finish() override { return Status::Ok(); }
   // RenameDurable (core/fs.h) of the temp file to the final name.
-  Status Commit();
+  // durable=false: RenameUnsynced instead (no fsync), only for a file whose
+  // reader makes it durable itself (restore_command's target, pg/archive_ops.cc).
+  Status Commit(bool durable = true);
   int fd() const { return temp_.fd(); }
   const std::string& temp_path() const { return temp_path_; }
 

@@ -168,11 +168,13 @@ Result<bool> TryPrefetched(const std::string& path, const std::string& dest,
   }
   if (!(check.Digest() == want) || !check.CheckSegment(name, info, true).ok()) return drop();
   if (::ftruncate(fd->get(), length) != 0) return drop();
+  // No fsync here: PostgreSQL makes a restored segment durable itself when it
+  // keeps it (KeepFileRestoredFromArchive in xlogarchive.c: durable_rename of
+  // RECOVERYXLOG into pg_wal), and fetches it again after a crash before that.
   struct stat dest_dir{};
   if (::stat(DirName(dest).c_str(), &dest_dir) == 0 && dest_dir.st_dev == st.st_dev) {
     // Same filesystem: move it into place.
-    if (!RenameDurable(PosixFs(), fd->get(), AT_FDCWD, path, AT_FDCWD, dest, Replace::kYes, dest)
-             .ok()) {
+    if (!RenameUnsynced(PosixFs(), AT_FDCWD, path, AT_FDCWD, dest, Replace::kYes, dest).ok()) {
       return drop();
     }
     return true;
@@ -185,18 +187,55 @@ Result<bool> TryPrefetched(const std::string& path, const std::string& dest,
     WF_TRY(out->Write(std::span<const std::byte>(buf.data(), n)));
     off += static_cast<off_t>(n);
   }
-  WF_TRY(out->Commit());
+  WF_TRY(out->Commit(/*durable=*/false));  // see above
   ::unlink(path.c_str());
   return true;
 }
 
+}  // namespace
+
+// mkdir -p, mode 0700 for each directory it creates.
+static Status MakePrivateDirs(const std::string& dir) {
+  if (::mkdir(dir.c_str(), 0700) == 0 || errno == EEXIST) return Status::Ok();
+  if (errno != ENOENT) return ErrnoError(errno, "mkdir " + dir);
+  std::string parent = DirName(dir);
+  if (parent == dir || parent.empty() || parent == "/" || parent == ".") return ErrnoError(ENOENT, "mkdir " + dir);
+  WF_TRY(MakePrivateDirs(parent));
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return ErrnoError(errno, "mkdir " + dir);
+  return Status::Ok();
+}
+
+std::string DefaultPrefetchDir(const std::string& dest) {
+  // dest is PGDATA/pg_wal/RECOVERYXLOG (restore_command runs in PGDATA).
+  auto abs = AbsolutePath(dest);
+  std::string pgdata = DirName(DirName(abs.ok() ? *abs : dest));
+  std::string base;
+  if (const char* x = std::getenv("XDG_CACHE_HOME"); x && x[0] == '/') {
+    base = x;
+  } else if (const char* h = std::getenv("HOME"); h && h[0] == '/') {
+    base = std::string(h) + "/.cache";
+  }
+  std::string key;
+  for (char c : pgdata) key += (c == '/' ? '_' : c);
+  std::string dir = base.empty() ? "" : base + "/walferry/prefetch/" + key;
+  // Never inside PGDATA (pg_rewind and base backups would carry it along).
+  if (dir.empty() || dir.rfind(pgdata + "/", 0) == 0) dir = pgdata + ".walferry-prefetch";
+  return dir;
+}
+
+namespace {
+
 // Starts `self get NAME - --prefetch-worker ...` detached (own session,
 // stdio on /dev/null), without waiting for it.
 void StartPrefetchWorker(const GetOptions& o, const std::string& dir, std::uint32_t seg_size) {
+  // Bounded by bytes as well as by count.
+  std::uint64_t seg = seg_size > 0 ? seg_size : (16u << 20);
+  std::uint64_t by_bytes = std::max<std::uint64_t>(1, o.prefetch_max_bytes / seg);
+  int count = static_cast<int>(std::min<std::uint64_t>(static_cast<std::uint64_t>(o.prefetch), by_bytes));
   std::vector<std::string> args = {o.self,          "get",
                                    o.name,          "-",
                                    "--prefetch-worker",
-                                   "--prefetch",    std::to_string(o.prefetch),
+                                   "--prefetch",    std::to_string(count),
                                    "--prefetch-dir", dir,
                                    "--segment-size", std::to_string(seg_size)};
   if (!o.cluster.empty()) args.insert(args.end(), {"--cluster", o.cluster});
@@ -219,9 +258,9 @@ void StartPrefetchWorker(const GetOptions& o, const std::string& dir, std::uint3
 }
 
 // Reads the long page header of a stored segment (stops decompressing early).
-Result<walfmt::WalSegmentInfo> ReadSegmentHeader(const archive::StoredEntry& e) {
+Result<walfmt::WalSegmentInfo> ReadSegmentHeader(const archive::Archive& a, const archive::StoredEntry& e) {
   CheckingSink head(nullptr, false, kHeadBytes);
-  Status st = archive::ReadEntry(e, head);
+  Status st = a.Read(e, head);
   if (!st.ok() && !head.stopped()) return st.error();
   walfmt::WalSegmentInfo info;
   WF_TRY(head.CheckSegment(e.name, &info, false));
@@ -247,7 +286,7 @@ class LocalSourceImpl final : public EntrySource {
   LocalSourceImpl(const archive::Archive& a, std::string cluster) : a_(a), cluster_(std::move(cluster)) {}
   Status Read(const std::string& name, ByteSink& sink) override {
     WF_ASSIGN(archive::StoredEntry entry, a_.Find(cluster_, name));
-    return archive::ReadEntry(entry, sink);
+    return a_.Read(entry, sink);
   }
 
  private:
@@ -344,8 +383,11 @@ Status GetFromArchive(EntrySource& source, const GetOptions& o) {
   const bool segment = IsWalSegmentName(o.name);
   std::string dir;
   if (segment && o.prefetch > 0) {
-    WF_ASSIGN(dir, AbsolutePath(o.prefetch_dir.empty() ? DirName(o.dest) + "/walferry-prefetch"
-                                                        : o.prefetch_dir));
+    if (o.prefetch_dir.empty()) {
+      dir = DefaultPrefetchDir(o.dest);
+    } else {
+      WF_ASSIGN(dir, AbsolutePath(o.prefetch_dir));
+    }
   }
   walfmt::WalSegmentInfo info;
   bool done = false;
@@ -364,7 +406,9 @@ Status GetFromArchive(EntrySource& source, const GetOptions& o) {
       Status c = check.CheckSegment(o.name, &info, true);
       if (!c.ok()) return Corrupt(o.name + " in the archive", c.error());
     }
-    WF_TRY(out->Commit());
+    // A segment needs no fsync of ours (PostgreSQL's KeepFileRestoredFromArchive
+    // does it); history and other files keep the full durable commit.
+    WF_TRY(out->Commit(/*durable=*/!segment));
   }
   if (!dir.empty() && !o.self.empty()) StartPrefetchWorker(o, dir, info.segment_size);
   return Status::Ok();
@@ -375,7 +419,7 @@ Status PrefetchSegments(EntrySource& source, const std::string& name, std::uint3
   auto seg = ParseSegmentName(name);
   if (!seg) return Error(ErrorCode::kInvalidArgument, "not a segment name: " + name);
   WF_ASSIGN(std::uint64_t per_id, SegmentsPerLogId(segment_size));
-  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return ErrnoError(errno, "mkdir " + dir);
+  WF_TRY(MakePrivateDirs(dir));
   WF_ASSIGN(UniqueFd lock, OpenFile(dir + "/.lock", O_RDWR | O_CREAT | O_NOFOLLOW, 0600));
   if (::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) return Status::Ok();  // another worker runs
   // Drop what PostgreSQL has gone past, and temp files of killed workers.
@@ -427,10 +471,8 @@ Result<CleanupResult> CleanupArchive(const archive::Archive& a, const std::strin
   std::string wal_dir;
   for (const auto& e : entries) {
     if (std::find(selected.begin(), selected.end(), e.name) == selected.end()) continue;
-    if (!dry_run && ::unlink(e.path.c_str()) != 0 && errno != ENOENT) {
-      return ErrnoError(errno, "remove " + e.path);
-    }
-    wal_dir = DirName(e.path);
+    if (!dry_run) WF_TRY(a.Remove(e));
+    if (e.path.rfind('/', 0) == 0) wal_dir = DirName(e.path);  // a disk archive: fsync its directory
     r.removed.push_back(e.name);
   }
   if (!dry_run && !wal_dir.empty()) WF_TRY(FsyncDir(wal_dir));
@@ -460,7 +502,7 @@ Result<std::vector<ClusterReport>> InspectArchive(const archive::Archive& a,
       for (const auto* list : {&wal, &files}) {
         for (const auto& e : *list) {
           CheckingSink check(nullptr, false, 0, IsWalSegmentName(e.name) ? e.name : std::string());
-          Status st = archive::ReadEntry(e, check);
+          Status st = a.Read(e, check);
           if (!st.ok()) {
             rep.problems.push_back(e.name + ": " + st.error().message());
             continue;
@@ -482,7 +524,7 @@ Result<std::vector<ClusterReport>> InspectArchive(const archive::Archive& a,
     } else if (!rep.newest_segment.empty()) {
       for (const auto& e : wal) {
         if (e.name != rep.newest_segment) continue;
-        auto info = ReadSegmentHeader(e);
+        auto info = ReadSegmentHeader(a, e);
         if (info.ok()) {
           rep.segment_size = info->segment_size;
         } else {

@@ -46,13 +46,20 @@ struct GetOptions {
   std::string dest;          // %p: where PostgreSQL wants it
   std::string cluster;       // resolved cluster
   int prefetch = 8;          // segments to fetch ahead in the background; 0 = off
-  std::string prefetch_dir;  // "" = <dir of dest>/walferry-prefetch
+  std::string prefetch_dir;  // "" = DefaultPrefetchDir(dest)
+  std::uint64_t prefetch_max_bytes = 256u << 20;  // read-ahead bound in bytes (with `prefetch`)
   std::string self;          // walferry binary for the background worker ("" = no prefetch)
   std::vector<std::string> worker_args;  // archive-selecting args for the worker (--from ROOT ...)
 };
 
+// The prefetch cache when none is given: $XDG_CACHE_HOME (or ~/.cache)
+// /walferry/prefetch/<PGDATA path>, outside PGDATA; PGDATA.walferry-prefetch
+// (a sibling) when the cache home is unset or lies inside PGDATA.
+std::string DefaultPrefetchDir(const std::string& dest);
+
 // restore_command: writes the entry `name` to `dest` atomically (temp file,
-// fsync, rename). A prefetched copy is used when its checksum verifies;
+// rename; fsynced too unless it is a segment, which PostgreSQL fsyncs itself
+// when it keeps it: KeepFileRestoredFromArchive). A prefetched copy is used when its checksum verifies;
 // otherwise the entry is read from the archive, decompressed and verified
 // (frame checksums; for a segment, its first page header must name it and its
 // length must be the segment size). kNotFound (quietly reported by the caller)

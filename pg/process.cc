@@ -170,7 +170,9 @@ Child& Child::operator=(Child&& o) noexcept {
 Child::~Child() { Reap(); }
 
 void Child::Reap() {
-  fd_.Reset();
+  // Kill and reap first, close the pipe last: a child reading our end must
+  // never see a clean EOF (a sender would take it for the end of its input and
+  // commit what it has) before it is dead.
   if (pid_ > 0) {
     ::kill(pid_, SIGKILL);
     int status;
@@ -178,6 +180,7 @@ void Child::Reap() {
     }
     pid_ = -1;
   }
+  fd_.Reset();
 }
 
 Result<int> Child::Wait() {

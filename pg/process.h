@@ -39,12 +39,13 @@ class Child {
   // Closes the pipe and waits; returns the exit code (128 + signal when killed).
   Result<int> Wait();
   pid_t pid() const { return pid_; }
-  // SIGKILLs and reaps the child now (its exit code is lost).
+  // SIGKILLs and reaps the child now (its exit code is lost), then closes the
+  // pipe: the child never sees EOF on a pipe to it while it still runs.
   void Kill() { Reap(); }
 
  private:
   Child(pid_t pid, UniqueFd fd) : pid_(pid), fd_(std::move(fd)) {}
-  void Reap();  // closes the pipe, kills and reaps a child still running
+  void Reap();  // kills and reaps a child still running, then closes the pipe
   pid_t pid_ = -1;
   UniqueFd fd_;
 };

@@ -20,6 +20,8 @@ PACKAGES=(
   debhelper dpkg-dev help2man
   # the S3 object-store archive: libcurl, and a real Ceph radosgw for its tests (tests/tools/ceph_rgw.sh)
   libcurl4-openssl-dev curl ceph-mon ceph-osd radosgw ceph-common
+  # the PostgreSQL archive module (pgmodule/walferry_archive.c) and benchmark charts
+  postgresql-server-dev-15 gnuplot-nox
 )
 
 missing=()

@@ -156,13 +156,27 @@ TEST_F(ArchiveOps, PrefetchThenUseVerifiedCopy) {
     Store(names.back(), Segment(names.back(), i), i % 2 == 0);
   }
   auto arch = Open();
-  const std::string pdir = (dir_ / "pg_wal" / "walferry-prefetch").string();
+  // The default cache: under the cache home, never inside PGDATA (here dir_).
+  const std::string cache_home = dir_.string() + "-cache";
+  setenv("XDG_CACHE_HOME", cache_home.c_str(), 1);
+  const std::string pdir = DefaultPrefetchDir(Get(names[0]).dest);
+  // A cache home inside PGDATA is not used: the sibling directory is.
+  setenv("XDG_CACHE_HOME", (dir_ / "cache").c_str(), 1);
+  EXPECT_EQ(DefaultPrefetchDir(Get(names[0]).dest), dir_.string() + ".walferry-prefetch");
+  unsetenv("XDG_CACHE_HOME");
+  struct CacheCleanup {
+    std::string dir;
+    ~CacheCleanup() { fs::remove_all(dir); }
+  } cleanup{cache_home};
+  EXPECT_EQ(pdir.rfind(cache_home + "/walferry/prefetch/", 0), 0u) << pdir;
   ASSERT_TRUE(PrefetchSegments(*LocalSource(*arch, "main"), names[0], kSeg, 3, pdir).ok());
   for (int i = 1; i <= 3; ++i) EXPECT_TRUE(fs::exists(pdir + "/" + names[i])) << i;
   EXPECT_FALSE(fs::exists(pdir + "/" + names[4]));
   // The archive copy goes away: get must be served from the verified prefetch.
   fs::remove(root_ / "main" / "wal" / (names[1] + ".zst"));
-  ASSERT_TRUE(GetFromArchive(*LocalSource(*arch, "main"), Get(names[1])).ok());
+  auto from_cache = Get(names[1]);
+  from_cache.prefetch_dir = pdir;
+  ASSERT_TRUE(GetFromArchive(*LocalSource(*arch, "main"), from_cache).ok());
   EXPECT_EQ(Read(dir_ / "pg_wal" / "RECOVERYXLOG"), Segment(names[1], 2));
   EXPECT_FALSE(fs::exists(pdir + "/" + names[1]));  // consumed
   // A tampered prefetched copy is dropped and the archive used instead.
@@ -171,7 +185,9 @@ TEST_F(ArchiveOps, PrefetchThenUseVerifiedCopy) {
     f.seekp(5000);
     f.put('\x5a');
   }
-  ASSERT_TRUE(GetFromArchive(*LocalSource(*arch, "main"), Get(names[2])).ok());
+  auto tampered = Get(names[2]);
+  tampered.prefetch_dir = pdir;
+  ASSERT_TRUE(GetFromArchive(*LocalSource(*arch, "main"), tampered).ok());
   EXPECT_EQ(Read(dir_ / "pg_wal" / "RECOVERYXLOG"), Segment(names[2], 3));
   EXPECT_FALSE(fs::exists(pdir + "/" + names[2]));
   // The next worker run drops what PostgreSQL has gone past and stops at the

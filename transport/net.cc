@@ -44,6 +44,7 @@
 #include "core/fd.h"
 #include "core/names.h"
 #include "transport/net_internal.h"
+#include "transport/tls_session.h"
 
 namespace walferry::transport {
 namespace {
@@ -408,10 +409,53 @@ class TlsConn : public SocketConn {
     return Status::Ok();
   }
 
-  static int OnNewSession(SSL* ssl, SSL_SESSION*) {
-    if (auto* self = static_cast<TlsConn*>(SSL_get_app_data(ssl))) self->ticket_seen_ = true;
+  // Verify callback: remembers, in words, why the peer's chain failed (which
+  // certificate, and when it expired) for HandshakeError.
+  static int OnVerify(int ok, X509_STORE_CTX* sctx) {
+    if (ok) return 1;
+    auto* ssl = static_cast<SSL*>(X509_STORE_CTX_get_ex_data(sctx, SSL_get_ex_data_X509_STORE_CTX_idx()));
+    auto* self = ssl ? static_cast<TlsConn*>(SSL_get_app_data(ssl)) : nullptr;
+    if (self && self->verify_detail_.empty()) {
+      int err = X509_STORE_CTX_get_error(sctx);
+      X509* cert = X509_STORE_CTX_get_current_cert(sctx);
+      std::string which = "certificate \"" + internal::CertSubjectCn(cert) + "\"";
+      switch (err) {
+        case X509_V_ERR_CERT_HAS_EXPIRED:
+          self->verify_detail_ = which + " expired at " + internal::CertTimeText(X509_get0_notAfter(cert));
+          break;
+        case X509_V_ERR_CERT_NOT_YET_VALID:
+          self->verify_detail_ =
+              which + " is not valid before " + internal::CertTimeText(X509_get0_notBefore(cert));
+          break;
+        case X509_V_ERR_CERT_REVOKED:
+          self->verify_detail_ = which + " is revoked (listed in the receiver's crl.pem)";
+          break;
+        default:
+          self->verify_detail_ = which + ": " + X509_verify_cert_error_string(err);
+      }
+      self->verify_error_ = err;
+    }
+    return 0;
+  }
+
+  static int OnNewSession(SSL* ssl, SSL_SESSION* session) {
+    if (auto* self = static_cast<TlsConn*>(SSL_get_app_data(ssl))) {
+      self->ticket_seen_ = true;
+      if (!self->session_file_.empty()) internal::SaveTlsSession(self->session_file_, session);
+    }
     return 0;  // we did not keep a reference to the session
   }
+
+  // Client, before Handshake: offers the session cached in `path` (if any)
+  // and stores the tickets this connection receives there.
+  void UseSessionFile(const std::string& path) {
+    session_file_ = path;
+    if (SSL_SESSION* s = internal::LoadTlsSession(path)) {
+      SSL_set_session(ssl_.get(), s);
+      SSL_SESSION_free(s);
+    }
+  }
+  bool tls_resumed() const override { return ssl_ && SSL_session_reused(ssl_.get()) == 1; }
 
  private:
   Status WaitHandshake(short events, Clock::time_point deadline, int wake_fd) {
@@ -438,14 +482,40 @@ class TlsConn : public SocketConn {
     long verify = SSL_get_verify_result(ssl_.get());  // NOLINT(runtime/int)
     if (verify != X509_V_OK) {
       ERR_clear_error();
-      std::string why = X509_verify_cert_error_string(verify);
+      std::string why = verify_detail_.empty() ? X509_verify_cert_error_string(verify) : verify_detail_;
+      bool lifetime = verify_error_ == X509_V_ERR_CERT_HAS_EXPIRED || verify_error_ == X509_V_ERR_CERT_NOT_YET_VALID;
       if (server) {
         return Error(ErrorCode::kAuth, "client certificate of " + peer_ + " refused: " + why);
+      }
+      if (lifetime) {
+        return Error(ErrorCode::kAuth, "server certificate of " + peer_ + " refused: " + why +
+                                           " (renew it on the receiver: walferry tls init DIR --renew server)");
       }
       return Error(ErrorCode::kAuth, "server certificate of " + peer_ + " not trusted: " + why +
                                          " (both sides need certificates from the same "
                                          "`walferry tls init`; the server's must name the host "
                                          "you connect to: tls init --server-name)");
+    }
+    if (!server) {
+      // The receiver refused our own certificate for its lifetime or revocation.
+      unsigned long e = ERR_peek_last_error();  // NOLINT(runtime/int)
+      if (e == 0) e = ERR_peek_error();
+      if (ERR_GET_LIB(e) == ERR_LIB_SSL && (ERR_GET_REASON(e) == SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED ||
+                                            ERR_GET_REASON(e) == SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED)) {
+        bool expired = ERR_GET_REASON(e) == SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED;
+        ERR_clear_error();
+        X509* own = SSL_get_certificate(ssl_.get());
+        std::string cn = internal::CertSubjectCn(own);
+        std::string when = internal::CertValidityProblem(own);
+        std::string msg = "receiver " + peer_ + " refused our client certificate \"" + cn + "\": ";
+        if (expired) {
+          msg += (when.empty() ? std::string("it has expired by the receiver's clock") : "it " + when) +
+                 " (renew it: walferry tls init DIR --renew " + cn + ")";
+        } else {
+          msg += "it is revoked (get a new one: walferry tls init DIR --cluster " + cn + ")";
+        }
+        return Error(ErrorCode::kAuth, msg);
+      }
     }
     if (!IsTrustFailure(ERR_peek_error()) && !IsTrustFailure(ERR_peek_last_error())) {
       // Damaged or cut handshake (a network fault, worth a retry).
@@ -498,6 +568,9 @@ class TlsConn : public SocketConn {
   bool established_ = false;
   std::atomic<bool> failed_{false};
   bool ticket_seen_ = false;
+  std::string session_file_;
+  std::string verify_detail_;  // set by OnVerify during the handshake
+  int verify_error_ = X509_V_OK;
 };
 
 // ---- TLS contexts ----------------------------------------------------------------
@@ -553,8 +626,9 @@ Result<SslCtxPtr> MakeCtx(bool server, const std::string& dir, const std::string
     return SslError(ErrorCode::kInvalidArgument, "TLS key " + key + " does not match " + cert);
   }
   SSL_CTX_set_verify_depth(c, 2);
+  WF_TRY(internal::LoadCrls(c, dir + "/crl.pem"));
   if (server) {
-    SSL_CTX_set_verify(c, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+    SSL_CTX_set_verify(c, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, TlsConn::OnVerify);
     SSL_CTX_set_purpose(c, X509_PURPOSE_SSL_CLIENT);
     STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(ca.c_str());
     if (names) SSL_CTX_set_client_CA_list(c, names);
@@ -564,7 +638,7 @@ Result<SslCtxPtr> MakeCtx(bool server, const std::string& dir, const std::string
     SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_session_id_context(c, reinterpret_cast<const unsigned char*>("walferry"), 8);
   } else {
-    SSL_CTX_set_verify(c, SSL_VERIFY_PEER, nullptr);
+    SSL_CTX_set_verify(c, SSL_VERIFY_PEER, TlsConn::OnVerify);
     SSL_CTX_set_purpose(c, X509_PURPOSE_SSL_SERVER);
     SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
     SSL_CTX_sess_set_new_cb(c, TlsConn::OnNewSession);
@@ -678,8 +752,9 @@ class TcpListener : public Listener {
   static constexpr std::size_t kMaxReady = 64;
 
   TcpListener(UniqueFd fd, UniqueFd wake, int port, SslCtxPtr ctx, bool loopback_only,
-              milliseconds handshake_timeout)
-      : fd_(std::move(fd)),
+              milliseconds handshake_timeout, std::string tls_dir)
+      : tls_dir_(std::move(tls_dir)),
+        fd_(std::move(fd)),
         wake_(std::move(wake)),
         port_(port),
         ctx_(std::move(ctx)),
@@ -706,6 +781,23 @@ class TcpListener : public Listener {
   }
 
   int port() const override { return port_; }
+
+  Result<std::string> Reload() override {
+    if (tls_dir_.empty()) return std::string("plain TCP: nothing to reload");
+    WF_ASSIGN(SslCtxPtr fresh, MakeCtx(true, tls_dir_, tls_dir_ + "/server.crt", tls_dir_ + "/server.key"));
+    int revoked = 0;
+    if (STACK_OF(X509_OBJECT)* objs = X509_STORE_get0_objects(SSL_CTX_get_cert_store(fresh.get()))) {
+      for (int i = 0; i < sk_X509_OBJECT_num(objs); ++i) {
+        X509_CRL* crl = X509_OBJECT_get0_X509_CRL(sk_X509_OBJECT_value(objs, i));
+        if (crl && X509_CRL_get_REVOKED(crl)) revoked += sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl));
+      }
+    }
+    std::string what = internal::CertValidityProblem(SSL_CTX_get0_certificate(fresh.get()));
+    std::lock_guard lk(mu_);
+    ctx_ = std::move(fresh);  // connections already open keep the context they were made with
+    return "reloaded " + tls_dir_ + ": " + std::to_string(revoked) + " revoked certificate(s)" +
+           (what.empty() ? "" : "; WARNING: server certificate " + what);
+  }
 
   void Close() override {
     closed_.store(true);
@@ -755,10 +847,11 @@ class TcpListener : public Listener {
         continue;
       }
       SetSocketOptions(c.get());
-      if (!ctx_) {
+      if (tls_dir_.empty()) {
         Push(std::unique_ptr<Conn>(new SocketConn(std::move(c), std::move(peer))));
         continue;
       }
+      SslCtxPtr ctx;
       {
         std::lock_guard lk(mu_);
         if (handshaking_ >= kMaxHandshakes) {
@@ -768,9 +861,10 @@ class TcpListener : public Listener {
           continue;
         }
         ++handshaking_;
+        SSL_CTX_up_ref(ctx_.get());
+        ctx = SslCtxPtr(ctx_.get());
       }
-      SSL_CTX_up_ref(ctx_.get());
-      auto conn = std::make_unique<TlsConn>(std::move(c), peer, SslCtxPtr(ctx_.get()));
+      auto conn = std::make_unique<TlsConn>(std::move(c), peer, std::move(ctx));
       std::thread([this, conn = std::move(conn)]() mutable {
         Status st = conn->Init(true, "");
         if (st.ok()) st = conn->Handshake(true, Clock::now() + handshake_timeout_, wake_.get());
@@ -789,10 +883,11 @@ class TcpListener : public Listener {
     cv_.notify_all();
   }
 
+  const std::string tls_dir_;  // "" for plain TCP
   UniqueFd fd_;
   UniqueFd wake_;
   int port_;
-  SslCtxPtr ctx_;
+  SslCtxPtr ctx_;  // guarded by mu_ (Reload swaps it)
   bool loopback_only_;
   milliseconds handshake_timeout_;
   std::atomic<bool> closed_{false};
@@ -919,6 +1014,7 @@ Result<std::unique_ptr<Conn>> Connect(const Endpoint& ep, const TlsConfig& tls) 
   WF_ASSIGN(UniqueFd fd, ConnectTcp(ep, false));
   auto conn = std::make_unique<TlsConn>(std::move(fd), EndpointString(ep), std::move(ctx));
   WF_TRY(conn->Init(false, ep.host));
+  if (!tls.session_file.empty()) conn->UseSessionFile(tls.session_file);
   WF_TRY(conn->Handshake(false, Clock::now() + tls.handshake_timeout, -1));
   return std::unique_ptr<Conn>(std::move(conn));
 }
@@ -972,7 +1068,8 @@ Result<std::unique_ptr<Listener>> Listen(const Endpoint& ep, const TlsConfig& tl
     if (!wake.valid()) return ErrnoError(errno, "eventfd");
     return std::unique_ptr<Listener>(new TcpListener(std::move(fd), std::move(wake), port,
                                                      std::move(ctx), tls.insecure_loopback,
-                                                     tls.handshake_timeout));
+                                                     tls.handshake_timeout,
+                                                     tls.insecure_loopback ? "" : tls.tls_dir));
   }
   return last;
 }

@@ -48,12 +48,18 @@ class Conn {
   virtual std::string peer_address() const = 0;
   // Per-operation I/O timeout (default 60 s); a stalled peer gives kNetwork.
   virtual void SetTimeout(std::chrono::milliseconds t) = 0;
+  // Client side: true when the TLS handshake resumed a cached session.
+  virtual bool tls_resumed() const { return false; }
 };
 
 struct TlsConfig {
   std::string tls_dir;         // empty together with insecure_loopback
   std::string cluster;         // client: which client-<cluster> cert to use; "" = the only one
   bool insecure_loopback = false;  // plain TCP; refused unless the address is loopback
+  // Client: TLS 1.3 session cache file (see transport/tls_session.h); the
+  // session in it is offered for resumption and each new ticket the receiver
+  // issues replaces it. "" = no resumption (full handshake every time).
+  std::string session_file;
   // Bound on the whole TLS handshake (a client that connects and sends nothing
   // is dropped after this); Listen and Connect.
   std::chrono::milliseconds handshake_timeout{10000};
@@ -72,6 +78,10 @@ class Listener {
   // and keep accepting). Returns kNetwork "listener closed" after Close().
   virtual Result<std::unique_ptr<Conn>> Accept() = 0;
   virtual int port() const = 0;  // the bound port (useful with port 0)
+  // Re-reads the TLS directory (server certificate and key, CA, crl.pem) for
+  // the handshakes that start after it; open connections keep theirs. On an
+  // error the old files stay in use. Returns a one-line summary for the log.
+  virtual Result<std::string> Reload() = 0;
   virtual void Close() = 0;      // safe from another thread / signal-safe flag
 };
 
@@ -79,10 +89,25 @@ class Listener {
 // server.crt, server.key; or insecure_loopback on a loopback address.
 Result<std::unique_ptr<Listener>> Listen(const Endpoint& ep, const TlsConfig& tls);
 
+// "" when the certificate in PEM file `path` is valid now (or unreadable: the
+// TLS set-up reports that); else "PATH (CN) expired at TIME" / "... not valid before TIME".
+std::string CertLifetimeProblem(const std::string& path);
+
 // `walferry tls init`: creates DIR (0700) with a CA, a server certificate (SAN:
 // `server_names`, default localhost/127.0.0.1/::1 plus the host name) and one
 // client certificate per cluster. Refuses to overwrite existing files unless `force`.
 Status InitTlsDir(const std::string& dir, const std::vector<std::string>& clusters,
                   const std::vector<std::string>& server_names, bool force);
+
+// `walferry tls init DIR --renew WHICH`: a new key and certificate, signed by
+// DIR's CA, replace DIR/server.* (WHICH "server"; its host names are kept) or
+// DIR/client-WHICH.*. kNotFound when there is nothing to renew.
+Status RenewTlsCert(const std::string& dir, const std::string& which);
+
+// `walferry tls init DIR --revoke CLUSTER`: adds client-CLUSTER.crt's serial to
+// DIR/crl.pem (a CRL signed by the CA, created if missing), keeps the
+// certificate as revoked-client-CLUSTER-SERIAL.crt and deletes its key.
+// Receivers that load crl.pem (at start, or on SIGHUP) refuse it. Returns the serial (hex).
+Result<std::string> RevokeTlsClient(const std::string& dir, const std::string& cluster);
 
 }  // namespace walferry::transport

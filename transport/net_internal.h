@@ -1,6 +1,9 @@
 // Helpers shared by transport/net.cc and transport/tls_init.cc; not a public API.
 #pragma once
 
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
 #include <string>
 #include <string_view>
 #include <vector>
@@ -16,5 +19,17 @@ Error SslError(ErrorCode code, std::string_view context, int ssl_error = 0, int 
 
 // Clusters that have a client-<cluster>.crt in `dir`, sorted.
 Result<std::vector<std::string>> ListClientClusters(const std::string& dir);
+
+// "2026-12-01 09:00:00 UTC".
+std::string CertTimeText(const ASN1_TIME* t);
+// "" while `cert` is valid now; else "expired at TIME" / "not valid before TIME".
+std::string CertValidityProblem(X509* cert);
+// The subject CN, or "?".
+std::string CertSubjectCn(X509* cert);
+// Adds the CRLs in the PEM file `path` (DIR/crl.pem, written by
+// `walferry tls init --revoke`) to ctx's trust store and turns on CRL checks
+// of the peer's certificate. No file: nothing changes, returns 0. Returns the
+// number of revoked serials; kInvalidArgument for an unreadable file.
+Result<int> LoadCrls(SSL_CTX* ctx, const std::string& path);
 
 }  // namespace walferry::transport::internal

@@ -40,6 +40,16 @@ class HashingSource final : public ByteSource {
   std::uint64_t total_ = 0;
 };
 
+// A chunk as it goes on the wire: the compressed frame, or the raw bytes when
+// compressing did not shrink them (incompressible data; the frame would be
+// bigger than the chunk).
+ChunkFrame WireChunk(const compress::Chunk& c, compress::Algorithm algorithm) {
+  const bool raw = c.payload.size() >= c.raw.size();
+  const auto payload = raw ? c.raw : c.payload;
+  return ChunkFrame{c.index,  c.raw_offset, c.raw_len, static_cast<std::uint32_t>(payload.size()),
+                    raw ? WireCodec::kRaw : static_cast<WireCodec>(algorithm), c.raw_xxh3, payload};
+}
+
 Error Protocol(const std::string& what) { return Error(ErrorCode::kProtocol, "protocol error from receiver: " + what); }
 
 }  // namespace
@@ -137,6 +147,7 @@ Result<Frame> Sender::ReadFrame() {
   if (TypeOf(*f) == FrameType::kError) {
     const auto& e = std::get<ErrorFrame>(*f);
     last_error_remote_ = true;
+    if (e.code == ErrorCode::kProtocol) ++remote_protocol_errors_;
     return Error(e.code, "receiver " + conn_->peer_address() + ": " + e.message);
   }
   return f;
@@ -144,9 +155,13 @@ Result<Frame> Sender::ReadFrame() {
 
 bool Sender::Retryable(const Error& e) const {
   if (!last_error_remote_) return e.code() == ErrorCode::kNetwork;
+  // The receiver refused our frames: a damaged path without TLS may explain it
+  // once or twice, but a sender that keeps producing frames the receiver
+  // refuses will not get better by retrying (kMaxProtocolRetries per transfer,
+  // whatever progress is made between them).
+  if (e.code() == ErrorCode::kProtocol) return remote_protocol_errors_ <= kMaxProtocolRetries;
   // The receiver saw damaged bytes (a flaky path without TLS) or went away.
-  return e.code() == ErrorCode::kCorrupt || e.code() == ErrorCode::kProtocol ||
-         e.code() == ErrorCode::kNetwork;
+  return e.code() == ErrorCode::kCorrupt || e.code() == ErrorCode::kNetwork;
 }
 
 void Sender::Backoff(int attempt) {
@@ -280,6 +295,7 @@ std::array<std::uint8_t, 16> RandomTransferId() {
 }
 
 Result<SendResult> Sender::SendFile(const std::string& path, const std::string& name) {
+  remote_protocol_errors_ = 0;
   Xfer x;
   x.open.name = name;
   x.open.kind = opts_.kind;
@@ -310,9 +326,7 @@ Result<SendResult> Sender::SendFile(const std::string& path, const std::string& 
           return Error(ErrorCode::kInternal, "pipeline emitted chunk " + std::to_string(c.index) +
                                                  ", expected " + std::to_string(x.next_index));
         }
-        ChunkFrame f{c.index, c.raw_offset, c.raw_len, static_cast<std::uint32_t>(c.payload.size()),
-                     static_cast<WireCodec>(popts.algorithm), c.raw_xxh3, c.payload};
-        WF_TRY(SendChunk(x, f));
+        WF_TRY(SendChunk(x, WireChunk(c, popts.algorithm)));
         ++x.next_index;
         if (opts_.progress) opts_.progress(c.raw_offset + c.raw_len);
         return Status::Ok();
@@ -322,7 +336,8 @@ Result<SendResult> Sender::SendFile(const std::string& path, const std::string& 
         return Error(ErrorCode::kIo, path + " changed size while being sent (" + std::to_string(x.open.raw_size) +
                                          " -> " + std::to_string(hs.total()) + " bytes)");
       }
-      return Commit(x, hs.total(), hs.Digest());
+      x.result.hash = hs.Digest();
+      return Commit(x, hs.total(), x.result.hash);
     }();
     if (attempt_result.ok()) {
       x.result.outcome = *attempt_result;
@@ -380,6 +395,7 @@ Status Sender::Recover(Xfer& x, int* attempt) {
 }
 
 Result<SendResult> Sender::SendStream(ByteSource& src, const std::string& name) {
+  remote_protocol_errors_ = 0;
   Xfer x;
   x.open.name = name;
   x.open.kind = opts_.kind;
@@ -392,7 +408,7 @@ Result<SendResult> Sender::SendStream(ByteSource& src, const std::string& name) 
   if (o.resume_from_chunk != 0) return Protocol("a new transfer was offered a resume point");
   // Enough room for two ACK intervals plus the chunks in the pipeline's hands.
   std::size_t capacity = 2 * std::size_t{x.ack_every} + 2;
-  std::size_t buf = opts_.chunk_size + opts_.chunk_size / 8 + 64 * 1024;
+  std::size_t buf = opts_.chunk_size;  // WireChunk never sends more than the raw chunk
   Window window(capacity, buf);
   x.window = &window;
   HashingSource hs(src);
@@ -402,8 +418,7 @@ Result<SendResult> Sender::SendStream(ByteSource& src, const std::string& name) 
       return Error(ErrorCode::kInternal, "pipeline emitted chunk " + std::to_string(c.index) +
                                              ", expected " + std::to_string(x.next_index));
     }
-    ChunkFrame f{c.index, c.raw_offset, c.raw_len, static_cast<std::uint32_t>(c.payload.size()),
-                 static_cast<WireCodec>(popts.algorithm), c.raw_xxh3, c.payload};
+    const ChunkFrame f = WireChunk(c, popts.algorithm);
     // Make room (wait for ACKs) before copying into the window.
     while (window.full() && conn_ && x.acks_expected > x.acks_read) {
       Status a = ReadAck(x);

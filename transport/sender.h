@@ -25,6 +25,7 @@
 #include <string>
 
 #include "compress/codec.h"
+#include "core/hash.h"
 #include "core/result.h"
 #include "core/stream.h"
 #include "transport/net.h"
@@ -59,6 +60,7 @@ struct SendResult {
   std::uint64_t wire_bytes = 0;       // chunk payload bytes written to the network (resends included)
   std::uint64_t resumed_from = 0;     // chunks already durable on the receiver at the first OPEN
   int reconnects = 0;
+  Hash128 hash{};                     // XXH3-128 of the raw bytes sent (the receiver checked it)
 };
 
 class Sender {
@@ -101,6 +103,10 @@ class Sender {
   std::unique_ptr<FrameReader> reader_;
   std::unique_ptr<FrameWriter> writer_;
   bool last_error_remote_ = false;
+  // ERROR kProtocol frames received during the current transfer; retried at
+  // most kMaxProtocolRetries times.
+  static constexpr int kMaxProtocolRetries = 2;
+  int remote_protocol_errors_ = 0;
 };
 
 // Transfer id of a regular file (see above); kIo if it cannot be stat'ed.

@@ -214,14 +214,17 @@ class Server::Session {
         c.index = index_++;
         c.raw_offset = offset_;
         c.raw_len = static_cast<std::uint32_t>(raw_.size());
-        c.wire_len = static_cast<std::uint32_t>(n);
-        c.codec = WireCodec::kZstd;
+        // Incompressible data goes raw, as a sender's does.
+        const bool raw = n >= raw_.size();
+        c.wire_len = static_cast<std::uint32_t>(raw ? raw_.size() : n);
+        c.codec = raw ? WireCodec::kRaw : WireCodec::kZstd;
         c.raw_xxh3 = Xxh3_64(raw_);
-        c.payload = std::span<const std::byte>(wire_.data(), n);
+        c.payload = raw ? std::span<const std::byte>(raw_) : std::span<const std::byte>(wire_.data(), n);
         hash_.Update(raw_);
         offset_ += raw_.size();
+        Status st = w_.WriteChunk(c);
         raw_.clear();
-        return w_.WriteChunk(c);
+        return st;
       }
       FrameWriter& w_;
       compress::Codec& codec_;
@@ -229,7 +232,7 @@ class Server::Session {
       std::uint64_t index_ = 0, offset_ = 0;
       Xxh3Stream hash_;
     } sink(writer_, **codec);
-    Status st = archive::ReadEntry(*entry, sink);
+    Status st = s_.archive_.Read(*entry, sink);
     if (!st.ok()) {
       Fail(st.error(), what);
       return false;
@@ -274,6 +277,10 @@ class Server::Session {
 
     archive::TransferSpec spec{cluster_, open.name, id,
                                open.raw_size == kUnknownSize ? -1 : static_cast<std::int64_t>(open.raw_size)};
+    // The tar completeness rule (docs/archive-layout.md) from the sender's kind.
+    spec.content = open.kind == WireKind::kTar   ? archive::ContentCheck::kTar
+                   : open.kind == WireKind::kAny ? archive::ContentCheck::kNone
+                                                 : archive::ContentCheck::kAuto;
     auto inc = s_.archive_.Begin(spec);
     if (!inc.ok()) {
       Fail(inc.error(), what);
@@ -293,6 +300,25 @@ class Server::Session {
       incoming_ = std::move(*again);
       next = incoming_->next_chunk();
     }
+    // The content rule (a tar is stored only when complete) runs here, on the
+    // raw bytes this receiver verified, whatever the store and the sender.
+    auto checked = archive::WithContentCheck(std::move(incoming_), spec);
+    if (!checked.ok() && checked.error().code() == ErrorCode::kUnsupported) {
+      s_.Log("serve: " + conn_.peer_address() + " cluster=" + cluster_ + " " + what +
+             " restarting from zero: " + checked.error().message());
+      auto again = s_.archive_.Begin(spec);
+      if (!again.ok()) {
+        Fail(again.error(), what);
+        return false;
+      }
+      checked = archive::WithContentCheck(std::move(*again), spec);
+    }
+    if (!checked.ok()) {
+      Fail(checked.error(), what);
+      return false;
+    }
+    incoming_ = std::move(*checked);
+    next = incoming_->next_chunk();
     const std::uint64_t resumed = next;
     if (next > 0) {
       // The resumed part counts against the cap (its raw size: an upper bound).
@@ -554,12 +580,14 @@ Status Server::Run(Listener& listener) {
     std::list<std::shared_ptr<Active>> finished;
     {
       std::lock_guard lk(mu_);
-      for (auto it = conns_.begin(); it != conns_.end();) {
-        if (all || (*it)->done.load()) {
-          finished.push_back(*it);
-          it = conns_.erase(it);
-        } else {
-          ++it;
+      for (auto* list : {&conns_, &refusing_}) {
+        for (auto it = list->begin(); it != list->end();) {
+          if (all || (*it)->done.load()) {
+            finished.push_back(*it);
+            it = list->erase(it);
+          } else {
+            ++it;
+          }
         }
       }
     }
@@ -578,17 +606,35 @@ Status Server::Run(Listener& listener) {
     }
     auto active = std::make_shared<Active>();
     active->conn = std::move(*c);
+    // No lock is held across network I/O: a refused client that does not read
+    // gets its ERROR from a thread of its own, so it delays neither the accept
+    // loop nor any session's start or end (they take mu_).
+    bool refuse = false, drop = false;
     {
       std::lock_guard lk(mu_);
+      if (stopping_.load()) break;
       if (conns_.size() >= opts_.max_connections) {
-        Log("serve: too many connections, refusing " + active->conn->peer_address());
+        refuse = true;
+        drop = refusing_.size() >= kMaxRefusing;
+        if (!drop) refusing_.push_back(active);
+      } else {
+        conns_.push_back(active);
+      }
+    }
+    if (refuse) {
+      Log("serve: too many connections, refusing " + active->conn->peer_address());
+      if (drop) {
+        active->conn->Shutdown();  // too many refusals in flight: close without a word
+        continue;
+      }
+      active->thread = std::thread([active] {
         active->conn->SetTimeout(std::chrono::milliseconds(1000));
         FrameWriter w(*active->conn);
         (void)w.Write(ErrorFrame{ErrorCode::kRefused, "receiver busy (too many connections); try again"});
-        continue;
-      }
-      if (stopping_.load()) break;
-      conns_.push_back(active);
+        active->conn->Shutdown();
+        active->done.store(true);
+      });
+      continue;
     }
     active->thread = std::thread([this, active] {
       ServeWatched(*active->conn, &active->watch);
@@ -601,6 +647,7 @@ Status Server::Run(Listener& listener) {
     stopping_.store(true);
     cv_.notify_all();
     for (auto& a : conns_) a->conn->Shutdown();
+    for (auto& a : refusing_) a->conn->Shutdown();
   }
   watchdog.join();
   reap(true);
@@ -614,6 +661,7 @@ void Server::Stop() {
   std::lock_guard lk(mu_);
   if (listener_) listener_->Close();
   for (auto& a : conns_) a->conn->Shutdown();
+  for (auto& a : refusing_) a->conn->Shutdown();
 }
 
 }  // namespace walferry::transport

@@ -103,6 +103,9 @@ class Server {
   std::condition_variable cv_;
   Listener* listener_ = nullptr;
   std::list<std::shared_ptr<Active>> conns_;
+  // Refused connections still being told so (each on its own short thread).
+  static constexpr std::size_t kMaxRefusing = 16;
+  std::list<std::shared_ptr<Active>> refusing_;
   struct Claimed {
     std::string id;
     Conn* conn;

@@ -82,7 +82,8 @@ struct CertSpec {
 
 // Makes a certificate for `key`, signed by `issuer_key` (self-signed when
 // issuer is null).
-Result<X509Ptr> MakeCert(const CertSpec& spec, EVP_PKEY* key, X509* issuer, EVP_PKEY* issuer_key) {
+Result<X509Ptr> MakeCert(const CertSpec& spec, EVP_PKEY* key, X509* issuer, EVP_PKEY* issuer_key,
+                         X509* copy_san_from = nullptr) {
   X509Ptr cert(X509_new());
   if (!cert) return CryptoError("X509_new");
   X509* x = cert.get();
@@ -117,6 +118,12 @@ Result<X509Ptr> MakeCert(const CertSpec& spec, EVP_PKEY* key, X509* issuer, EVP_
   WF_TRY(AddExt(x, signer, NID_subject_key_identifier, "hash"));
   if (issuer) WF_TRY(AddExt(x, signer, NID_authority_key_identifier, "keyid:always"));
   if (!spec.san.empty()) WF_TRY(AddExt(x, signer, NID_subject_alt_name, spec.san));
+  if (copy_san_from) {
+    int idx = X509_get_ext_by_NID(copy_san_from, NID_subject_alt_name, -1);
+    if (idx >= 0 && !X509_add_ext(x, X509_get_ext(copy_san_from, idx), -1)) {
+      return CryptoError("copy subjectAltName");
+    }
+  }
   if (X509_sign(x, issuer_key ? issuer_key : key, nullptr) == 0) {  // Ed25519: no digest
     return CryptoError("sign certificate " + spec.cn);
   }
@@ -192,7 +199,118 @@ Status WriteKeyAndCert(const std::string& dir, const std::string& base, EVP_PKEY
   return WriteFileAtomic(dir, base + ".crt", cert_pem, 0644, force);
 }
 
+Result<std::pair<PkeyPtr, X509Ptr>> LoadCa(const std::string& dir) {
+  if (!Exists(dir + "/ca.key") || !Exists(dir + "/ca.crt")) {
+    return Error(ErrorCode::kInvalidArgument, dir + " has no CA (ca.crt and ca.key); make one with: walferry tls init " +
+                                                  dir);
+  }
+  WF_ASSIGN(PkeyPtr key, LoadKey(dir + "/ca.key"));
+  WF_ASSIGN(X509Ptr cert, LoadCert(dir + "/ca.crt"));
+  if (X509_check_private_key(cert.get(), key.get()) != 1) return CryptoError(dir + "/ca.key does not match ca.crt");
+  return std::make_pair(std::move(key), std::move(cert));
+}
+
+std::string SerialHex(X509* cert) {
+  std::unique_ptr<BIGNUM, decltype(&BN_free)> bn(ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), nullptr), BN_free);
+  if (!bn) return "?";
+  char* hex = BN_bn2hex(bn.get());
+  std::string out = hex ? hex : "?";
+  OPENSSL_free(hex);
+  return out;
+}
+
 }  // namespace
+
+Status RenewTlsCert(const std::string& dir, const std::string& which) {
+  WF_ASSIGN(auto ca, LoadCa(dir));
+  bool server = which == "server";
+  if (!server && !ValidateClusterName(which).ok()) {
+    return Error(ErrorCode::kInvalidArgument, "--renew needs \"server\" or a cluster name, not \"" + which + "\"");
+  }
+  std::string base = server ? "server" : "client-" + which;
+  if (!Exists(dir + "/" + base + ".crt")) {
+    return Error(ErrorCode::kNotFound, dir + "/" + base + ".crt does not exist" +
+                                           (server ? std::string() : " (add the cluster with: walferry tls init " +
+                                                                         dir + " --cluster " + which + ")"));
+  }
+  WF_ASSIGN(X509Ptr old, LoadCert(dir + "/" + base + ".crt"));
+  WF_ASSIGN(PkeyPtr key, NewKey());
+  X509Ptr cert;
+  if (server) {
+    WF_ASSIGN(cert, MakeCert({"walferry server", false, "serverAuth", ""}, key.get(), ca.second.get(),
+                             ca.first.get(), old.get()));
+  } else {
+    WF_ASSIGN(cert, MakeCert({which, false, "clientAuth", ""}, key.get(), ca.second.get(), ca.first.get()));
+  }
+  WF_TRY(WriteKeyAndCert(dir, base, key.get(), cert.get(), true));
+  return FsyncDir(dir);
+}
+
+Result<std::string> RevokeTlsClient(const std::string& dir, const std::string& cluster) {
+  if (!ValidateClusterName(cluster).ok()) {
+    return Error(ErrorCode::kInvalidArgument, "invalid cluster name \"" + cluster + "\"");
+  }
+  WF_ASSIGN(auto ca, LoadCa(dir));
+  std::string crt = dir + "/client-" + cluster + ".crt";
+  if (!Exists(crt)) return Error(ErrorCode::kNotFound, crt + " does not exist");
+  WF_ASSIGN(X509Ptr victim, LoadCert(crt));
+  struct CrlDeleter {
+    void operator()(X509_CRL* c) const { X509_CRL_free(c); }
+  };
+  using CrlPtr = std::unique_ptr<X509_CRL, CrlDeleter>;
+  CrlPtr old;
+  std::string crl_path = dir + "/crl.pem";
+  if (Exists(crl_path)) {
+    WF_ASSIGN(std::string pem, ReadSmallFile(crl_path, 16 << 20));
+    BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+    old.reset(PEM_read_bio_X509_CRL(bio.get(), nullptr, nullptr, nullptr));
+    if (!old) return CryptoError("read " + crl_path);
+  }
+  CrlPtr crl(X509_CRL_new());
+  if (!crl) return CryptoError("X509_CRL_new");
+  X509_CRL_set_version(crl.get(), X509_CRL_VERSION_2);
+  X509_CRL_set_issuer_name(crl.get(), X509_get_subject_name(ca.second.get()));
+  std::unique_ptr<ASN1_TIME, decltype(&ASN1_TIME_free)> now(ASN1_TIME_new(), ASN1_TIME_free);
+  std::unique_ptr<ASN1_TIME, decltype(&ASN1_TIME_free)> next(ASN1_TIME_new(), ASN1_TIME_free);
+  X509_gmtime_adj(now.get(), 0);
+  X509_time_adj_ex(next.get(), kValidDays, 0, nullptr);
+  X509_CRL_set1_lastUpdate(crl.get(), now.get());
+  X509_CRL_set1_nextUpdate(crl.get(), next.get());
+  bool already = false;
+  if (old) {
+    STACK_OF(X509_REVOKED)* entries = X509_CRL_get_REVOKED(old.get());
+    for (int i = 0; entries && i < sk_X509_REVOKED_num(entries); ++i) {
+      X509_REVOKED* r = sk_X509_REVOKED_value(entries, i);
+      if (ASN1_INTEGER_cmp(X509_REVOKED_get0_serialNumber(r), X509_get0_serialNumber(victim.get())) == 0) {
+        already = true;
+      }
+      X509_REVOKED* copy = X509_REVOKED_dup(r);
+      if (!copy || !X509_CRL_add0_revoked(crl.get(), copy)) return CryptoError("copy CRL entry");
+    }
+  }
+  if (!already) {
+    X509_REVOKED* r = X509_REVOKED_new();
+    if (!r || !X509_REVOKED_set_serialNumber(r, X509_get_serialNumber(victim.get())) ||
+        !X509_REVOKED_set_revocationDate(r, now.get()) || !X509_CRL_add0_revoked(crl.get(), r)) {
+      X509_REVOKED_free(r);
+      return CryptoError("add CRL entry");
+    }
+  }
+  X509_CRL_sort(crl.get());
+  if (X509_CRL_sign(crl.get(), ca.first.get(), nullptr) == 0) return CryptoError("sign CRL");
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  if (!bio || !PEM_write_bio_X509_CRL(bio.get(), crl.get())) return CryptoError("PEM encode CRL");
+  char* data = nullptr;
+  long n = BIO_get_mem_data(bio.get(), &data);  // NOLINT(runtime/int)
+  WF_TRY(WriteFileAtomic(dir, "crl.pem", std::string(data, static_cast<std::size_t>(n)), 0644, true));
+  // The revoked pair leaves the client-<cluster> names, so the cluster can get a new one.
+  std::string serial = SerialHex(victim.get());
+  std::string kept = dir + "/revoked-client-" + cluster + "-" + serial + ".crt";
+  if (::rename(crt.c_str(), kept.c_str()) != 0) return ErrnoError(errno, "rename " + crt);
+  ::unlink((dir + "/client-" + cluster + ".key").c_str());
+  WF_TRY(FsyncDir(dir));
+  return serial;
+}
 
 namespace internal {
 

@@ -194,7 +194,7 @@ Result<Frame> ParseBody(const FrameHeader& h, std::span<const std::byte> body) {
       std::uint8_t codec = r.U8();
       std::uint16_t n = r.U16();
       if (f.chunk_size == 0 || f.chunk_size > kMaxChunkRaw) return Bad("OPEN chunk size");
-      if (kind > 2) return Bad("OPEN kind");
+      if (kind > 4) return Bad("OPEN kind");
       if (!ValidCodec(codec)) return Bad("OPEN codec");
       if (f.raw_size != kUnknownSize && f.raw_size > (std::uint64_t{1} << 62)) return Bad("OPEN size");
       if (n == 0 || n > kMaxNameLen || r.left() != n) return Bad("OPEN name length");
@@ -229,7 +229,8 @@ Result<Frame> ParseBody(const FrameHeader& h, std::span<const std::byte> body) {
       if (!r.AllZero(7)) return Bad("CHUNK reserved bytes");
       if (!ValidCodec(codec)) return Bad("CHUNK codec");
       if (f.raw_len == 0 || f.raw_len > kMaxChunkRaw) return Bad("CHUNK raw length");
-      if (f.wire_len == 0 || f.wire_len > kMaxChunkWire || r.left() != f.wire_len) {
+      if (f.wire_len == 0 || f.wire_len > kMaxChunkWire || r.left() != f.wire_len ||
+          f.wire_len > compress::MaxCompressedSize(f.raw_len)) {
         return Bad("CHUNK payload length");
       }
       f.codec = static_cast<WireCodec>(codec);
@@ -296,8 +297,16 @@ Result<ParsedFrame> ParseFrame(std::span<const std::byte> bytes, std::size_t* ne
   return ParsedFrame{std::move(f), total};
 }
 
-void EncodeChunkHead(const ChunkFrame& c, std::vector<std::byte>& out) {
+Status EncodeChunkHead(const ChunkFrame& c, std::vector<std::byte>& out) {
   out.clear();
+  const std::size_t n = c.payload.size();
+  if (c.raw_len == 0 || c.raw_len > kMaxChunkRaw || n == 0 || n > kMaxChunkWire ||
+      n > compress::MaxCompressedSize(c.raw_len) || !ValidCodec(static_cast<std::uint8_t>(c.codec)) ||
+      (c.codec == WireCodec::kRaw && n != c.raw_len)) {
+    return Error(ErrorCode::kInternal, "refusing to encode chunk " + std::to_string(c.index) + ": " +
+                                           std::to_string(c.raw_len) + " raw bytes as " + std::to_string(n) +
+                                           " payload bytes breaks the wire limits");
+  }
   Writer w(out);
   Header(w, FrameType::kChunk, static_cast<std::uint32_t>(kChunkFixedSize + c.payload.size()));
   w.U64(c.index);
@@ -307,6 +316,7 @@ void EncodeChunkHead(const ChunkFrame& c, std::vector<std::byte>& out) {
   w.U64(c.raw_xxh3);
   w.U8(static_cast<std::uint8_t>(c.codec));
   w.Zero(7);
+  return Status::Ok();
 }
 
 Status EncodeFrame(const Frame& frame, std::vector<std::byte>& out) {
@@ -351,7 +361,7 @@ Status EncodeFrame(const Frame& frame, std::vector<std::byte>& out) {
     case FrameType::kChunk: {
       const auto& f = std::get<ChunkFrame>(frame);
       std::vector<std::byte> head;
-      EncodeChunkHead(f, head);
+      WF_TRY(EncodeChunkHead(f, head));
       out.insert(out.end(), head.begin(), head.end());
       out.insert(out.end(), f.payload.begin(), f.payload.end());
       return Status::Ok();
@@ -404,10 +414,13 @@ Result<Frame> FrameReader::Read() {
   if (buf_.size() < kHeaderSize) buf_.resize(kHeaderSize);
   WF_TRY(conn_.ReadExact(std::span(buf_.data(), kHeaderSize)));
   WF_ASSIGN(FrameHeader h, ParseHeader(std::span<const std::byte, kHeaderSize>(buf_.data(), kHeaderSize)));
-  // h.body_len is bounded by ParseHeader (<= kMaxFrameBody). The buffer grows
-  // with the bytes that actually arrive (doubling from 64 KiB), so a peer that
-  // announces a large frame and then sends little costs little memory.
+  // h.body_len is bounded by ParseHeader (<= kMaxFrameBody). The capacity is
+  // reserved at once (address space only: no page is touched, nothing copied
+  // later), the size grows with the bytes that actually arrive (doubling from
+  // 64 KiB), so a peer that announces a large frame and then sends little
+  // costs little memory (bench/receiver_rss.sh).
   constexpr std::size_t kFirstStep = 64 * 1024;
+  if (buf_.capacity() < kHeaderSize + h.body_len) buf_.reserve(kHeaderSize + h.body_len);
   std::size_t have = 0;
   while (have < h.body_len) {
     std::size_t want = std::min<std::size_t>(h.body_len, std::max(kFirstStep, 2 * have));
@@ -427,7 +440,7 @@ Status FrameWriter::Write(const Frame& f) {
 }
 
 Status FrameWriter::WriteChunk(const ChunkFrame& c) {
-  EncodeChunkHead(c, buf_);
+  WF_TRY(EncodeChunkHead(c, buf_));
   // Small payloads go in one write with the head; big ones as a second write.
   if (c.payload.size() <= 64 * 1024) {
     buf_.insert(buf_.end(), c.payload.begin(), c.payload.end());

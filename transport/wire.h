@@ -18,6 +18,7 @@
 #include <variant>
 #include <vector>
 
+#include "compress/codec.h"
 #include "core/hash.h"
 #include "core/result.h"
 
@@ -32,7 +33,11 @@ inline constexpr std::size_t kHeaderSize = 8;
 
 // Hard limits, enforced before allocation.
 inline constexpr std::uint32_t kMaxChunkRaw = 16u << 20;      // raw bytes of one chunk
-inline constexpr std::uint32_t kMaxChunkWire = 16u << 20;     // payload bytes of one chunk
+// Payload bytes of one chunk: the largest compressed form of the largest raw
+// chunk any codec may produce. A sender also sends a chunk raw (wire_len ==
+// raw_len) when compressing does not shrink it.
+inline constexpr std::uint32_t kMaxChunkWire =
+    static_cast<std::uint32_t>(compress::MaxCompressedSize(kMaxChunkRaw));
 inline constexpr std::size_t kMaxNameLen = 255;               // archive names
 inline constexpr std::size_t kMaxClusterLen = 64;             // cluster names
 inline constexpr std::size_t kMaxMessageLen = 1024;           // ERROR messages
@@ -63,7 +68,10 @@ enum class WireCodec : std::uint8_t { kRaw = 0, kZstd = 1, kGzip = 2 };
 // Store format announced in OPENED; same values as archive::StoreFormat.
 enum class WireStore : std::uint8_t { kRaw = 0, kZstd = 1, kGzip = 2 };
 // Kind the sender expects (the receiver classifies the name itself and refuses a mismatch).
-enum class WireKind : std::uint8_t { kAuto = 0, kWal = 1, kFile = 2 };
+// kTar: a file that must be a complete tar archive (`send --expect tar`);
+// kAny: a file stored without the tar completeness check (`--expect any`).
+// Receivers before these values refuse them (OPEN kind), which fails safe.
+enum class WireKind : std::uint8_t { kAuto = 0, kWal = 1, kFile = 2, kTar = 3, kAny = 4 };
 enum class WireOutcome : std::uint8_t { kPlaced = 1, kIdentical = 2 };
 
 struct HelloFrame {
@@ -96,7 +104,7 @@ struct ChunkFrame {
   std::uint64_t index = 0;
   std::uint64_t raw_offset = 0;
   std::uint32_t raw_len = 0;   // 1..kMaxChunkRaw
-  std::uint32_t wire_len = 0;  // payload.size(), 1..kMaxChunkWire
+  std::uint32_t wire_len = 0;  // payload.size(), 1..MaxCompressedSize(raw_len); == raw_len when raw
   WireCodec codec = WireCodec::kZstd;
   std::uint64_t raw_xxh3 = 0;  // XXH3-64 of the raw bytes
   std::span<const std::byte> payload;  // points into the buffer that was parsed
@@ -169,7 +177,11 @@ Status EncodeFrame(const Frame& f, std::vector<std::byte>& out);
 
 // Encodes a CHUNK header (frame header + fixed fields, without payload) into `out`
 // (replacing its contents); the payload is written after it separately to avoid a copy.
-void EncodeChunkHead(const ChunkFrame& c, std::vector<std::byte>& out);
+// kInternal when the chunk breaks a limit the parser enforces (raw_len outside
+// 1..kMaxChunkRaw, payload outside 1..MaxCompressedSize(raw_len), a raw payload
+// whose size is not raw_len, a bad codec): the encoder never emits what
+// ParseBody would refuse.
+Status EncodeChunkHead(const ChunkFrame& c, std::vector<std::byte>& out);
 
 // Reads frames from a connection into one reused buffer (grown at most to
 // kHeaderSize + kMaxFrameBody). The returned Frame (a CHUNK's payload) stays

@@ -104,6 +104,9 @@ fi
 # restore-base refuses a non-empty directory.
 as_pg "$WF" restore-base base.tar --from "$ROOT" --pgdata "$S" >/dev/null 2>&1 && fail "restore-base overwrote a non-empty data directory"
 
+# get's prefetch cache lives under the cache home, outside PGDATA: keep it in $T.
+export XDG_CACHE_HOME="$T/standby-cache"
+as_pg mkdir -m 0700 "$XDG_CACHE_HOME"
 pg_start "$S" "$SPORT" "-c wal_retrieve_retry_interval=200ms"
 wait_rows() {  # port count
   for _ in $(seq 1 300); do
@@ -125,7 +128,8 @@ restored=$(grep -o 'restored log file "[0-9A-F]\{24\}" from archive' "$S.log" | 
 for seg in $restored; do
   ls "$ROOT/main/wal/$seg"* >/dev/null 2>&1 || fail "standby restored $seg, which is not in the archive"
 done
-[ -d "$S/pg_wal/walferry-prefetch" ] || fail "get did not prefetch"
+[ -d "$XDG_CACHE_HOME/walferry/prefetch" ] || fail "get did not prefetch"
+[ -e "$S/pg_wal/walferry-prefetch" ] && fail "get prefetched into PGDATA (pg_rewind would carry it)"
 [ "$(psql_at "$SPORT" "select pg_is_in_recovery()")" = t ] || fail "standby left recovery"
 
 # More archived WAL: the standby follows.

@@ -9,6 +9,10 @@ Modes:
   slowloris N         N connections that send HELLO (after the TLS handshake
                       when --tls-dir), then a CHUNK header announcing a 16 MiB
                       body, then one byte every --interval seconds
+  fat-slowloris N     as slowloris, but the first 16 MiB - 1 bytes of the body
+                      are sent at once (the receiver holds a nearly full frame)
+  established N       N connections that finish the TLS handshake and HELLO,
+                      then stay silent
   hold-open N         N connections, each HELLO + OPEN of its own name
                       (hold-N.bin, 1 MiB announced), then silence; prints
                       "opened K refused R" once every OPEN was answered
@@ -135,7 +139,7 @@ def main():
     p.add_argument("--interval", type=float, default=1)
     p.add_argument("--pid-file")
     p.add_argument("--ready-file")
-    p.add_argument("mode", choices=["idle", "slowloris", "hold-open"])
+    p.add_argument("mode", choices=["idle", "slowloris", "fat-slowloris", "established", "hold-open"])
     p.add_argument("n", type=int)
     args = p.parse_args()
     if args.pid_file:
@@ -150,7 +154,7 @@ def main():
         ready(args)
         watch(args, socks, t0)
         return 0
-    if args.mode == "slowloris":
+    if args.mode in ("slowloris", "fat-slowloris", "established"):
         for _ in range(args.n):
             s = connect(args)
             s.sendall(hello(args.cluster))
@@ -160,10 +164,13 @@ def main():
             if t != HELLO:
                 print(f"no HELLO from the receiver (got {t})", flush=True)
                 return 1
-            s.sendall(chunk_header())
+            if args.mode != "established":
+                s.sendall(chunk_header())
+            if args.mode == "fat-slowloris":
+                s.sendall(bytes((16 << 20) - 1))
         ready(args)
         t0 = time.monotonic()
-        watch(args, socks, t0, dribble=True)
+        watch(args, socks, t0, dribble=args.mode != "established")
         return 0
     # hold-open
     opened = refused = 0

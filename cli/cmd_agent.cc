@@ -1,0 +1,107 @@
+// `walferry agent`: archives WAL ahead of PostgreSQL's archiver (agent/agent.h).
+#include <pthread.h>
+#include <signal.h>
+
+#include <atomic>
+#include <cstdio>
+#include <ctime>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "agent/agent.h"
+#include "cli/client_options.h"
+#include "cli/commands.h"
+#include "cli/config.h"
+
+namespace walferry::cli {
+namespace {
+
+struct AgentArgs {
+  ClientArgs client;
+  std::string pgdata;
+  std::string socket;
+  int parallel = 2;
+  int ahead = 64;
+  int rescan_ms = 2000;
+  int level = 0;
+};
+
+int RunAgent(const AgentArgs& a) {
+  if (a.pgdata.empty()) return ReportError(Error(ErrorCode::kInvalidArgument, "agent needs --pgdata DIR"));
+  if (a.socket.empty()) return ReportError(Error(ErrorCode::kInvalidArgument, "agent needs --agent-socket PATH"));
+  auto so = ClientOptions(a.client);
+  if (!so.ok()) return ReportError(so.error());
+  // Parallelism comes from concurrent transfers: one compression thread each.
+  so->threads = 1;
+  so->in_flight = 2;
+  so->level = a.level > 0 ? a.level : 1;
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+  agent::AgentOptions o;
+  o.pgdata = a.pgdata;
+  o.socket_path = a.socket;
+  o.send = std::move(*so);
+  o.parallel = a.parallel;
+  o.ahead = a.ahead;
+  o.rescan = std::chrono::milliseconds(a.rescan_ms);
+  auto log_mu = std::make_shared<std::mutex>();
+  o.log = [log_mu](const std::string& m) {
+    std::lock_guard lk(*log_mu);
+    std::fprintf(stderr, "walferry %s\n", m.c_str());
+    std::fflush(stderr);
+  };
+  auto ag = agent::Agent::Start(std::move(o));
+  if (!ag.ok()) return ReportError(ag.error());
+  std::atomic<bool> done{false};
+  std::thread signals([&] {
+    timespec ts{0, 200 * 1000 * 1000};
+    while (!done.load()) {
+      int sig = sigtimedwait(&set, nullptr, &ts);
+      if (sig == SIGTERM || sig == SIGINT) {
+        std::fprintf(stderr, "walferry agent: signal %d, finishing transfers in flight\n", sig);
+        (*ag)->Stop();
+        return;
+      }
+    }
+  });
+  Status st = (*ag)->Run();
+  done.store(true);
+  signals.join();
+  if (!st.ok()) return ReportError(st.error());
+  return kExitOk;
+}
+
+}  // namespace
+
+void AddAgentCommands(CLI::App& app, Context& ctx) {
+  auto args = std::make_shared<AgentArgs>();
+  CLI::App* sub = app.add_subcommand(
+      "agent",
+      "Archive WAL ahead of PostgreSQL (runs on the primary; push --agent-socket asks it)\n"
+      "  walferry agent --pgdata /var/lib/postgresql/15/main --agent-socket /run/walferry/agent.sock \\\n"
+      "      --to standby:7420 --tls-dir /etc/walferry/tls");
+  AddClientOptions(sub, args->client);
+  sub->add_option("--pgdata", args->pgdata, "PostgreSQL data directory (its pg_wal/archive_status is watched)");
+  sub->add_option("--agent-socket", args->socket,
+                  "Unix socket to serve push on (its directory must be mode 0700, owned by this user)");
+  sub->add_option("--parallel", args->parallel, "Transfers at once (default 2)")->check(CLI::Range(1, 64));
+  sub->add_option("--ahead", args->ahead, "Ready files shipped ahead at most (default 64)")->check(CLI::Range(1, 100000));
+  sub->add_option("--rescan-ms", args->rescan_ms, "Full rescan period besides inotify (default 2000)")
+      ->check(CLI::Range(10, 3600 * 1000));
+  sub->add_option("-l,--level", args->level, "Compression level (default zstd 1)");
+  sub->callback([sub, args, &ctx] {
+    if (Status st = ApplyConfig(*sub, args->client.config); !st.ok()) {
+      ctx.exit_code = ReportError(st.error());
+      return;
+    }
+    ctx.exit_code = RunAgent(*args);
+  });
+}
+
+}  // namespace walferry::cli
