@@ -28,6 +28,7 @@
 #include "core/hash.h"
 #include "core/result.h"
 #include "core/names.h"  // ValidateClusterName
+#include "walfmt/wal_header.h"
 #include "core/stream.h"
 
 namespace walferry::archive {
@@ -45,6 +46,23 @@ enum class EntryKind : unsigned char { kWal = 1, kFile = 2 };
 // 24-hex segment names and names ending .history/.backup/.partial -> kWal,
 // anything else -> kFile. kRefused with a one-line reason otherwise.
 Result<EntryKind> ClassifyName(std::string_view name);
+
+// --- Timeline history files (NNNNNNNN.history) ---
+// They carry no system identifier, so the receiver pins them to a cluster by
+// name and content (identical accepted, different refused as any other entry)
+// and accepts only what PostgreSQL's readTimeLineHistory would read.
+inline constexpr std::size_t kMaxHistoryBytes = 1u << 20;
+struct TimelineSwitch {
+  std::uint32_t parent = 0;   // the timeline that ended
+  std::uint64_t end = 0;      // switch point (LSN) where it ended
+};
+// The timeline of an 8-uppercase-hex "NNNNNNNN.history" name; 0 otherwise.
+std::uint32_t HistoryNameTimeline(std::string_view name);
+// Parses the history file of `timeline` (>= 2): at least one switch, parent
+// timelines strictly increasing and below `timeline`, switch points "X/X";
+// blank and '#' lines skipped; at most kMaxHistoryBytes, no NUL. kCorrupt with
+// the line number otherwise.
+Result<std::vector<TimelineSwitch>> ParseTimelineHistory(std::string_view text, std::uint32_t timeline);
 
 // --- Stored entries (read side, for get/verify/cleanup/status) ---
 struct StoredEntry {
@@ -164,6 +182,9 @@ class Archive {
   // segment); kNotFound when the cluster directory does not exist.
   virtual Result<std::optional<std::uint64_t>> SystemIdentifier(std::string_view cluster) const = 0;
 
+  // Per-cluster size cap of the quarantine (default kDefaultQuarantineCap).
+  virtual void SetQuarantineCap(std::uint64_t bytes) { (void)bytes; }
+
   // Streams the raw content of a stored entry (as Find/List return it) to
   // `sink`, verified, then calls sink.Finish(). The disk archive reads
   // entry.path (ReadEntry); an object store reads the object it names.
@@ -175,6 +196,30 @@ class Archive {
   // skipping transfers in progress (in this process, or flock'ed by another).
   virtual Status PurgeStale(std::int64_t max_age_seconds) = 0;
 };
+
+// --- Quarantine: same name, different content ---
+// When Commit meets an existing name with other content (kExistsDifferent,
+// original kept), the newcomer is moved to ROOT/<cluster>/quarantine/
+// <name>.<first 16 hex of its XXH3-128>[.zst|.gz] with a .info file (name,
+// received, size, details) beside it, unless the cluster's quarantine would
+// exceed its cap (then it is dropped and the message says so). The same
+// content is kept once. The error message carries the details: the first
+// differing byte offset and, for WAL, the LSN it maps to, both XXH3-128
+// hashes, both system identifiers, and a likely cause.
+inline constexpr std::uint64_t kDefaultQuarantineCap = 1ull << 30;
+struct QuarantinedEntry {
+  std::string file;      // file name under quarantine/
+  std::string name;      // the archive name it was offered under
+  std::string received;  // UTC, YYYYMMDDTHHMMSSZ
+  std::uint64_t size = 0;
+  std::string details;   // one line, as in the error message
+};
+// Entries of a cluster's quarantine, sorted by file name; empty when none.
+Result<std::vector<QuarantinedEntry>> ListQuarantine(const Archive& a, std::string_view cluster);
+// The likely cause of a same-name conflict (also used in the error message).
+std::string LikelyConflictCause(std::string_view name, const std::optional<walfmt::WalSegmentInfo>& stored,
+                                const std::optional<walfmt::WalSegmentInfo>& incoming, std::int64_t diff,
+                                std::uint64_t lsn);
 
 // Decompresses a stored entry (any format) to `sink`, verifying frame
 // checksums, then calls sink.Finish(). kCorrupt on damaged stored data; the

@@ -10,6 +10,8 @@
 #include "archive/archive.h"
 #include "archive/store_codec.h"
 #include "core/result.h"
+#include "core/fd.h"
+#include "core/hash.h"
 #include "core/stream.h"
 
 namespace walferry::archive::internal {
@@ -27,5 +29,34 @@ Status ReadDataPrefix(int fd, const std::string& name, StoreFormat format, ByteS
 // Size and XXH3-128 of the raw content of an opened stored file.
 Result<std::pair<std::uint64_t, Hash128>> HashStored(int fd, const std::string& name,
                                                      StoreFormat format);
+
+// Opens directory `name` under `dirfd` without following a symlink, creating it
+// (mode 0700, parent fsynced) when `create` is set. `shown` is the path for messages.
+Result<UniqueFd> OpenDirAt(int dirfd, const std::string& name, const std::string& shown, bool create);
+// For a NNNNNNNN.history `name`: reads `file` under `dirfd` (stored as
+// `format`) and checks it with ParseTimelineHistory (kCorrupt); Ok for any
+// other name.
+Status CheckHistoryData(int dirfd, const std::string& file, StoreFormat format, std::string_view name);
+
+// A same-name conflict at Commit: the newcomer's temp data and the stored copy.
+struct Conflict {
+  int cluster_fd = -1;
+  std::string cluster_shown;
+  int incoming_fd = -1;
+  std::string data_name;  // under ROOT/.incoming
+  StoreFormat data_format = StoreFormat::kRaw;
+  int dest_fd = -1;
+  std::string stored_file;  // under dest_fd, with its suffix
+  StoreFormat stored_format = StoreFormat::kRaw;
+  std::string name;
+  std::uint64_t new_size = 0;
+  Hash128 new_hash;
+  std::uint64_t cap = kDefaultQuarantineCap;
+};
+// Compares the two copies, quarantines the newcomer (moving its temp data away)
+// and returns the details for the error message ("first difference at ...;
+// likely cause: ...; newcomer kept in quarantine/F"). Never fails: what it
+// cannot do is said in the text.
+std::string HandleConflict(const Conflict& c);
 
 }  // namespace walferry::archive::internal

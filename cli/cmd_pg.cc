@@ -233,7 +233,8 @@ void AddVerify(CLI::App& app, Context& ctx) {
   c->footer(
       "Reads every stored file in full (decompression verifies its checksums), checks each\n"
       "segment's page header and length, and looks for holes in each timeline's sequence.\n"
-      "Prints what is corrupt or missing; exits 3 when anything is.\n\n"
+      "Prints what is corrupt or missing, and the newcomers kept in quarantine after a\n"
+      "same-name-different-content refusal; exits 3 when there is any.\n\n"
       "  walferry verify --root /srv/walferry --cluster main\n"
       "checks the archive that this postgresql.conf line on the standby reads:\n"
       "  restore_command = 'walferry get %f %p --from /srv/walferry'");
@@ -254,10 +255,12 @@ void AddVerify(CLI::App& app, Context& ctx) {
                   r.newest_segment.empty() ? "-" : r.newest_segment.c_str());
       for (const auto& g : r.gaps) std::printf("  missing %s\n", g.c_str());
       for (const auto& p : r.problems) std::printf("  corrupt %s\n", p.c_str());
-      if (!r.gaps.empty() || !r.problems.empty()) bad = true;
+      for (const auto& q : r.quarantined) std::printf("  quarantined %s\n", q.c_str());
+      if (!r.gaps.empty() || !r.problems.empty() || !r.quarantined.empty()) bad = true;
     }
     if (bad) {
-      std::fprintf(stderr, "walferry: verify found missing or corrupt files in %s\n", a->root.c_str());
+      std::fprintf(stderr, "walferry: verify found missing, corrupt or conflicting (quarantined) files in %s\n",
+                   a->root.c_str());
       ctx.exit_code = kExitCorrupt;
     } else {
       std::printf("all files verified, no gaps\n");

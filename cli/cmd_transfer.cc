@@ -42,6 +42,7 @@ struct ServeArgs {
   double handshake_timeout_s = 10;
   double idle_timeout_s = 60;
   std::uint64_t max_incoming_mib = 256 * 1024;
+  std::uint64_t quarantine_max_mib = archive::kDefaultQuarantineCap >> 20;
   std::string store_url;  // s3://BUCKET/PREFIX: a gateway; --root then holds resume state only
   cli::S3Flags s3;
 };
@@ -81,6 +82,7 @@ int RunServe(const ServeArgs& a) {
   auto archive = a.store_url.empty() ? archive::Archive::Open(a.root, *store)
                                      : cli::OpenS3Url(a.store_url, a.s3, a.root, *store);
   if (!archive.ok()) return ReportError(archive.error());
+  (*archive)->SetQuarantineCap(a.quarantine_max_mib << 20);
   auto listener = transport::Listen(*ep, tls);
   if (!listener.ok()) return ReportError(listener.error());
   transport::ServerOptions so;
@@ -176,6 +178,9 @@ void AddTransferCommands(CLI::App& app, Context& ctx) {
       ->check(CLI::Range(0.1, 86400.0));
   serve->add_option("--max-incoming-mib", serve_args->max_incoming_mib,
                     "Cap on one cluster's temp data in ROOT/.incoming, in MiB (default 262144 = 256 GiB, 0 = none)");
+  serve->add_option("--quarantine-max-mib", serve_args->quarantine_max_mib,
+                    "Per-cluster cap of the quarantine that keeps refused same-name-different-content "
+                    "files (default 1024)");
   serve->add_option("--store-url", serve_args->store_url,
                     "s3://BUCKET/PREFIX: store in an S3 bucket; --root DIR keeps only resume state");
   serve->add_option("--s3-endpoint", serve_args->s3.endpoint, "S3 endpoint URL (default: $WALFERRY_S3_ENDPOINT)");
@@ -236,6 +241,8 @@ void AddTransferCommands(CLI::App& app, Context& ctx) {
     // and CPU is what bounds a serial archive_command.
     o->level = push_args->level > 0 ? push_args->level : 1;
     o->chunk_size = push_args->chunk_kib * 1024;
+    // archive_mode = always re-archives what the primary archived: ask first.
+    o->ask_have = true;
     transport::Sender sender(std::move(*o));
     std::string name = BaseName(push_args->path);
     auto r = sender.SendFile(push_args->path, name);

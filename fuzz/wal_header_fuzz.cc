@@ -32,6 +32,7 @@ using walferry::walfmt::IsWalSegmentName;
 using walferry::walfmt::ParseWalHeader;
 using walferry::ValidateClusterName;
 using walferry::walfmt::WalSegmentInfo;
+using walferry::Status;
 
 void Require(bool cond, const char* what) {
   if (!cond) {
@@ -65,6 +66,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (segno / per_log <= 0xFFFFFFFFull) {
       std::string name = CanonicalName(*info);
       Require(CheckWalName(*info, name).ok(), "canonical name accepted");
+      // The page walk over the rest of the input, whole and split.
+      walferry::walfmt::WalPageCheck whole(*info, info->timeline);
+      walferry::walfmt::WalPageCheck split(*info, info->timeline);
+      Status a = whole.Feed(bytes);
+      Status b = Status::Ok();
+      for (std::size_t off = 0; off < size && b.ok(); off += 13) {
+        b = split.Feed(bytes.subspan(off, size - off < 13 ? size - off : 13));
+      }
+      Require(a.ok() == b.ok(), "page walk independent of how the bytes are split");
       auto kind = ClassifyName(name);
       Require(kind.ok() && *kind == EntryKind::kWal, "canonical name is a WAL name");
     }

@@ -267,6 +267,24 @@ Result<walfmt::WalSegmentInfo> ReadSegmentHeader(const archive::Archive& a, cons
   return info;
 }
 
+// Reads a stored NNNNNNNN.history entry and checks it as PostgreSQL reads it.
+Status CheckHistoryEntry(const archive::StoredEntry& e, std::uint32_t tli) {
+  class TextSink final : public ByteSink {
+   public:
+    Status Write(std::span<const std::byte> d) override {
+      if (text.size() + d.size() > archive::kMaxHistoryBytes) return Error(ErrorCode::kCorrupt, "too large");
+      text.append(reinterpret_cast<const char*>(d.data()), d.size());
+      return Status::Ok();
+    }
+    Status Finish() override { return Status::Ok(); }
+    std::string text;
+  } sink;
+  WF_TRY(archive::ReadEntry(e, sink));
+  auto parsed = archive::ParseTimelineHistory(sink.text, tli);
+  if (!parsed.ok()) return parsed.error();
+  return Status::Ok();
+}
+
 }  // namespace
 
 Result<std::string> ResolveCluster(const archive::Archive& a, const std::string& requested) {
@@ -310,10 +328,12 @@ class RemoteSourceImpl final : public EntrySource {
       }
       return Error(ErrorCode::kProtocol, peer + ": unexpected " + std::string(FrameTypeName(TypeOf(f))));
     };
+    // HELLO and FETCH back to back: one round trip after the TLS handshake
+    // (the receiver reads them in order), so a missing-file probe costs one.
     WF_TRY(writer.Write(HelloFrame{kProtocolVersion, kFeatureNone, spec_.cluster}));
+    WF_TRY(writer.Write(FetchFrame{0, name}));
     WF_ASSIGN(Frame hello, reader.Read());
     if (TypeOf(hello) != FrameType::kHello) return remote_error(hello);
-    WF_TRY(writer.Write(FetchFrame{0, name}));
     WF_ASSIGN(Frame first, reader.Read());
     if (TypeOf(first) != FrameType::kOpen) return remote_error(first);
     const OpenFrame open = std::get<OpenFrame>(first);
@@ -498,6 +518,11 @@ Result<std::vector<ClusterReport>> InspectArchive(const archive::Archive& a,
     std::vector<std::string> wal_names;
     for (const auto& e : wal) wal_names.push_back(e.name);
     rep.newest_segment = NewestSegment(wal_names);
+    WF_ASSIGN(auto quarantined, archive::ListQuarantine(a, cluster));
+    for (const auto& q : quarantined) {
+      rep.quarantined.push_back("quarantine/" + q.file + " (" + q.name + ", received " + q.received + ", " +
+                                std::to_string(q.size) + " bytes): " + q.details);
+    }
     if (full) {
       for (const auto* list : {&wal, &files}) {
         for (const auto& e : *list) {
@@ -505,6 +530,11 @@ Result<std::vector<ClusterReport>> InspectArchive(const archive::Archive& a,
           Status st = a.Read(e, check);
           if (!st.ok()) {
             rep.problems.push_back(e.name + ": " + st.error().message());
+            continue;
+          }
+          if (std::uint32_t tli = archive::HistoryNameTimeline(e.name); tli != 0) {
+            Status hs = CheckHistoryEntry(e, tli);
+            if (!hs.ok()) rep.problems.push_back(e.name + ": " + hs.error().message());
             continue;
           }
           if (!IsWalSegmentName(e.name)) continue;

@@ -91,6 +91,9 @@ struct ClusterReport {
   std::string newest_segment;         // "" when none
   std::vector<std::string> gaps;      // "A..B (N segments)" per hole
   std::vector<std::string> problems;  // "NAME: reason" per unreadable/corrupt file
+  // "quarantine/FILE (NAME, received T, N bytes): details" per refused
+  // same-name-different-content newcomer (archive::ListQuarantine).
+  std::vector<std::string> quarantined;
 };
 
 // verify (full = true): reads every stored file of each cluster in full

@@ -240,6 +240,10 @@ std::string StatusJson(const std::optional<ServerStatus>& server,
       for (std::size_t p = 0; p < c.problems.size(); ++p) {
         j += (p ? "," : "") + JsonString(c.problems[p]);
       }
+      j += "],\"quarantined\":[";
+      for (std::size_t q = 0; q < c.quarantined.size(); ++q) {
+        j += (q ? "," : "") + JsonString(c.quarantined[q]);
+      }
       j += "]}";
     }
     j += "]";
@@ -285,6 +289,7 @@ std::string StatusText(const std::optional<ServerStatus>& server,
         for (const auto& g : c.gaps) t += "  missing " + g + "\n";
       }
       for (const auto& p : c.problems) t += "  problem: " + p + "\n";
+      for (const auto& q : c.quarantined) t += "  quarantined: " + q + "\n";
     }
     if (archive->empty()) t += "archive: no clusters yet\n";
   }

@@ -33,6 +33,13 @@ using testing::WriteBytes;
 
 constexpr std::size_t kChunk = 1 << 20;
 
+// A timeline history file as PostgreSQL writes it (the receiver parses these).
+std::vector<std::byte> History(const char* text = "1\t0/40000A0\tno recovery target specified\n") {
+  std::string_view t(text);
+  auto b = reinterpret_cast<const std::byte*>(t.data());
+  return std::vector<std::byte>(b, b + t.size());
+}
+
 std::string Id(int n) {
   char buf[40];
   std::snprintf(buf, sizeof buf, "%032x", n);
@@ -194,8 +201,9 @@ TEST_F(ArchiveIncoming, WalChecksRefuseWrongNameSizeAndGarbage) {
   EXPECT_FALSE(Exists(WalPath("000000010000000000000001")));
   EXPECT_FALSE(Exists(WalPath("000000010000000000000002")));
   EXPECT_TRUE(IncomingFiles().empty());
-  // .history/.backup/.partial are WAL-directory files without header checks.
-  auto hist = Pattern(100, 1);
+  // .history/.backup/.partial are WAL-directory files without WAL header
+  // checks (a history file must parse as one: archive_history_test).
+  auto hist = History();
   ASSERT_TRUE(SendAll(*a, Spec("00000002.history", 5), hist).ok());
   EXPECT_EQ(ReadBytes(WalPath("00000002.history")), hist);
 }
@@ -284,10 +292,66 @@ TEST_F(ArchiveIncoming, DifferentContentKeepsOriginal) {
     auto r = SendAll(*a, Spec("base.tar", 2), other);
     ASSERT_FALSE(r.ok());
     EXPECT_EQ(r.error().code(), ErrorCode::kExistsDifferent);
-    EXPECT_EQ(r.error().message(), "base.tar already archived with different content; original kept");
+    EXPECT_EQ(r.error().message().rfind("base.tar already archived with different content; original kept; ", 0), 0u)
+        << r.error().message();
+    EXPECT_NE(r.error().message().find("likely cause: "), std::string::npos) << r.error().message();
     EXPECT_EQ(ReadBytes(FilePath("base.tar")), data);
     EXPECT_TRUE(IncomingFiles().empty());
   }
+}
+
+// Same segment name, different content: refused, original intact, the
+// newcomer kept once in a bounded quarantine, and the message says where the
+// copies differ (byte offset, LSN), both hashes, both system ids and a cause.
+TEST_F(ArchiveIncoming, ConflictGoesToQuarantineWithForensics) {
+  auto seg = RealWalSegment(16);
+  if (seg.empty()) GTEST_SKIP() << "PostgreSQL initdb not available";
+  auto a = Open(StoreFormat::kZstd);
+  const std::string name = "000000010000000000000001";
+  ASSERT_TRUE(SendAll(*a, Spec(name, 1), seg).ok());
+  auto other = seg;
+  other[100000] ^= std::byte{0x40};
+  auto r = SendAll(*a, Spec(name, 2), other);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kExistsDifferent);
+  const std::string& m = r.error().message();
+  const auto sysid = std::to_string(ParseWalHeader(seg)->system_id);
+  for (const std::string& want :
+       {std::string("original kept"), std::string("first difference at byte 100000"),
+        std::string("(LSN 0/10186A0)"), "archive " + Xxh3_128(seg).Hex(), "newcomer " + Xxh3_128(other).Hex(),
+        "system identifier archive " + sysid + ", newcomer " + sysid, std::string("likely cause: two servers wrote timeline 1"),
+        std::string("newcomer kept in quarantine/")}) {
+    EXPECT_NE(m.find(want), std::string::npos) << want << " not in: " << m;
+  }
+  EXPECT_EQ(m.find('\n'), std::string::npos);
+  EXPECT_EQ(ReadBytes(WalPath(name + ".zst")).empty(), false);
+  auto e = a->Find("main", name);
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(HashEntry(*e)->second, Xxh3_128(seg));  // original intact
+  auto q = ListQuarantine(*a, "main");
+  ASSERT_TRUE(q.ok());
+  ASSERT_EQ(q->size(), 1u);
+  EXPECT_EQ((*q)[0].name, name);
+  EXPECT_EQ((*q)[0].size, other.size());
+  EXPECT_NE((*q)[0].details.find("first difference at byte 100000"), std::string::npos);
+  StoredEntry qe{(*q)[0].file, root_ + "/main/quarantine/" + (*q)[0].file, StoreFormat::kZstd, EntryKind::kWal};
+  EXPECT_EQ(HashEntry(qe)->second, Xxh3_128(other));  // the newcomer, as received
+  EXPECT_TRUE(IncomingFiles().empty());
+  // The same newcomer again (archive_command retries): kept once.
+  r = SendAll(*a, Spec(name, 3), other);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("already in quarantine/"), std::string::npos) << r.error().message();
+  EXPECT_EQ(ListQuarantine(*a, "main")->size(), 1u);
+  // The cap: a third version does not fit in 1 byte.
+  a->SetQuarantineCap(1);
+  other[200000] ^= std::byte{1};
+  r = SendAll(*a, Spec(name, 4), other);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kExistsDifferent);
+  EXPECT_NE(r.error().message().find("quarantine full"), std::string::npos) << r.error().message();
+  EXPECT_EQ(ListQuarantine(*a, "main")->size(), 1u);
+  EXPECT_TRUE(IncomingFiles().empty());
+  EXPECT_EQ(HashEntry(*e)->second, Xxh3_128(seg));
 }
 
 TEST_F(ArchiveIncoming, EmptyFile) {
@@ -506,7 +570,7 @@ TEST_F(ArchiveIncoming, SymlinkedWalDirAndEntriesAreRefused) {
   ASSERT_EQ(::mkdir(elsewhere.c_str(), 0700), 0);
   ASSERT_EQ(::mkdir((root_ + "/main").c_str(), 0700), 0);
   ASSERT_EQ(::symlink(elsewhere.c_str(), (root_ + "/main/wal").c_str()), 0);
-  auto r = SendAll(*a, Spec("00000002.history", 1), Pattern(10, 1));
+  auto r = SendAll(*a, Spec("00000002.history", 1), History());
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code(), ErrorCode::kRefused);
   EXPECT_EQ(std::system(("test -z \"$(ls -A '" + elsewhere + "')\"").c_str()), 0);
@@ -596,7 +660,7 @@ TEST_F(ArchiveIncoming, RefusesBadSpecs) {
 TEST_F(ArchiveIncoming, ListSortsAndSeparatesKinds) {
   auto a = Open();
   for (const char* n : {"zz", "aa", "mm"}) ASSERT_TRUE(SendAll(*a, Spec(n, 1), Pattern(5, 1)).ok());
-  ASSERT_TRUE(SendAll(*a, Spec("00000003.history", 2), Pattern(5, 2)).ok());
+  ASSERT_TRUE(SendAll(*a, Spec("00000003.history", 2), History("1\t0/1\tr\n2\t0/2\tr\n")).ok());
   auto files = a->List("main", EntryKind::kFile);
   ASSERT_TRUE(files.ok());
   ASSERT_EQ(files->size(), 3u);

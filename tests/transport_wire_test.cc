@@ -76,6 +76,38 @@ TEST(Wire, EveryFrameRoundTrips) {
   EXPECT_EQ(std::get<ErrorFrame>(RoundTrip(err)), err);
 }
 
+TEST(Wire, HaveFramesRoundTripAndAreBounded) {
+  HaveFrame have{16u << 20, Hash128{0x0123456789abcdefull, 0xfedcba9876543210ull}, "000000020000000000000003"};
+  EXPECT_EQ(std::get<HaveFrame>(RoundTrip(have)), have);
+  for (auto a : {WireHave::kAbsent, WireHave::kIdentical, WireHave::kDifferent}) {
+    HaveReplyFrame r{a};
+    EXPECT_EQ(std::get<HaveReplyFrame>(RoundTrip(r)), r);
+  }
+  std::vector<std::byte> out;
+  EXPECT_FALSE(EncodeFrame(HaveFrame{1, {}, ""}, out).ok());
+  EXPECT_FALSE(EncodeFrame(HaveFrame{1, {}, std::string(256, 'a')}, out).ok());
+  // An answer outside the enum, and non-zero reserved bytes, are protocol errors.
+  out.clear();
+  ASSERT_TRUE(EncodeFrame(HaveReplyFrame{WireHave::kDifferent}, out).ok());
+  std::size_t need = 0;
+  auto bad = out;
+  bad[kHeaderSize] = std::byte{3};
+  EXPECT_EQ(ParseFrame(bad, &need).error().code(), ErrorCode::kProtocol);
+  bad = out;
+  bad[kHeaderSize + 7] = std::byte{1};
+  EXPECT_EQ(ParseFrame(bad, &need).error().code(), ErrorCode::kProtocol);
+  // A name length that disagrees with the body.
+  out.clear();
+  ASSERT_TRUE(EncodeFrame(have, out).ok());
+  bad = out;
+  bad[kHeaderSize + 24] = std::byte{23};
+  EXPECT_EQ(ParseFrame(bad, &need).error().code(), ErrorCode::kProtocol);
+  // Type 12 does not exist.
+  bad = out;
+  bad[2] = std::byte{12};
+  EXPECT_EQ(ParseFrame(bad, &need).error().code(), ErrorCode::kProtocol);
+}
+
 TEST(Wire, ErrorCodesSurviveTheWire) {
   for (auto c : {ErrorCode::kNoSpace, ErrorCode::kExistsDifferent, ErrorCode::kRefused,
                  ErrorCode::kCorrupt, ErrorCode::kProtocol, ErrorCode::kAuth}) {
@@ -218,7 +250,7 @@ TEST(Wire, GarbageNeverCrashes) {
     if (b.size() >= 2 && (i & 1)) {  // give half of them the magic to reach the body parsers
       b[0] = std::byte{'W'};
       b[1] = std::byte{'F'};
-      if (b.size() >= 8) { b[2] = std::byte(static_cast<std::uint8_t>(1 + rng() % 8)); b[3] = std::byte{0}; }
+      if (b.size() >= 8) { b[2] = std::byte(static_cast<std::uint8_t>(1 + rng() % 11)); b[3] = std::byte{0}; }
     }
     std::size_t need = 0;
     auto r = ParseFrame(b, &need);

@@ -81,7 +81,7 @@ class Listener {
   // Re-reads the TLS directory (server certificate and key, CA, crl.pem) for
   // the handshakes that start after it; open connections keep theirs. On an
   // error the old files stay in use. Returns a one-line summary for the log.
-  virtual Result<std::string> Reload() = 0;
+  virtual Result<std::string> Reload() { return std::string("nothing to reload"); }
   virtual void Close() = 0;      // safe from another thread / signal-safe flag
 };
 

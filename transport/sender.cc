@@ -135,7 +135,31 @@ Status Sender::EnsureConnected() {
     Drop();
     return Protocol("expected HELLO, got " + std::string(FrameTypeName(TypeOf(*f))));
   }
+  peer_features_ = std::get<HelloFrame>(*f).features;
   return Status::Ok();
+}
+
+// True when the receiver holds `name` with exactly this content (HAVE).
+Result<bool> Sender::AskHave(const std::string& path, const std::string& name, std::uint64_t size) {
+  WF_TRY(EnsureConnected());
+  if ((peer_features_ & kFeatureHave) == 0) return false;
+  WF_ASSIGN(auto src, OpenSource(path));
+  Xxh3Stream hash;
+  std::vector<std::byte> buf(1 << 20);
+  std::uint64_t total = 0;
+  for (;;) {
+    WF_ASSIGN(std::size_t n, src->Read(buf));
+    if (n == 0) break;
+    hash.Update(std::span<const std::byte>(buf.data(), n));
+    total += n;
+  }
+  if (total != size) return false;  // changing under us: let the transfer judge
+  WF_TRY(writer_->Write(HaveFrame{size, hash.Digest(), name}));
+  WF_ASSIGN(Frame f, ReadFrame());
+  if (TypeOf(f) != FrameType::kHaveReply) {
+    return Protocol("expected HAVE_REPLY, got " + std::string(FrameTypeName(TypeOf(f))));
+  }
+  return std::get<HaveReplyFrame>(f).answer == WireHave::kIdentical;
 }
 
 Result<Frame> Sender::ReadFrame() {
@@ -306,6 +330,15 @@ Result<SendResult> Sender::SendFile(const std::string& path, const std::string& 
     if (::stat(path.c_str(), &st) != 0) return ErrnoError(errno, path);
     if (!S_ISREG(st.st_mode)) return Error(ErrorCode::kInvalidArgument, path + ": not a regular file");
     x.open.raw_size = static_cast<std::uint64_t>(st.st_size);
+  }
+  if (opts_.ask_have) {
+    auto have = AskHave(path, name, x.open.raw_size);
+    if (have.ok() && *have) {
+      x.result.outcome = WireOutcome::kIdentical;
+      x.result.raw_bytes = x.open.raw_size;
+      return x.result;
+    }
+    if (!have.ok()) Drop();  // the ordinary transfer below reconnects and reports
   }
   int attempt = 0;
   bool first = true;

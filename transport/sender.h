@@ -50,6 +50,12 @@ struct SendOptions {
   std::chrono::milliseconds io_timeout{60000};
   // Called from the sending thread after each chunk with the raw bytes sent so far.
   std::function<void(std::uint64_t raw_done)> progress;
+  // SendFile asks the receiver first (HAVE, when it announced kFeatureHave)
+  // whether it already stores the name with the file's size and XXH3-128; if
+  // so the file is not shipped (outcome kIdentical, wire_bytes 0). Costs one
+  // read of the file and one round trip; any failure of the question falls
+  // back to the ordinary transfer.
+  bool ask_have = false;
   // Called with a one-line note on each reconnect (e.g. for stderr); may be empty.
   std::function<void(const std::string&)> note;
 };
@@ -103,6 +109,8 @@ class Sender {
   std::unique_ptr<FrameReader> reader_;
   std::unique_ptr<FrameWriter> writer_;
   bool last_error_remote_ = false;
+  std::uint32_t peer_features_ = 0;  // from the receiver's HELLO
+  Result<bool> AskHave(const std::string& path, const std::string& name, std::uint64_t size);
   // ERROR kProtocol frames received during the current transfer; retried at
   // most kMaxProtocolRetries times.
   static constexpr int kMaxProtocolRetries = 2;

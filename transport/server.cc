@@ -86,6 +86,10 @@ class Server::Session {
         if (!Fetch(std::get<FetchFrame>(*f))) return;
         continue;
       }
+      if (TypeOf(*f) == FrameType::kHave) {
+        if (!Have(std::get<HaveFrame>(*f))) return;
+        continue;
+      }
       if (TypeOf(*f) != FrameType::kOpen) {
         Fail(Error(ErrorCode::kProtocol, "expected OPEN, got " + std::string(FrameTypeName(TypeOf(*f)))), "");
         return;
@@ -127,7 +131,7 @@ class Server::Session {
     if (Status v = ValidateClusterName(cluster_); !v.ok()) {
       return Error(ErrorCode::kRefused, v.error().message());
     }
-    return writer_.Write(HelloFrame{kProtocolVersion, kFeatureNone, cluster_});
+    return writer_.Write(HelloFrame{kProtocolVersion, kFeatureHave, cluster_});
   }
 
   // Sends ERROR, logs, and lingers briefly reading what the peer still sends so
@@ -149,6 +153,41 @@ class Server::Session {
   }
 
   archive::Incoming* incoming() { return incoming_.get(); }
+
+  // HAVE: answers whether this cluster stores NAME with exactly that raw size
+  // and XXH3-128 (reading the stored copy in full). Errors while looking are
+  // answered kAbsent: the sender then ships the file and Commit decides.
+  bool Have(const HaveFrame& have) {
+    auto t0 = std::chrono::steady_clock::now();
+    WireHave answer = WireHave::kAbsent;
+    if (archive::ClassifyName(have.name).ok()) {
+      auto entry = s_.archive_.Find(cluster_, have.name);
+      if (entry.ok()) {
+        class HashSink final : public ByteSink {
+         public:
+          Status Write(std::span<const std::byte> d) override {
+            hash.Update(d);
+            size += d.size();
+            return Status::Ok();
+          }
+          Status Finish() override { return Status::Ok(); }
+          Xxh3Stream hash;
+          std::uint64_t size = 0;
+        } sink;
+        // Through the archive (disk or object store), verified as any read.
+        if (s_.archive_.Read(*entry, sink).ok()) {
+          answer = sink.size == have.raw_size && sink.hash.Digest() == have.raw_hash ? WireHave::kIdentical
+                                                                                     : WireHave::kDifferent;
+        }
+      }
+    }
+    if (!writer_.Write(HaveReplyFrame{answer}).ok()) return false;
+    if (answer != WireHave::kAbsent) {
+      s_.Log("serve: " + conn_.peer_address() + " cluster=" + cluster_ + " have name=" + have.name +
+             (answer == WireHave::kIdentical ? " identical" : " different") + " ms=" + Ms(t0));
+    }
+    return true;
+  }
 
   // FETCH (restore side): streams a stored entry of this connection's cluster
   // as OPEN, CHUNKs (zstd level 1, XXH3-64 of each raw chunk) and COMMIT

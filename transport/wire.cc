@@ -19,6 +19,8 @@ constexpr std::uint32_t kCommitSize = 24;
 constexpr std::uint32_t kCommittedSize = 8;
 constexpr std::uint32_t kErrorFixed = 4;       // code u8, reserved u8, msg_len u16
 constexpr std::uint32_t kFetchFixed = 10;      // offset u64, name_len u16
+constexpr std::uint32_t kHaveFixed = 26;       // raw_size u64, hash low u64, high u64, name_len u16
+constexpr std::uint32_t kHaveReplySize = 8;    // answer u8, reserved 7
 
 Error Bad(std::string what) { return Error(ErrorCode::kProtocol, "bad frame: " + what); }
 
@@ -92,6 +94,8 @@ bool BodyBounds(FrameType t, std::uint32_t* lo, std::uint32_t* hi) {
     case FrameType::kCommitted: *lo = *hi = kCommittedSize; return true;
     case FrameType::kError: *lo = kErrorFixed; *hi = kErrorFixed + kMaxMessageLen; return true;
     case FrameType::kFetch: *lo = kFetchFixed + 1; *hi = kFetchFixed + kMaxNameLen; return true;
+    case FrameType::kHave: *lo = kHaveFixed + 1; *hi = kHaveFixed + kMaxNameLen; return true;
+    case FrameType::kHaveReply: *lo = *hi = kHaveReplySize; return true;
   }
   return false;
 }
@@ -125,6 +129,8 @@ std::string_view FrameTypeName(FrameType t) {
     case FrameType::kCommitted: return "COMMITTED";
     case FrameType::kError: return "ERROR";
     case FrameType::kFetch: return "FETCH";
+    case FrameType::kHave: return "HAVE";
+    case FrameType::kHaveReply: return "HAVE_REPLY";
   }
   return "?";
 }
@@ -155,7 +161,7 @@ std::string TransferIdHex(const std::array<std::uint8_t, 16>& id) {
 Result<FrameHeader> ParseHeader(std::span<const std::byte, kHeaderSize> h) {
   if (h[0] != kMagic0 || h[1] != kMagic1) return Bad("no WF magic (not a walferry peer?)");
   auto type = std::to_integer<std::uint8_t>(h[2]);
-  if (type < 1 || type > 9) return Bad("unknown frame type " + std::to_string(type));
+  if (type < 1 || type > static_cast<std::uint8_t>(FrameType::kHaveReply)) return Bad("unknown frame type " + std::to_string(type));
   if (h[3] != std::byte{0}) return Bad("non-zero flags");
   std::uint32_t len = 0;
   for (int i = 0; i < 4; ++i) len |= std::uint32_t(std::to_integer<std::uint8_t>(h[4 + i])) << (8 * i);
@@ -276,6 +282,24 @@ Result<Frame> ParseBody(const FrameHeader& h, std::span<const std::byte> body) {
       if (n == 0 || n > kMaxNameLen || r.left() != n) return Bad("FETCH name length");
       f.name = AsString(r.Take(n));
       return Frame(std::move(f));
+    }
+    case FrameType::kHave: {
+      HaveFrame f;
+      f.raw_size = r.U64();
+      f.raw_hash.low = r.U64();
+      f.raw_hash.high = r.U64();
+      std::uint16_t n = r.U16();
+      if (n == 0 || n > kMaxNameLen || r.left() != n) return Bad("HAVE name length");
+      f.name = AsString(r.Take(n));
+      return Frame(std::move(f));
+    }
+    case FrameType::kHaveReply: {
+      HaveReplyFrame f;
+      std::uint8_t a = r.U8();
+      if (!r.AllZero(7)) return Bad("HAVE_REPLY reserved bytes");
+      if (a > 2) return Bad("HAVE_REPLY answer");
+      f.answer = static_cast<WireHave>(a);
+      return Frame(f);
     }
   }
   return Bad("unknown frame type");
@@ -404,6 +428,25 @@ Status EncodeFrame(const Frame& frame, std::vector<std::byte>& out) {
       w.U64(f.offset);
       w.U16(static_cast<std::uint16_t>(f.name.size()));
       w.Bytes(f.name.data(), f.name.size());
+      return Status::Ok();
+    }
+    case FrameType::kHave: {
+      const auto& f = std::get<HaveFrame>(frame);
+      if (f.name.empty() || f.name.size() > kMaxNameLen) {
+        return Error(ErrorCode::kInvalidArgument, "name must be 1..255 bytes");
+      }
+      Header(w, FrameType::kHave, static_cast<std::uint32_t>(kHaveFixed + f.name.size()));
+      w.U64(f.raw_size);
+      w.U64(f.raw_hash.low);
+      w.U64(f.raw_hash.high);
+      w.U16(static_cast<std::uint16_t>(f.name.size()));
+      w.Bytes(f.name.data(), f.name.size());
+      return Status::Ok();
+    }
+    case FrameType::kHaveReply: {
+      Header(w, FrameType::kHaveReply, kHaveReplySize);
+      w.U8(static_cast<std::uint8_t>(std::get<HaveReplyFrame>(frame).answer));
+      w.Zero(7);
       return Status::Ok();
     }
   }

@@ -57,11 +57,15 @@ enum class FrameType : std::uint8_t {
   kError = 8,      // either direction; the connection closes after it
   kFetch = 9,      // reader -> receiver: send me a stored file (answered with
                    // OPEN, CHUNKs, COMMIT in the other direction, or ERROR)
+  kHave = 10,      // sender -> receiver: do you hold NAME with this size and XXH3-128?
+  kHaveReply = 11, // receiver -> sender: absent / identical / different
 };
 std::string_view FrameTypeName(FrameType t);
 
-// Feature bits in HELLO (none defined yet; unknown bits are ignored).
+// Feature bits in HELLO (unknown bits are ignored).
 inline constexpr std::uint32_t kFeatureNone = 0;
+// The receiver answers HAVE (sent in its HELLO; a sender sends HAVE only then).
+inline constexpr std::uint32_t kFeatureHave = 1u << 0;
 
 // Codec of a chunk payload; same values as compress::Algorithm.
 enum class WireCodec : std::uint8_t { kRaw = 0, kZstd = 1, kGzip = 2 };
@@ -142,8 +146,27 @@ struct FetchFrame {
   bool operator==(const FetchFrame&) const = default;
 };
 
+// Archive side, before an OPEN (walferry push): "is NAME already stored with
+// exactly this content?" The receiver compares size and XXH3-128 of the raw
+// content of its stored copy (a stored copy is complete and fsynced by
+// construction) and answers HAVE_REPLY; kIdentical lets the sender exit 0
+// without shipping the file (archive_mode = always re-archives what the
+// primary already archived). Any other answer: the sender goes on with OPEN.
+struct HaveFrame {
+  std::uint64_t raw_size = 0;
+  Hash128 raw_hash;  // XXH3-128 of the whole raw content
+  std::string name;  // 1..255 bytes
+  bool operator==(const HaveFrame&) const = default;
+};
+enum class WireHave : std::uint8_t { kAbsent = 0, kIdentical = 1, kDifferent = 2 };
+struct HaveReplyFrame {
+  WireHave answer = WireHave::kAbsent;
+  bool operator==(const HaveReplyFrame&) const = default;
+};
+
 using Frame = std::variant<HelloFrame, OpenFrame, OpenedFrame, ChunkFrame, AckFrame,
-                           CommitFrame, CommittedFrame, ErrorFrame, FetchFrame>;
+                           CommitFrame, CommittedFrame, ErrorFrame, FetchFrame, HaveFrame,
+                           HaveReplyFrame>;
 FrameType TypeOf(const Frame& f);
 
 struct FrameHeader {
