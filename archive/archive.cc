@@ -27,59 +27,34 @@
 
 #include "archive/archive.h"
 #include "archive/archive_internal.h"
+#include "core/bytes.h"
 #include "core/fd.h"
 #include "core/fs.h"
 #include "core/io.h"
+#include "core/path.h"
+#include "walfmt/wal_header.h"
+#include "walfmt/wal_names.h"
 
 namespace walferry::archive {
 namespace {
+
+using walfmt::CheckWalName;
+using walfmt::IsWalSegmentName;
+using walfmt::ParseWalHeader;
+using walfmt::SegmentNameTimeline;
+using walfmt::WalPageCheck;
+using walfmt::WalSegmentInfo;
 
 constexpr char kIncomingDir[] = ".incoming";
 constexpr char kSysidFile[] = "system_identifier";
 constexpr char kManifestMagic[] = "walferry-incoming 1";
 constexpr std::size_t kManifestLimit = 64 << 10;
 
-bool EndsWith(std::string_view s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
-}
-
 std::string_view KindDir(EntryKind kind) { return kind == EntryKind::kWal ? "wal" : "files"; }
 
-std::string HexEncode(std::string_view bytes) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(bytes.size() * 2);
-  for (char ch : bytes) {
-    auto c = static_cast<unsigned char>(ch);
-    out += kHex[c >> 4];
-    out += kHex[c & 15];
-  }
-  return out;
-}
-
-bool HexDecode(std::string_view hex, std::string* out) {
-  if (hex.size() % 2 != 0) return false;
-  auto nibble = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  out->clear();
-  out->reserve(hex.size() / 2);
-  for (std::size_t i = 0; i < hex.size(); i += 2) {
-    int hi = nibble(hex[i]), lo = nibble(hex[i + 1]);
-    if (hi < 0 || lo < 0) return false;
-    out->push_back(static_cast<char>(hi * 16 + lo));
-  }
-  return true;
-}
-
 bool IsTransferId(std::string_view id) {
-  if (id.size() != 32) return false;
-  return std::all_of(id.begin(), id.end(), [](char c) {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-  });
+  return id.size() == 32 &&
+         std::all_of(id.begin(), id.end(), [](char c) { return HexDigitValue(c) >= 0; });
 }
 
 template <typename T>
@@ -630,7 +605,7 @@ class ArchiveImpl final : public Archive {
       return Error(ErrorCode::kProtocol, "transfer id must be 32 hex digits");
     }
     if (shared_->format == StoreFormat::kRaw && kind == EntryKind::kFile &&
-        (EndsWith(spec.name, ".zst") || EndsWith(spec.name, ".gz"))) {
+        (std::string_view(spec.name).ends_with(".zst") || std::string_view(spec.name).ends_with(".gz"))) {
       return Error(ErrorCode::kRefused,
                    "name '" + spec.name + "' refused: a raw store cannot hold names ending in "
                    ".zst or .gz (they would read as compressed entries); rename it");
@@ -730,7 +705,7 @@ class ArchiveImpl final : public Archive {
       e.format = StoreFormat::kRaw;
       e.name = file;
       for (StoreFormat f : {StoreFormat::kZstd, StoreFormat::kGzip}) {
-        if (EndsWith(file, StoreSuffix(f))) {
+        if (std::string_view(file).ends_with(StoreSuffix(f))) {
           e.format = f;
           e.name = file.substr(0, file.size() - StoreSuffix(f).size());
         }
@@ -777,7 +752,7 @@ class ArchiveImpl final : public Archive {
       // <id>.data, <id>.state, and the manifest's temp files .<id>.state.<random>.wftmp.
       std::string_view n = file;
       if (n[0] == '.') {
-        if (!EndsWith(n, ".wftmp")) continue;
+        if (!std::string_view(n).ends_with(".wftmp")) continue;
         n.remove_prefix(1);
       }
       std::string id(n.substr(0, n.find('.')));
@@ -857,13 +832,7 @@ Result<std::unique_ptr<Archive>> Archive::Open(const std::string& root, StoreFor
   auto shared = std::make_shared<Shared>();
   shared->format = format;
   shared->fs = &fs;
-  if (root.front() == '/') {
-    shared->root = root;
-  } else {
-    char cwd[4096];
-    if (!::getcwd(cwd, sizeof cwd)) return ErrnoError(errno, "getcwd");
-    shared->root = std::string(cwd) + "/" + root;
-  }
+  WF_ASSIGN(shared->root, AbsolutePath(root));
   while (shared->root.size() > 1 && shared->root.back() == '/') shared->root.pop_back();
   // mkdir -p: missing parents too (0700 for each directory created).
   for (std::size_t pos = 1; pos != std::string::npos;) {
@@ -884,13 +853,7 @@ Result<std::unique_ptr<Archive>> Archive::OpenForReading(const std::string& root
   if (root.empty()) return Error(ErrorCode::kInvalidArgument, "archive root is empty");
   auto shared = std::make_shared<Shared>();
   shared->format = StoreFormat::kZstd;  // unused: a read-only archive stores nothing
-  if (root.front() == '/') {
-    shared->root = root;
-  } else {
-    char cwd[4096];
-    if (!::getcwd(cwd, sizeof cwd)) return ErrnoError(errno, "getcwd");
-    shared->root = std::string(cwd) + "/" + root;
-  }
+  WF_ASSIGN(shared->root, AbsolutePath(root));
   while (shared->root.size() > 1 && shared->root.back() == '/') shared->root.pop_back();
   WF_ASSIGN(shared->root_fd, OpenFile(shared->root, O_RDONLY | O_DIRECTORY));
   return std::unique_ptr<Archive>(new ArchiveImpl(std::move(shared)));

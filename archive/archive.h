@@ -27,6 +27,8 @@
 #include "core/fs.h"
 #include "core/hash.h"
 #include "core/result.h"
+#include "core/names.h"  // ValidateClusterName
+#include "walfmt/wal_header.h"
 #include "core/stream.h"
 
 namespace walferry::archive {
@@ -44,57 +46,6 @@ enum class EntryKind : unsigned char { kWal = 1, kFile = 2 };
 // 24-hex segment names and names ending .history/.backup/.partial -> kWal,
 // anything else -> kFile. kRefused with a one-line reason otherwise.
 Result<EntryKind> ClassifyName(std::string_view name);
-bool IsWalSegmentName(std::string_view name);   // exactly 24 uppercase hex digits
-// Cluster names: [A-Za-z0-9_.-]{1,64}, not starting with '.'.
-Status ValidateClusterName(std::string_view cluster);
-
-// --- WAL headers (PostgreSQL XLogLongPageHeaderData) ---
-struct WalSegmentInfo {
-  std::uint64_t system_id = 0;
-  std::uint32_t segment_size = 0;  // bytes, a power of two 1 MiB..1 GiB
-  std::uint32_t page_size = 0;     // XLOG_BLCKSZ
-  std::uint32_t timeline = 0;
-  std::uint64_t page_address = 0;  // xlp_pageaddr of the first page
-  std::uint16_t magic = 0;
-};
-// Parses the long page header at the start of a segment. kCorrupt when the
-// buffer is too short, the magic is not a known PostgreSQL WAL magic, the
-// XLP_LONG_HEADER flag is missing, or sizes are not sane powers of two.
-Result<WalSegmentInfo> ParseWalHeader(std::span<const std::byte> first_bytes);
-// kRefused unless the header's segment number (page_address / segment_size)
-// is the 24-hex segment `name`'s and the header's timeline is not greater than
-// the name's (PostgreSQL's reader only requires page timelines never to go
-// backwards: the first segment of a new timeline begins as a copy of the
-// parent's last segment and its first page carries the parent's timeline).
-Status CheckWalName(const WalSegmentInfo& info, std::string_view name);
-
-// Walks the page headers of a segment as its bytes stream past (any split),
-// from offset 0, with the timeline rule of PostgreSQL's
-// XLogReaderValidatePageHeader: along the valid pages of the file (magic and
-// page address as expected) the timeline never decreases, and never exceeds
-// `name_timeline`. The first page (offset 0) is ParseWalHeader/CheckWalName's.
-// The first page that is not this segment's next page (zeroed or recycled
-// tail) ends the walk, as it ends PostgreSQL's reading. Feed returns kCorrupt
-// with the page offset on a violation. Not thread-safe.
-class WalPageCheck {
- public:
-  static constexpr std::size_t kShortHeaderSize = 16;  // magic, info, tli, pageaddr
-  WalPageCheck(const WalSegmentInfo& first, std::uint32_t name_timeline);
-  Status Feed(std::span<const std::byte> data);
-
- private:
-  Status CheckPage(std::uint64_t page_offset);
-  WalSegmentInfo first_;
-  std::uint32_t name_timeline_;
-  std::uint32_t last_timeline_;
-  std::uint64_t offset_ = 0;
-  bool ended_ = false;
-  std::array<std::byte, kShortHeaderSize> header_{};
-};
-// The timeline of a 24-hex segment name (0 when `name` is not one).
-std::uint32_t SegmentNameTimeline(std::string_view name);
-// PostgreSQL major version (10..17) whose XLOG_PAGE_MAGIC is `magic`; 0 if unknown.
-int WalMagicVersion(std::uint16_t magic);
 
 // --- Timeline history files (NNNNNNNN.history) ---
 // They carry no system identifier, so the receiver pins them to a cluster by
@@ -232,10 +183,7 @@ class Archive {
 
   // The WAL system identifier recorded for `cluster` (nullopt before its first
   // segment); kNotFound when the cluster directory does not exist.
-  virtual Result<std::optional<std::uint64_t>> SystemIdentifier(std::string_view cluster) const {
-    (void)cluster;
-    return Error(ErrorCode::kUnsupported, "system identifier lookup not implemented");
-  }
+  virtual Result<std::optional<std::uint64_t>> SystemIdentifier(std::string_view cluster) const = 0;
 
   // Per-cluster size cap of the quarantine (default kDefaultQuarantineCap).
   virtual void SetQuarantineCap(std::uint64_t bytes) { (void)bytes; }
@@ -272,8 +220,8 @@ struct QuarantinedEntry {
 // Entries of a cluster's quarantine, sorted by file name; empty when none.
 Result<std::vector<QuarantinedEntry>> ListQuarantine(const Archive& a, std::string_view cluster);
 // The likely cause of a same-name conflict (also used in the error message).
-std::string LikelyConflictCause(std::string_view name, const std::optional<WalSegmentInfo>& stored,
-                                const std::optional<WalSegmentInfo>& incoming, std::int64_t diff,
+std::string LikelyConflictCause(std::string_view name, const std::optional<walfmt::WalSegmentInfo>& stored,
+                                const std::optional<walfmt::WalSegmentInfo>& incoming, std::int64_t diff,
                                 std::uint64_t lsn);
 
 // Decompresses a stored entry (any format) to `sink`, verifying frame

@@ -5,12 +5,13 @@
 #include <cstddef>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
-#include <span>
 #include <vector>
 
 #include "archive/archive.h"
+#include "archive/store_codec.h"
 #include "core/result.h"
 #include "core/fd.h"
 #include "core/hash.h"
@@ -18,24 +19,11 @@
 
 namespace walferry::archive::internal {
 
-// Compresses raw chunks into self-contained frames of one store format, for
-// a receiver whose store format differs from the frames it receives. Owns one
-// codec context and one output buffer, both reused. Not thread-safe.
-class Recompressor {
- public:
-  static Result<std::unique_ptr<Recompressor>> Make(StoreFormat format);
-  virtual ~Recompressor() = default;
-  // Returns the frame; valid until the next call.
-  virtual Result<std::span<const std::byte>> Compress(std::span<const std::byte> raw) = 0;
-};
+using archive::Recompressor;  // archive/store_codec.h
+using archive::ReadStored;
 
 // Decompresses a stored zstd/gzip stream (any number of frames/members) to `sink`.
 Status Decompress(int fd, const std::string& name, ByteSink& sink);
-
-// Reads a stored file (already opened, O_NOFOLLOW) in `format` and streams its
-// raw content to `sink`, then calls sink.Finish(). An empty compressed file is
-// empty content.
-Status ReadStored(int fd, const std::string& name, StoreFormat format, ByteSink& sink);
 
 // The resume manifest <transfer_id>.state (text, key=value lines, an XXH3-64
 // "check" line last). ParseManifest returns nullopt for anything that is not a

@@ -6,7 +6,7 @@
 #include "archive/archive_internal.h"
 #include "compress/codec.h"
 
-namespace walferry::archive::internal {
+namespace walferry::archive {
 namespace {
 
 class RecompressorImpl final : public Recompressor {
@@ -33,9 +33,12 @@ Result<std::unique_ptr<Recompressor>> Recompressor::Make(StoreFormat format) {
   return std::unique_ptr<Recompressor>(new RecompressorImpl(std::move(codec)));
 }
 
+namespace internal {
+
 Status Decompress(int fd, const std::string& name, ByteSink& sink) {
   auto src = FdSource(fd, name, /*owned=*/false);
   return compress::DecompressStream(*src, sink);
 }
 
-}  // namespace walferry::archive::internal
+}  // namespace internal
+}  // namespace walferry::archive

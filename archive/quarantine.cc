@@ -22,8 +22,16 @@
 #include "core/fd.h"
 #include "core/fs.h"
 #include "core/hash.h"
+#include "walfmt/wal_header.h"
+#include "walfmt/wal_names.h"
 
 namespace walferry::archive {
+
+using walfmt::IsWalSegmentName;
+using walfmt::ParseWalHeader;
+using walfmt::SegmentNameTimeline;
+using walfmt::WalSegmentInfo;
+
 namespace {
 
 constexpr char kQuarantineDir[] = "quarantine";

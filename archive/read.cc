@@ -10,6 +10,26 @@
 #include "core/fd.h"
 
 namespace walferry::archive {
+
+Status ReadStored(int fd, const std::string& name, StoreFormat format, ByteSink& sink) {
+  if (format == StoreFormat::kRaw) {
+    std::vector<std::byte> buf(256 << 10);
+    off_t offset = 0;
+    for (;;) {
+      WF_ASSIGN(std::size_t n, PreadFull(fd, buf, offset, name));
+      if (n == 0) break;
+      WF_TRY(sink.Write(std::span<const std::byte>(buf.data(), n)));
+      offset += static_cast<off_t>(n);
+      if (n < buf.size()) break;
+    }
+    return sink.Finish();
+  }
+  struct stat st{};
+  if (::fstat(fd, &st) != 0) return ErrnoError(errno, "stat " + name);
+  if (st.st_size == 0) return sink.Finish();  // an empty stream stored as an empty file
+  return internal::Decompress(fd, name, sink);  // finishes the sink itself
+}
+
 namespace internal {
 namespace {
 
@@ -31,25 +51,6 @@ class HashingSink final : public ByteSink {
 
 }  // namespace
 
-Status ReadStored(int fd, const std::string& name, StoreFormat format, ByteSink& sink) {
-  if (format == StoreFormat::kRaw) {
-    std::vector<std::byte> buf(256 << 10);
-    off_t offset = 0;
-    for (;;) {
-      WF_ASSIGN(std::size_t n, PreadFull(fd, buf, offset, name));
-      if (n == 0) break;
-      WF_TRY(sink.Write(std::span<const std::byte>(buf.data(), n)));
-      offset += static_cast<off_t>(n);
-      if (n < buf.size()) break;
-    }
-    return sink.Finish();
-  }
-  struct stat st{};
-  if (::fstat(fd, &st) != 0) return ErrnoError(errno, "stat " + name);
-  if (st.st_size == 0) return sink.Finish();  // an empty stream stored as an empty file
-  return Decompress(fd, name, sink);  // finishes the sink itself
-}
-
 Status ReadDataPrefix(int fd, const std::string& name, StoreFormat format, ByteSink& sink) {
   // ReadStored reads a compressed file through the fd's offset: start at 0.
   if (::lseek(fd, 0, SEEK_SET) < 0) return ErrnoError(errno, "seek " + name);
@@ -67,7 +68,7 @@ Result<std::pair<std::uint64_t, Hash128>> HashStored(int fd, const std::string& 
 
 Status ReadEntry(const StoredEntry& entry, ByteSink& sink) {
   WF_ASSIGN(UniqueFd fd, OpenFile(entry.path, O_RDONLY | O_NOFOLLOW));
-  return internal::ReadStored(fd.get(), entry.path, entry.format, sink);
+  return ReadStored(fd.get(), entry.path, entry.format, sink);
 }
 
 Result<std::pair<std::uint64_t, Hash128>> HashEntry(const StoredEntry& entry) {

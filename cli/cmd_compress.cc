@@ -36,9 +36,6 @@ bool IsLevelFlag(const std::string& s) {
   return true;
 }
 
-bool EndsWith(const std::string& s, std::string_view suffix) {
-  return s.size() > suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 // "1M", "512K", "4MiB", "65536" -> bytes.
 Result<std::size_t> ParseSize(const std::string& text) {
@@ -106,16 +103,16 @@ Result<Output> ChooseOutput(const Args& a, const std::string& input, bool compre
   o.remove_input = !a.keep;
   if (compressing) {
     for (std::string_view s : {".zst", ".gz", ".tgz"}) {
-      if (EndsWith(input, s)) {
+      if (std::string_view(input).ends_with(s)) {
         return Error(ErrorCode::kInvalidArgument,
                      input + " already has a " + std::string(s) + " suffix (use -c or -o to compress it again)");
       }
     }
     o.path = input + std::string(suffix);
   } else {
-    if (EndsWith(input, ".zst")) o.path = input.substr(0, input.size() - 4);
-    else if (EndsWith(input, ".gz")) o.path = input.substr(0, input.size() - 3);
-    else if (EndsWith(input, ".tgz")) o.path = input.substr(0, input.size() - 4) + ".tar";
+    if (std::string_view(input).ends_with(".zst")) o.path = input.substr(0, input.size() - 4);
+    else if (std::string_view(input).ends_with(".gz")) o.path = input.substr(0, input.size() - 3);
+    else if (std::string_view(input).ends_with(".tgz")) o.path = input.substr(0, input.size() - 4) + ".tar";
     else {
       return Error(ErrorCode::kInvalidArgument,
                    input + ": unknown suffix, expected .zst, .gz or .tgz (use -c or -o)");

@@ -22,6 +22,8 @@
 #include "cli/metrics.h"
 #include "cli/s3_options.h"
 #include "cli/progress.h"
+#include "core/names.h"
+#include "core/path.h"
 #include "pg/backup_estimate.h"
 #include "pg/archive_ops.h"
 #include "pg/config.h"
@@ -34,11 +36,10 @@
 namespace walferry::cli {
 namespace {
 
+// `p` made absolute (as given when the working directory is unreadable).
 std::string Absolute(const std::string& p) {
-  if (p.empty() || p[0] == '/') return p;
-  char cwd[PATH_MAX];
-  if (::getcwd(cwd, sizeof cwd) == nullptr) return p;
-  return std::string(cwd) + "/" + p;
+  auto r = AbsolutePath(p);
+  return r.ok() ? *r : p;
 }
 
 bool IsDirectory(const std::string& p) {
@@ -106,7 +107,7 @@ void RunGet(const GetArgs& a, Context& ctx) {
     auto ep = transport::ParseEndpoint(a.from);
     if (!ep.ok()) return void(Fail(ctx, ep.error()));
     if (!cluster.empty()) {
-      if (Status v = archive::ValidateClusterName(cluster); !v.ok()) return void(Fail(ctx, v.error()));
+      if (Status v = ValidateClusterName(cluster); !v.ok()) return void(Fail(ctx, v.error()));
     }
     source = pg::RemoteSource({*ep, {a.tls_dir, cluster, a.insecure}, cluster});
     if (!a.tls_dir.empty()) worker_args.insert(worker_args.end(), {"--tls-dir", Absolute(a.tls_dir)});
@@ -143,9 +144,8 @@ void RunGet(const GetArgs& a, Context& ctx) {
   o.prefetch_max_bytes = static_cast<std::uint64_t>(std::max(16, a.prefetch_max_mb)) << 20;
   o.self = a.prefetch > 0 ? pg::SelfCommand() : "";
   if (!o.self.empty() && o.self[0] != '/') {
-    char buf[PATH_MAX];
-    ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-    o.self = n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : "";
+    auto exe = SelfExePath();
+    o.self = exe.ok() ? *exe : "";
   }
   o.worker_args = worker_args;
   Status st = pg::GetFromArchive(*source, o);
@@ -314,9 +314,7 @@ void AddBasebackup(CLI::App& app, Context& ctx) {
                                    "-", "-X", "fetch"};
     for (const auto& extra : c->remaining()) bb.push_back(extra);
     std::string self = pg::SelfCommand();
-    char buf[PATH_MAX];
-    ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-    if (n > 0) self = std::string(buf, static_cast<std::size_t>(n));
+    if (auto exe = SelfExePath(); exe.ok()) self = *exe;
     // --expect tar: the receiver stores the stream only as a complete tar
     // with a verified backup_manifest, whatever happens to pg_basebackup.
     std::vector<std::string> send = {self, "send", "-", "--name", a->name, "--expect", "tar"};
@@ -341,6 +339,7 @@ void AddBasebackup(CLI::App& app, Context& ctx) {
     // Relay pg_basebackup's stdout into the sender, and end the sender's input
     // (which makes it commit) only once pg_basebackup has exited 0: a failed
     // backup must never be placed under its final name.
+    IgnoreSigpipe();  // a sender that dies early must give EPIPE, not kill us
     Status relay = pg::Relay(producer->fd(), sender->fd());
     auto bb_rc = producer->Wait();
     if (!bb_rc.ok()) return void(Fail(ctx, bb_rc.error()));
@@ -432,6 +431,7 @@ void AddRestoreBase(CLI::App& app, Context& ctx) {
     const std::string pgdata = Absolute(a->pgdata);
     Status st = pg::PrepareEmptyDataDir(pgdata, a->force);
     if (!st.ok()) return void(Fail(ctx, st.error()));
+    IgnoreSigpipe();  // a tar that dies early must give EPIPE, not kill us
     st = pg::UnpackTar(pgdata, [&](ByteSink& sink) { return source->Read(a->name, sink); });
     if (!st.ok()) {
       if (st.error().code() == ErrorCode::kNotFound) {

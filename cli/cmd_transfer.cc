@@ -31,7 +31,6 @@
 namespace walferry::cli {
 namespace {
 
-void IgnoreSigpipe() { ::signal(SIGPIPE, SIG_IGN); }
 
 // --- serve ---
 struct ServeArgs {

@@ -34,6 +34,10 @@ enum ExitCode : int {
 // that matches the error's code.
 int ReportError(const Error& error);
 int ExitCodeFor(ErrorCode code);
+// Process-wide set-up a command does before it touches pipes or sockets:
+// SIGPIPE ignored, so a vanished reader is an EPIPE error, not death by signal.
+// Only the binary changes signal dispositions (never library code).
+void IgnoreSigpipe();
 
 void AddCompressCommands(CLI::App& app, Context& ctx);   // compress, decompress
 void AddTransferCommands(CLI::App& app, Context& ctx);   // serve, push, send

@@ -2,18 +2,10 @@
 
 #include <cstdlib>
 
+#include "core/bytes.h"
 #include "core/fd.h"
 
 namespace walferry::cli {
-namespace {
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
-  return s;
-}
-
-}  // namespace
 
 Result<Config> Config::Parse(std::string_view text, const std::string& origin) {
   Config c;

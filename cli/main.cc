@@ -1,3 +1,4 @@
+#include <csignal>
 #include <cstdio>
 
 #include "cli/commands.h"
@@ -23,6 +24,8 @@ int ExitCodeFor(ErrorCode code) {
   }
   return kExitInternal;
 }
+
+void IgnoreSigpipe() { ::signal(SIGPIPE, SIG_IGN); }
 
 int ReportError(const Error& error) {
   std::fprintf(stderr, "walferry: %s\n", error.message().c_str());

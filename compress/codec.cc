@@ -9,32 +9,34 @@
 #include <string>
 
 #include "compress/gzip_member.h"
+#include "compress/zstd_internal.h"
 
 namespace walferry::compress {
 namespace {
 
 constexpr std::uint32_t kZstdMagic = 0xFD2FB528u;
 
+using internal::DeflateCompressorPtr;
+using internal::DeflateDecompressorPtr;
+using internal::ZstdCCtxPtr;
+using internal::ZstdDCtxPtr;
+using internal::ZstdError;
+
 static_assert(ZSTD_COMPRESSBOUND(0) <= MaxCompressedSize(0));
 static_assert(ZSTD_COMPRESSBOUND(1 << 20) <= MaxCompressedSize(1 << 20));
 static_assert(ZSTD_COMPRESSBOUND(kMaxChunkSize) <= MaxCompressedSize(kMaxChunkSize));
-
-Error ZstdError(std::size_t code, std::string_view what) {
-  return Error(ErrorCode::kCorrupt, std::string(what) + ": " + ZSTD_getErrorName(code));
-}
 
 // ---- zstd -------------------------------------------------------------------
 
 class ZstdCodec final : public Codec {
  public:
   explicit ZstdCodec(int level) : cctx_(ZSTD_createCCtx()) {
-    ZSTD_CCtx_setParameter(cctx_, ZSTD_c_compressionLevel, level);
-    ZSTD_CCtx_setParameter(cctx_, ZSTD_c_checksumFlag, 1);
-    ZSTD_CCtx_setParameter(cctx_, ZSTD_c_contentSizeFlag, 1);
+    if (!cctx_) return;
+    ZSTD_CCtx_setParameter(cctx_.get(), ZSTD_c_compressionLevel, level);
+    ZSTD_CCtx_setParameter(cctx_.get(), ZSTD_c_checksumFlag, 1);
+    ZSTD_CCtx_setParameter(cctx_.get(), ZSTD_c_contentSizeFlag, 1);
   }
-  ~ZstdCodec() override { ZSTD_freeCCtx(cctx_); }
-  ZstdCodec(const ZstdCodec&) = delete;
-  ZstdCodec& operator=(const ZstdCodec&) = delete;
+  bool ok() const { return cctx_ != nullptr; }
 
   std::size_t Bound(std::size_t n) const override { return ZSTD_compressBound(n); }
 
@@ -42,26 +44,22 @@ class ZstdCodec final : public Codec {
     if (dst.size() < Bound(src.size())) {
       return Error(ErrorCode::kNoSpace, "zstd: output buffer smaller than the compress bound");
     }
-    std::size_t r = ZSTD_compress2(cctx_, dst.data(), dst.size(), src.data(), src.size());
-    if (ZSTD_isError(r)) {
-      return Error(ErrorCode::kInternal, std::string("zstd compress: ") + ZSTD_getErrorName(r));
-    }
+    std::size_t r = ZSTD_compress2(cctx_.get(), dst.data(), dst.size(), src.data(), src.size());
+    if (ZSTD_isError(r)) return ZstdError(r, "zstd compress", ErrorCode::kInternal);
     return r;
   }
 
  private:
-  ZSTD_CCtx* cctx_;
+  ZstdCCtxPtr cctx_;
 };
 
 class ZstdDecoder final : public Decoder {
  public:
   ZstdDecoder() : dctx_(ZSTD_createDCtx()) {}
-  ~ZstdDecoder() override { ZSTD_freeDCtx(dctx_); }
-  ZstdDecoder(const ZstdDecoder&) = delete;
-  ZstdDecoder& operator=(const ZstdDecoder&) = delete;
+  bool ok() const { return dctx_ != nullptr; }
 
   Status DecompressChunk(std::span<const std::byte> src, std::span<std::byte> dst) override {
-    if (src.size() < 4 || GetLe32(src.data()) != kZstdMagic) {
+    if (src.size() < 4 || LoadLe<std::uint32_t>(src.data()) != kZstdMagic) {
       return Error(ErrorCode::kCorrupt, "zstd frame: bad magic");
     }
     std::size_t frame = ZSTD_findFrameCompressedSize(src.data(), src.size());
@@ -74,7 +72,7 @@ class ZstdDecoder final : public Decoder {
       return Error(ErrorCode::kCorrupt, "zstd frame: content size " + std::to_string(content) +
                                             " where " + std::to_string(dst.size()) + " expected");
     }
-    std::size_t r = ZSTD_decompressDCtx(dctx_, dst.data(), dst.size(), src.data(), src.size());
+    std::size_t r = ZSTD_decompressDCtx(dctx_.get(), dst.data(), dst.size(), src.data(), src.size());
     if (ZSTD_isError(r)) return ZstdError(r, "zstd frame");
     if (r != dst.size()) {
       return Error(ErrorCode::kCorrupt, "zstd frame: decoded " + std::to_string(r) + " bytes where " +
@@ -84,8 +82,7 @@ class ZstdDecoder final : public Decoder {
   }
 
  private:
-  static std::uint32_t GetLe32(const std::byte* p) { return gzip::GetLe32(p); }
-  ZSTD_DCtx* dctx_;
+  ZstdDCtxPtr dctx_;
 };
 
 // ---- gzip -------------------------------------------------------------------
@@ -94,14 +91,11 @@ class GzipCodec final : public Codec {
  public:
   explicit GzipCodec(int libdeflate_level)
       : compressor_(libdeflate_alloc_compressor(libdeflate_level)) {}
-  ~GzipCodec() override { libdeflate_free_compressor(compressor_); }
-  GzipCodec(const GzipCodec&) = delete;
-  GzipCodec& operator=(const GzipCodec&) = delete;
 
   bool ok() const { return compressor_ != nullptr; }
 
   std::size_t Bound(std::size_t n) const override {
-    return gzip::kHeaderSize + libdeflate_deflate_compress_bound(compressor_, n) + gzip::kTrailerSize;
+    return gzip::kHeaderSize + libdeflate_deflate_compress_bound(compressor_.get(), n) + gzip::kTrailerSize;
   }
 
   Result<std::size_t> Compress(std::span<const std::byte> src, std::span<std::byte> dst) override {
@@ -112,34 +106,31 @@ class GzipCodec final : public Codec {
       return Error(ErrorCode::kNoSpace, "gzip: output buffer smaller than the compress bound");
     }
     std::size_t n = libdeflate_deflate_compress(
-        compressor_, src.data(), src.size(), dst.data() + gzip::kHeaderSize,
+        compressor_.get(), src.data(), src.size(), dst.data() + gzip::kHeaderSize,
         dst.size() - gzip::kHeaderSize - gzip::kTrailerSize);
     if (n == 0) return Error(ErrorCode::kInternal, "gzip: deflate output did not fit its bound");
     const std::size_t total = gzip::kHeaderSize + n + gzip::kTrailerSize;
     const auto raw = static_cast<std::uint32_t>(src.size());
     gzip::WriteHeader(dst.data(), static_cast<std::uint32_t>(total), raw);
     std::byte* trailer = dst.data() + gzip::kHeaderSize + n;
-    gzip::PutLe32(trailer, libdeflate_crc32(0, src.data(), src.size()));
-    gzip::PutLe32(trailer + 4, raw);
+    StoreLe<std::uint32_t>(trailer, libdeflate_crc32(0, src.data(), src.size()));
+    StoreLe<std::uint32_t>(trailer + 4, raw);
     return total;
   }
 
  private:
-  libdeflate_compressor* compressor_;
+  DeflateCompressorPtr compressor_;
 };
 
 class GzipDecoder final : public Decoder {
  public:
   GzipDecoder() : d_(libdeflate_alloc_decompressor()) {}
-  ~GzipDecoder() override { libdeflate_free_decompressor(d_); }
-  GzipDecoder(const GzipDecoder&) = delete;
-  GzipDecoder& operator=(const GzipDecoder&) = delete;
   bool ok() const { return d_ != nullptr; }
 
   Status DecompressChunk(std::span<const std::byte> src, std::span<std::byte> dst) override {
     std::size_t in_used = 0, out_made = 0;
     // libdeflate parses the header (any flags), inflates, and checks CRC32 and ISIZE.
-    libdeflate_result r = libdeflate_gzip_decompress_ex(d_, src.data(), src.size(), dst.data(),
+    libdeflate_result r = libdeflate_gzip_decompress_ex(d_.get(), src.data(), src.size(), dst.data(),
                                                         dst.size(), &in_used, &out_made);
     switch (r) {
       case LIBDEFLATE_SUCCESS: break;
@@ -159,7 +150,7 @@ class GzipDecoder final : public Decoder {
   }
 
  private:
-  libdeflate_decompressor* d_;
+  DeflateDecompressorPtr d_;
 };
 
 // ---- raw --------------------------------------------------------------------
@@ -199,7 +190,7 @@ std::string_view AlgorithmName(Algorithm a) {
 }
 
 Result<Algorithm> DetectAlgorithm(std::span<const std::byte> head) {
-  if (head.size() >= 4 && gzip::GetLe32(head.data()) == kZstdMagic) return Algorithm::kZstd;
+  if (head.size() >= 4 && LoadLe<std::uint32_t>(head.data()) == kZstdMagic) return Algorithm::kZstd;
   if (head.size() >= 3 && std::to_integer<int>(head[0]) == gzip::kId1 &&
       std::to_integer<int>(head[1]) == gzip::kId2 &&
       std::to_integer<int>(head[2]) == gzip::kCmDeflate) {
@@ -245,7 +236,11 @@ Result<std::unique_ptr<Codec>> MakeCodec(Algorithm algorithm, int level) {
         return Error(ErrorCode::kInvalidArgument,
                      "zstd level " + std::to_string(level) + " out of range 1..19");
       }
-      return std::unique_ptr<Codec>(new ZstdCodec(level));
+      {
+        auto c = std::make_unique<ZstdCodec>(level);
+        if (!c->ok()) return Error(ErrorCode::kInternal, "libzstd: cannot allocate a context");
+        return std::unique_ptr<Codec>(std::move(c));
+      }
     case Algorithm::kGzip: {
       if (level < 1 || level > 12) {
         return Error(ErrorCode::kInvalidArgument,
@@ -262,7 +257,11 @@ Result<std::unique_ptr<Codec>> MakeCodec(Algorithm algorithm, int level) {
 Result<std::unique_ptr<Decoder>> MakeDecoder(Algorithm algorithm) {
   switch (algorithm) {
     case Algorithm::kRaw: return std::unique_ptr<Decoder>(new RawDecoder());
-    case Algorithm::kZstd: return std::unique_ptr<Decoder>(new ZstdDecoder());
+    case Algorithm::kZstd: {
+      auto d = std::make_unique<ZstdDecoder>();
+      if (!d->ok()) return Error(ErrorCode::kInternal, "libzstd: cannot allocate a context");
+      return std::unique_ptr<Decoder>(std::move(d));
+    }
     case Algorithm::kGzip: {
       auto d = std::make_unique<GzipDecoder>();
       if (!d->ok()) return Error(ErrorCode::kInternal, "libdeflate: cannot allocate a decompressor");

@@ -18,6 +18,7 @@
 
 #include "compress/codec.h"
 #include "compress/gzip_member.h"
+#include "compress/zstd_internal.h"
 #include "compress/pipeline_internal.h"
 #include <thread>
 
@@ -135,7 +136,6 @@ class Decompressor {
         window_(src), slots_(in_flight_) {}
 
   ~Decompressor() {
-    if (zstream_) ZSTD_freeDStream(zstream_);
     if (zlib_ready_) inflateEnd(&zs_);
   }
 
@@ -314,7 +314,7 @@ class Decompressor {
     const std::uint64_t at = window_.offset();
     WF_TRY(window_.Ensure(ZSTD_FRAMEHEADERSIZE_MAX));
     auto head = window_.avail();
-    std::uint32_t magic = head.size() >= 4 ? gzip::GetLe32(head.data()) : 0;
+    std::uint32_t magic = head.size() >= 4 ? LoadLe<std::uint32_t>(head.data()) : 0;
     if (magic != kZstdMagic && !IsSkippableMagic(magic)) {
       if (head.size() < 4 && window_.eof() && frames_ > 0 &&
           std::memcmp(head.data(), "\x28\xb5\x2f\xfd", head.size()) == 0) {
@@ -324,7 +324,7 @@ class Decompressor {
     }
     ZSTD_frameHeader fh;
     std::size_t r = ZSTD_getFrameHeader(&fh, head.data(), head.size());
-    if (ZSTD_isError(r)) return Corrupt(at, std::string("bad zstd frame header: ") + ZSTD_getErrorName(r));
+    if (ZSTD_isError(r)) return Corrupt(at, internal::ZstdError(r, "bad zstd frame header").message());
     if (r > 0) return Truncated();  // needs more bytes, and Ensure saw the end
     if (fh.frameType == ZSTD_skippableFrame) {
       std::uint64_t left = std::uint64_t{fh.headerSize} + fh.frameContentSize;
@@ -348,7 +348,7 @@ class Decompressor {
         std::size_t fsize = ZSTD_findFrameCompressedSize(window_.avail().data(), window_.size());
         if (!ZSTD_isError(fsize)) return Parsed{Parsed::kParallel, fsize, content};
         if (ZSTD_getErrorCode(fsize) != ZSTD_error_srcSize_wrong) {
-          return Corrupt(at, std::string("corrupt zstd frame: ") + ZSTD_getErrorName(fsize));
+          return Corrupt(at, internal::ZstdError(fsize, "corrupt zstd frame").message());
         }
         if (window_.eof()) return Truncated();
         if (want >= limit) break;  // oddly large frame: decode it as a stream
@@ -361,13 +361,13 @@ class Decompressor {
   Status StreamZstdFrame() {
     const std::uint64_t at = window_.offset();
     if (!zstream_) {
-      zstream_ = ZSTD_createDStream();
+      zstream_.reset(ZSTD_createDStream());
       if (!zstream_) return Error(ErrorCode::kInternal, "zstd: cannot allocate a stream");
       // The window a frame header may ask for is bounded (128 MiB, zstd's own
       // default, what `zstd --ultra -22` writes); a larger one is kCorrupt.
-      ZSTD_DCtx_setParameter(zstream_, ZSTD_d_windowLogMax, kMaxWindowLog);
+      ZSTD_DCtx_setParameter(zstream_.get(), ZSTD_d_windowLogMax, kMaxWindowLog);
     }
-    ZSTD_DCtx_reset(zstream_, ZSTD_reset_session_only);
+    ZSTD_DCtx_reset(zstream_.get(), ZSTD_reset_session_only);
     stream_out_.Reserve(kStreamOutSize);
     while (true) {
       if (window_.size() == 0) {
@@ -376,8 +376,8 @@ class Decompressor {
       }
       ZSTD_inBuffer in{window_.avail().data(), window_.size(), 0};
       ZSTD_outBuffer out{stream_out_.data(), stream_out_.capacity(), 0};
-      std::size_t r = ZSTD_decompressStream(zstream_, &out, &in);
-      if (ZSTD_isError(r)) return Corrupt(at, std::string("corrupt zstd frame: ") + ZSTD_getErrorName(r));
+      std::size_t r = ZSTD_decompressStream(zstream_.get(), &out, &in);
+      if (ZSTD_isError(r)) return Corrupt(at, internal::ZstdError(r, "corrupt zstd frame").message());
       window_.Consume(in.pos);
       if (out.pos) WF_TRY(sink_.Write({stream_out_.data(), out.pos}));
       if (r == 0) return Status::Ok();  // frame complete, checksum verified
@@ -472,7 +472,7 @@ class Decompressor {
   std::uint64_t next_index_ = 0;
   std::uint64_t frames_ = 0;
   Buffer stream_out_;
-  ZSTD_DStream* zstream_ = nullptr;
+  internal::ZstdDCtxPtr zstream_;  // a ZSTD_DStream is a ZSTD_DCtx
   z_stream zs_{};
   bool zlib_ready_ = false;
 

@@ -30,6 +30,8 @@
 #include <optional>
 #include <span>
 
+#include "core/bytes.h"
+
 namespace walferry::compress::gzip {
 
 inline constexpr std::size_t kHeaderSize = 24;
@@ -40,30 +42,13 @@ inline constexpr std::uint8_t kFlagText = 0x01, kFlagHcrc = 0x02, kFlagExtra = 0
 inline constexpr std::uint8_t kSubfieldId1 = 'W', kSubfieldId2 = 'F';
 inline constexpr std::uint16_t kSubfieldLen = 8;
 
-inline void PutLe16(std::byte* p, std::uint16_t v) {
-  p[0] = std::byte(v & 0xff);
-  p[1] = std::byte(v >> 8);
-}
-inline void PutLe32(std::byte* p, std::uint32_t v) {
-  for (int i = 0; i < 4; ++i) p[i] = std::byte((v >> (8 * i)) & 0xff);
-}
-inline std::uint16_t GetLe16(const std::byte* p) {
-  return static_cast<std::uint16_t>(std::to_integer<unsigned>(p[0]) |
-                                    (std::to_integer<unsigned>(p[1]) << 8));
-}
-inline std::uint32_t GetLe32(const std::byte* p) {
-  std::uint32_t v = 0;
-  for (int i = 3; i >= 0; --i) v = (v << 8) | std::to_integer<std::uint32_t>(p[i]);
-  return v;
-}
-
 // Writes a walferry member header into `out` (kHeaderSize bytes).
 inline void WriteHeader(std::byte* out, std::uint32_t member_size, std::uint32_t raw_size) {
   const std::uint8_t fixed[16] = {kId1, kId2, kCmDeflate, kFlagExtra, 0, 0, 0, 0, 0, 3,
                                   12,   0,    kSubfieldId1, kSubfieldId2, kSubfieldLen, 0};
   std::memcpy(out, fixed, sizeof fixed);
-  PutLe32(out + 16, member_size);
-  PutLe32(out + 20, raw_size);
+  StoreLe<std::uint32_t>(out + 16, member_size);
+  StoreLe<std::uint32_t>(out + 20, raw_size);
 }
 
 // What the header of a member tells before any inflating.
@@ -94,18 +79,18 @@ inline ParseState ParseHeader(std::span<const std::byte> in, HeaderInfo* info) {
   *info = HeaderInfo{};
   if (flg & kFlagExtra) {
     if (in.size() < pos + 2) return ParseState::kNeedMore;
-    const std::size_t xlen = GetLe16(in.data() + pos);
+    const std::size_t xlen = LoadLe<std::uint16_t>(in.data() + pos);
     pos += 2;
     if (in.size() < pos + xlen) return ParseState::kNeedMore;
     // Walk the subfields; a malformed extra field is only a reason not to trust it.
     std::size_t p = pos;
     const std::size_t end = pos + xlen;
     while (p + 4 <= end) {
-      const std::size_t len = GetLe16(in.data() + p + 2);
+      const std::size_t len = LoadLe<std::uint16_t>(in.data() + p + 2);
       if (p + 4 + len > end) break;
       if (u8(p) == kSubfieldId1 && u8(p + 1) == kSubfieldId2 && len == kSubfieldLen) {
-        info->member_size = GetLe32(in.data() + p + 4);
-        info->raw_size = GetLe32(in.data() + p + 8);
+        info->member_size = LoadLe<std::uint32_t>(in.data() + p + 4);
+        info->raw_size = LoadLe<std::uint32_t>(in.data() + p + 8);
       }
       p += 4 + len;
     }

@@ -77,18 +77,6 @@ std::unique_ptr<ByteSink> FdSink(int fd, std::string name) {
   return std::make_unique<FdSinkImpl>(fd, std::move(name));
 }
 
-std::string DirName(const std::string& path) {
-  auto pos = path.rfind('/');
-  if (pos == std::string::npos) return ".";
-  if (pos == 0) return "/";
-  return path.substr(0, pos);
-}
-
-std::string BaseName(const std::string& path) {
-  auto pos = path.rfind('/');
-  return pos == std::string::npos ? path : path.substr(pos + 1);
-}
-
 AtomicFile::AtomicFile(UniqueFd dir, TempFile temp, std::string path, bool overwrite)
     : dir_(std::move(dir)),
       temp_(std::move(temp)),

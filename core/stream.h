@@ -10,6 +10,7 @@
 #include "core/fd.h"
 #include "core/fs.h"
 #include "core/io.h"
+#include "core/path.h"  // DirName, BaseName
 #include "core/result.h"
 
 namespace walferry {
@@ -68,8 +69,5 @@ class AtomicFile final : public ByteSink {
   bool overwrite_;
 };
 
-// Directory part of a path ("." when none).
-std::string DirName(const std::string& path);
-std::string BaseName(const std::string& path);
 
 }  // namespace walferry

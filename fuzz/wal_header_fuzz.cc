@@ -19,16 +19,19 @@
 #include <string_view>
 
 #include "archive/archive.h"
+#include "core/names.h"
+#include "walfmt/wal_header.h"
+#include "walfmt/wal_names.h"
 
 namespace {
 
-using walferry::archive::CheckWalName;
+using walferry::walfmt::CheckWalName;
 using walferry::archive::ClassifyName;
 using walferry::archive::EntryKind;
-using walferry::archive::IsWalSegmentName;
-using walferry::archive::ParseWalHeader;
-using walferry::archive::ValidateClusterName;
-using walferry::archive::WalSegmentInfo;
+using walferry::walfmt::IsWalSegmentName;
+using walferry::walfmt::ParseWalHeader;
+using walferry::ValidateClusterName;
+using walferry::walfmt::WalSegmentInfo;
 using walferry::Status;
 
 void Require(bool cond, const char* what) {
@@ -64,8 +67,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       std::string name = CanonicalName(*info);
       Require(CheckWalName(*info, name).ok(), "canonical name accepted");
       // The page walk over the rest of the input, whole and split.
-      walferry::archive::WalPageCheck whole(*info, info->timeline);
-      walferry::archive::WalPageCheck split(*info, info->timeline);
+      walferry::walfmt::WalPageCheck whole(*info, info->timeline);
+      walferry::walfmt::WalPageCheck split(*info, info->timeline);
       Status a = whole.Feed(bytes);
       Status b = Status::Ok();
       for (std::size_t off = 0; off < size && b.ok(); off += 13) {

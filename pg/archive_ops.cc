@@ -17,30 +17,42 @@
 #include <optional>
 #include <vector>
 
+#include "core/bytes.h"
 #include "core/fd.h"
 #include "core/fs.h"
+#include "core/names.h"
 #include "core/hash.h"
 #include "core/stream.h"
-#include "pg/wal_names.h"
+#include "walfmt/wal_header.h"
+#include "walfmt/wal_names.h"
 #include "transport/wire.h"
 
 extern char** environ;
 
 namespace walferry::pg {
+
+using walfmt::FindGaps;
+using walfmt::Gap;
+using walfmt::IsWalSegmentName;
+using walfmt::NewestSegment;
+using walfmt::NextSegmentNames;
+using walfmt::ParseSegmentName;
+using walfmt::SegmentsPerLogId;
+using walfmt::SelectForCleanup;
+
 namespace {
 
 constexpr std::size_t kHeadBytes = 8192;
 constexpr char kPrefetchMagic[8] = {'W', 'F', 'P', 'F', '0', '0', '0', '1'};
 constexpr std::size_t kTrailer = 24;  // XXH3-128 (low, high, little endian) + magic
 
-bool IsSegment(std::string_view name) { return ParseSegmentName(name).has_value(); }
 
 // Forwards to an optional sink while keeping the first bytes, the size and
 // (optionally) the XXH3-128 of everything written.
 class CheckingSink final : public ByteSink {
  public:
   // `segment_name`: a 24-hex name whose page timelines are walked
-  // (archive::WalPageCheck) as the bytes pass; "" = none.
+  // (walfmt::WalPageCheck) as the bytes pass; "" = none.
   explicit CheckingSink(ByteSink* next, bool hash = false, std::size_t stop_after = 0,
                         std::string segment_name = "")
       : next_(next), hash_(hash), stop_after_(stop_after), segment_name_(std::move(segment_name)) {}
@@ -53,17 +65,20 @@ class CheckingSink final : public ByteSink {
     size_ += data.size();
     if (hash_) stream_.Update(data);
     if (next_) WF_TRY(next_->Write(data));
-    if (stop_after_ && size_ >= stop_after_) return Error(ErrorCode::kInternal, kStopMessage);
+    if (stop_after_ && size_ >= stop_after_) {
+      stopped_ = true;  // ends the reader early; stopped() tells it apart from a failure
+      return Error(ErrorCode::kInternal, "read stopped after " + std::to_string(size_) + " bytes");
+    }
     return Status::Ok();
   }
   Status Finish() override { return next_ ? next_->Finish() : Status::Ok(); }
 
   // For a segment name: the first page header must name it and the length
   // must be the segment size. Fills info.
-  Status CheckSegment(std::string_view name, archive::WalSegmentInfo* info, bool whole) const {
-    auto parsed = archive::ParseWalHeader(head_);
+  Status CheckSegment(std::string_view name, walfmt::WalSegmentInfo* info, bool whole) const {
+    auto parsed = walfmt::ParseWalHeader(head_);
     if (!parsed.ok()) return parsed.error();
-    WF_TRY(archive::CheckWalName(*parsed, name));
+    WF_TRY(walfmt::CheckWalName(*parsed, name));
     if (!pages_status_.ok()) return pages_status_;
     if (whole && size_ != parsed->segment_size) {
       return Error(ErrorCode::kCorrupt, "length " + std::to_string(size_) +
@@ -76,19 +91,20 @@ class CheckingSink final : public ByteSink {
   std::uint64_t size() const { return size_; }
   Hash128 Digest() const { return stream_.Digest(); }
   const std::vector<std::byte>& head() const { return head_; }
-  static constexpr const char* kStopMessage = "walferry: enough bytes";
+  // Whether Write refused more bytes because stop_after was reached.
+  bool stopped() const { return stopped_; }
 
  private:
   void FeedPages(std::span<const std::byte> data) {
     if (segment_name_.empty() || !pages_status_.ok()) return;
     if (!pages_) {
       if (head_.size() < kHeadBytes) return;  // until the first page is all there
-      auto first = archive::ParseWalHeader(head_);
+      auto first = walfmt::ParseWalHeader(head_);
       if (!first.ok()) {
         segment_name_.clear();  // CheckSegment reports the header itself
         return;
       }
-      pages_.emplace(*first, archive::SegmentNameTimeline(segment_name_));
+      pages_.emplace(*first, walfmt::SegmentNameTimeline(segment_name_));
       // Everything so far, including `data`, is in head_ unless it overflowed.
       if (size_ + data.size() <= head_.size()) {
         pages_status_ = pages_->Feed(head_);
@@ -104,45 +120,25 @@ class CheckingSink final : public ByteSink {
   ByteSink* next_;
   bool hash_;
   std::size_t stop_after_;
+  bool stopped_ = false;
   std::vector<std::byte> head_;
   std::uint64_t size_ = 0;
   Xxh3Stream stream_;
   std::string segment_name_;
-  std::optional<archive::WalPageCheck> pages_;
+  std::optional<walfmt::WalPageCheck> pages_;
   Status pages_status_ = Status::Ok();
 };
-
-bool IsStop(const Status& s) {
-  return !s.ok() && s.error().code() == ErrorCode::kInternal &&
-         s.error().message() == CheckingSink::kStopMessage;
-}
 
 Error Corrupt(const std::string& what, const Error& e) {
   ErrorCode code = e.code() == ErrorCode::kRefused ? ErrorCode::kCorrupt : e.code();
   return Error(code, what + ": " + e.message());
 }
 
-std::string AbsolutePath(const std::string& p) {
-  if (!p.empty() && p[0] == '/') return p;
-  char cwd[PATH_MAX];
-  if (::getcwd(cwd, sizeof cwd) == nullptr) return p;
-  return std::string(cwd) + "/" + p;
-}
-
-void PutLe64(std::byte* p, std::uint64_t v) {
-  for (int i = 0; i < 8; ++i) p[i] = static_cast<std::byte>(v >> (8 * i));
-}
-std::uint64_t GetLe64(const std::byte* p) {
-  std::uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<std::uint64_t>(p[i]);
-  return v;
-}
-
 // Uses DIR/NAME from the prefetch cache when its trailer checksum verifies:
 // the trailer is cut off and the file renamed onto dest (copied when dest is on
 // another file system). Returns false (and drops the file) when unusable.
 Result<bool> TryPrefetched(const std::string& path, const std::string& dest,
-                           std::string_view name, archive::WalSegmentInfo* info) {
+                           std::string_view name, walfmt::WalSegmentInfo* info) {
   auto fd = OpenFile(path, O_RDWR | O_NOFOLLOW);
   if (!fd.ok()) return false;
   auto drop = [&]() {
@@ -160,7 +156,7 @@ Result<bool> TryPrefetched(const std::string& path, const std::string& dest,
   if (!tr.ok() || *tr != kTrailer || std::memcmp(trailer + 16, kPrefetchMagic, 8) != 0) {
     return drop();
   }
-  Hash128 want{GetLe64(trailer), GetLe64(trailer + 8)};
+  Hash128 want{LoadLe<std::uint64_t>(trailer), LoadLe<std::uint64_t>(trailer + 8)};
   CheckingSink check(nullptr, /*hash=*/true, 0, std::string(name));
   std::vector<std::byte> buf(1 << 20);
   for (off_t off = 0; off < length;) {
@@ -211,7 +207,8 @@ static Status MakePrivateDirs(const std::string& dir) {
 
 std::string DefaultPrefetchDir(const std::string& dest) {
   // dest is PGDATA/pg_wal/RECOVERYXLOG (restore_command runs in PGDATA).
-  std::string pgdata = DirName(DirName(AbsolutePath(dest)));
+  auto abs = AbsolutePath(dest);
+  std::string pgdata = DirName(DirName(abs.ok() ? *abs : dest));
   std::string base;
   if (const char* x = std::getenv("XDG_CACHE_HOME"); x && x[0] == '/') {
     base = x;
@@ -261,11 +258,11 @@ void StartPrefetchWorker(const GetOptions& o, const std::string& dir, std::uint3
 }
 
 // Reads the long page header of a stored segment (stops decompressing early).
-Result<archive::WalSegmentInfo> ReadSegmentHeader(const archive::Archive& a, const archive::StoredEntry& e) {
+Result<walfmt::WalSegmentInfo> ReadSegmentHeader(const archive::Archive& a, const archive::StoredEntry& e) {
   CheckingSink head(nullptr, false, kHeadBytes);
   Status st = a.Read(e, head);
-  if (!st.ok() && !IsStop(st)) return st.error();
-  archive::WalSegmentInfo info;
+  if (!st.ok() && !head.stopped()) return st.error();
+  walfmt::WalSegmentInfo info;
   WF_TRY(head.CheckSegment(e.name, &info, false));
   return info;
 }
@@ -292,7 +289,7 @@ Status CheckHistoryEntry(const archive::StoredEntry& e, std::uint32_t tli) {
 
 Result<std::string> ResolveCluster(const archive::Archive& a, const std::string& requested) {
   if (!requested.empty()) {
-    WF_TRY(archive::ValidateClusterName(requested));
+    WF_TRY(ValidateClusterName(requested));
     return requested;
   }
   WF_ASSIGN(auto clusters, a.Clusters());
@@ -403,12 +400,16 @@ std::unique_ptr<EntrySource> RemoteSource(RemoteSpec spec) {
 }
 
 Status GetFromArchive(EntrySource& source, const GetOptions& o) {
-  const bool segment = IsSegment(o.name);
+  const bool segment = IsWalSegmentName(o.name);
   std::string dir;
   if (segment && o.prefetch > 0) {
-    dir = o.prefetch_dir.empty() ? DefaultPrefetchDir(o.dest) : AbsolutePath(o.prefetch_dir);
+    if (o.prefetch_dir.empty()) {
+      dir = DefaultPrefetchDir(o.dest);
+    } else {
+      WF_ASSIGN(dir, AbsolutePath(o.prefetch_dir));
+    }
   }
-  archive::WalSegmentInfo info;
+  walfmt::WalSegmentInfo info;
   bool done = false;
   if (!dir.empty()) {
     WF_ASSIGN(done, TryPrefetched(dir + "/" + o.name, o.dest, o.name, &info));
@@ -448,7 +449,7 @@ Status PrefetchSegments(EntrySource& source, const std::string& name, std::uint3
     while (dirent* e = ::readdir(d)) {
       std::string n = e->d_name;
       struct stat st{};
-      if (IsSegment(n) && n <= name) {
+      if (IsWalSegmentName(n) && n <= name) {
         ::unlinkat(::dirfd(d), n.c_str(), 0);
       } else if (n.size() > 6 && n.ends_with(".wftmp") &&
                  ::fstatat(::dirfd(d), n.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
@@ -470,8 +471,8 @@ Status PrefetchSegments(EntrySource& source, const std::string& name, std::uint3
     WF_TRY(check.CheckSegment(next, nullptr, true));
     std::byte trailer[kTrailer];
     Hash128 h = check.Digest();
-    PutLe64(trailer, h.low);
-    PutLe64(trailer + 8, h.high);
+    StoreLe<std::uint64_t>(trailer, h.low);
+    StoreLe<std::uint64_t>(trailer + 8, h.high);
     std::memcpy(trailer + 16, kPrefetchMagic, 8);
     WF_TRY(out->Write(trailer));
     Status c = out->Commit();
@@ -507,7 +508,7 @@ Result<std::vector<ClusterReport>> InspectArchive(const archive::Archive& a,
   }
   std::vector<ClusterReport> reports;
   for (const std::string& cluster : names) {
-    WF_TRY(archive::ValidateClusterName(cluster));
+    WF_TRY(ValidateClusterName(cluster));
     ClusterReport rep;
     rep.cluster = cluster;
     WF_ASSIGN(auto wal, a.List(cluster, archive::EntryKind::kWal));
@@ -525,7 +526,7 @@ Result<std::vector<ClusterReport>> InspectArchive(const archive::Archive& a,
     if (full) {
       for (const auto* list : {&wal, &files}) {
         for (const auto& e : *list) {
-          CheckingSink check(nullptr, false, 0, IsSegment(e.name) ? e.name : std::string());
+          CheckingSink check(nullptr, false, 0, IsWalSegmentName(e.name) ? e.name : std::string());
           Status st = a.Read(e, check);
           if (!st.ok()) {
             rep.problems.push_back(e.name + ": " + st.error().message());
@@ -536,8 +537,8 @@ Result<std::vector<ClusterReport>> InspectArchive(const archive::Archive& a,
             if (!hs.ok()) rep.problems.push_back(e.name + ": " + hs.error().message());
             continue;
           }
-          if (!IsSegment(e.name)) continue;
-          archive::WalSegmentInfo info;
+          if (!IsWalSegmentName(e.name)) continue;
+          walfmt::WalSegmentInfo info;
           Status c = check.CheckSegment(e.name, &info, true);
           if (!c.ok()) {
             rep.problems.push_back(e.name + ": " + c.error().message());

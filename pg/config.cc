@@ -6,6 +6,7 @@
 #include <cctype>
 #include <set>
 
+#include "core/bytes.h"
 #include "pg/version.h"
 
 namespace walferry::pg {
@@ -15,12 +16,6 @@ std::string Lower(std::string_view s) {
   std::string out(s);
   for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return out;
-}
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
 }
 
 bool IsNameChar(char c) {

@@ -14,6 +14,8 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "core/path.h"
+
 extern char** environ;
 
 namespace walferry::pg {
@@ -65,6 +67,23 @@ Status CheckProgram(const std::string& prog) {
   return Error(ErrorCode::kNotFound, "program not found: " + prog);
 }
 
+// Spawn attributes: children start with SIGPIPE at its default, whatever
+// the caller ignores (the binary ignores it to get EPIPE on dead pipes).
+struct SpawnAttr {
+  SpawnAttr() {
+    posix_spawnattr_init(&attr);
+    sigset_t def;
+    sigemptyset(&def);
+    sigaddset(&def, SIGPIPE);
+    posix_spawnattr_setsigdefault(&attr, &def);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF);
+  }
+  ~SpawnAttr() { posix_spawnattr_destroy(&attr); }
+  SpawnAttr(const SpawnAttr&) = delete;
+  SpawnAttr& operator=(const SpawnAttr&) = delete;
+  posix_spawnattr_t attr;
+};
+
 }  // namespace
 
 Result<RunResult> Run(const std::vector<std::string>& argv) {
@@ -82,7 +101,8 @@ Result<RunResult> Run(const std::vector<std::string>& argv) {
   posix_spawn_file_actions_adddup2(&fa, err_w.get(), 2);
   pid_t pid;
   auto args = Argv(argv);
-  int rc = ::posix_spawnp(&pid, argv[0].c_str(), &fa, nullptr, args.data(), environ);
+  SpawnAttr attr;
+  int rc = ::posix_spawnp(&pid, argv[0].c_str(), &fa, &attr.attr, args.data(), environ);
   posix_spawn_file_actions_destroy(&fa);
   if (rc != 0) return ErrnoError(rc, "run " + argv[0]);
   out_w.Reset();
@@ -128,7 +148,8 @@ Result<Child> Child::Spawn(const std::vector<std::string>& argv, PipeEnd end) {
   }
   pid_t pid;
   auto args = Argv(argv);
-  int rc = ::posix_spawnp(&pid, argv[0].c_str(), &fa, nullptr, args.data(), environ);
+  SpawnAttr attr;
+  int rc = ::posix_spawnp(&pid, argv[0].c_str(), &fa, &attr.attr, args.data(), environ);
   posix_spawn_file_actions_destroy(&fa);
   if (rc != 0) return ErrnoError(rc, "run " + argv[0]);
   return Child(pid, end == PipeEnd::kFromChild ? std::move(r) : std::move(w));
@@ -171,9 +192,6 @@ Result<int> Child::Wait() {
 }
 
 Status Relay(int in, int out) {
-  struct sigaction ign{}, old{};
-  ign.sa_handler = SIG_IGN;
-  ::sigaction(SIGPIPE, &ign, &old);
   Status result = Status::Ok();
   bool use_splice = true;
   std::vector<char> buf;
@@ -204,7 +222,6 @@ Status Relay(int in, int out) {
       break;
     }
   }
-  ::sigaction(SIGPIPE, &old, nullptr);
   return result;
 }
 
@@ -227,10 +244,9 @@ std::string FindPgProgram(const std::string& name, int major, const std::string&
 }
 
 std::string SelfCommand() {
-  char buf[PATH_MAX];
-  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-  if (n <= 0) return "walferry";
-  std::string self(buf, static_cast<std::size_t>(n));
+  auto exe = SelfExePath();
+  if (!exe.ok()) return "walferry";
+  const std::string& self = *exe;
   std::string on_path = SearchPath("walferry");
   if (!on_path.empty()) {
     std::error_code ec;

@@ -36,7 +36,6 @@ class Child {
   Child& operator=(const Child&) = delete;
   ~Child();
   int fd() const { return fd_.get(); }
-  void ClosePipe() { fd_.Reset(); }
   // Closes the pipe and waits; returns the exit code (128 + signal when killed).
   Result<int> Wait();
   pid_t pid() const { return pid_; }
@@ -53,7 +52,8 @@ class Child {
 
 // Copies everything from `in` to `out` until EOF on `in` (splice(2) where the
 // kernel allows it, read/write otherwise). kIo/kNetwork-style errors from either
-// side; EPIPE when the reader of `out` went away (SIGPIPE must be ignored).
+// side; EPIPE when the reader of `out` went away. The caller ignores SIGPIPE
+// (library code leaves signal dispositions alone; the binary sets them).
 Status Relay(int in, int out);
 
 // Path of a PostgreSQL program: `pgbin`/NAME when pgbin is set; else

@@ -89,10 +89,6 @@ Status PrepareEmptyDataDir(const std::string& pgdata, bool force) {
 }
 
 Status UnpackTar(const std::string& pgdata, const std::function<Status(ByteSink&)>& read_into) {
-  // A tar that dies early must give us EPIPE, not kill us.
-  struct sigaction ign{}, old{};
-  ign.sa_handler = SIG_IGN;
-  ::sigaction(SIGPIPE, &ign, &old);
   Status result = [&]() -> Status {
     WF_ASSIGN(Child tar, Child::Spawn({"tar", "-x", "-C", pgdata, "-f", "-"},
                                       Child::PipeEnd::kToChild));
@@ -106,7 +102,6 @@ Status UnpackTar(const std::string& pgdata, const std::function<Status(ByteSink&
     }
     return Status::Ok();
   }();
-  ::sigaction(SIGPIPE, &old, nullptr);
   return result;
 }
 

@@ -22,7 +22,8 @@ Status PrepareEmptyDataDir(const std::string& pgdata, bool force);
 // Streams a tar archive (as pg_basebackup -Ft writes it) from `read_into`
 // through `tar -x -C pgdata`. `read_into` writes the raw tar bytes to the sink
 // it is given. Fails when tar fails; then the directory holds a partial copy
-// (PrepareEmptyDataDir with force cleans it).
+// (PrepareEmptyDataDir with force cleans it). The caller ignores SIGPIPE, so
+// that a tar that dies early gives EPIPE instead of killing the process.
 Status UnpackTar(const std::string& pgdata, const std::function<Status(ByteSink&)>& read_into);
 
 struct StandbyWriteResult {

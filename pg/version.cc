@@ -3,16 +3,11 @@
 #include <cctype>
 #include <string>
 
+#include "core/bytes.h"
 #include "core/fd.h"
 
 namespace walferry::pg {
 namespace {
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
-}
 
 // Leading decimal number of `s`, or -1.
 long LeadingNumber(std::string_view s, std::size_t* used = nullptr) {

@@ -16,10 +16,13 @@
 #include <random>
 #include <set>
 
-#include "archive/archive_internal.h"
+#include "archive/store_codec.h"
 #include "core/fd.h"
+#include "core/names.h"
 #include "core/hash.h"
 #include "core/io.h"
+#include "walfmt/wal_header.h"
+#include "walfmt/wal_names.h"
 
 namespace walferry::store_s3 {
 namespace {
@@ -170,7 +173,7 @@ Status ReadObject(Shared& sh, const std::string& key, StoreFormat format, ByteSi
   WF_TRY(c->Get(body_key, *fsink));
   if (::lseek(tmp.get(), 0, SEEK_SET) != 0) return ErrnoError(errno, "seek temp file for " + key);
   VerifyingSink v(sink, key, size, want);
-  return archive::internal::ReadStored(tmp.get(), key, format, v);
+  return archive::ReadStored(tmp.get(), key, format, v);
 }
 
 // Compares the final object at `key` with (size, hash): identical or not.
@@ -194,7 +197,7 @@ class S3Archive final : public archive::Archive {
   Result<std::unique_ptr<archive::Incoming>> Begin(const archive::TransferSpec& spec) override;
 
   Result<StoredEntry> Find(std::string_view cluster, std::string_view name) const override {
-    WF_TRY(archive::ValidateClusterName(cluster));
+    WF_TRY(ValidateClusterName(cluster));
     WF_ASSIGN(EntryKind kind, archive::ClassifyName(name));
     WF_ASSIGN(auto c, sh_->pool->Acquire());
     const std::string dir = sh_->Key(std::string(cluster) + "/" + std::string(KindDir(kind)) + "/");
@@ -207,7 +210,7 @@ class S3Archive final : public archive::Archive {
   }
 
   Result<std::vector<StoredEntry>> List(std::string_view cluster, EntryKind kind) const override {
-    WF_TRY(archive::ValidateClusterName(cluster));
+    WF_TRY(ValidateClusterName(cluster));
     WF_ASSIGN(auto c, sh_->pool->Acquire());
     const std::string dir = sh_->Key(std::string(cluster) + "/" + std::string(KindDir(kind)) + "/");
     WF_ASSIGN(auto objs, c->ListAll(dir));
@@ -240,7 +243,7 @@ class S3Archive final : public archive::Archive {
       for (const auto& cp : p.common_prefixes) {
         std::string n = cp.substr(top.size());
         if (!n.empty() && n.back() == '/') n.pop_back();
-        if (archive::ValidateClusterName(n).ok()) out.push_back(n);
+        if (ValidateClusterName(n).ok()) out.push_back(n);
       }
       token = p.next_token;
     } while (!token.empty());
@@ -249,7 +252,7 @@ class S3Archive final : public archive::Archive {
   }
 
   Result<std::optional<std::uint64_t>> SystemIdentifier(std::string_view cluster) const override {
-    WF_TRY(archive::ValidateClusterName(cluster));
+    WF_TRY(ValidateClusterName(cluster));
     WF_ASSIGN(auto c, sh_->pool->Acquire());
     auto body = c->GetRange(sh_->Key(std::string(cluster) + "/system_identifier"), 0, 64);
     if (!body.ok()) {
@@ -372,7 +375,7 @@ class S3Incoming final : public archive::Incoming {
     st_.transfer_id = spec_.transfer_id;
     st_.cluster = spec_.cluster;
     st_.name = spec_.name;
-    is_segment_ = archive::IsWalSegmentName(spec_.name);
+    is_segment_ = walfmt::IsWalSegmentName(spec_.name);
     final_key_ = sh_->Key(spec_.cluster + "/" + std::string(KindDir(kind_)) + "/" + spec_.name +
                           std::string(archive::StoreSuffix(sh_->opts.format)));
     // Small transfers of known size stay in memory until Commit.
@@ -441,7 +444,7 @@ class S3Incoming final : public archive::Incoming {
     if (sh_->opts.format != StoreFormat::kRaw) {
       if (archive::StoreAlgorithm(sh_->opts.format) != frame_algorithm || frame.empty()) {
         if (!recompressor_) {
-          auto r = archive::internal::Recompressor::Make(sh_->opts.format);
+          auto r = archive::Recompressor::Make(sh_->opts.format);
           if (!r.ok()) return Drop(r.error());
           recompressor_ = std::move(r).value();
         }
@@ -534,9 +537,9 @@ class S3Incoming final : public archive::Incoming {
 
  private:
   Status CheckSegment(std::span<const std::byte> raw) {
-    auto info = archive::ParseWalHeader(raw);
+    auto info = walfmt::ParseWalHeader(raw);
     if (!info.ok()) return Drop(Error(ErrorCode::kRefused, spec_.name + " refused: " + info.error().message()));
-    if (auto s = archive::CheckWalName(*info, spec_.name); !s.ok()) return Drop(s.error());
+    if (auto s = walfmt::CheckWalName(*info, spec_.name); !s.ok()) return Drop(s.error());
     if (spec_.raw_size >= 0 && static_cast<std::uint64_t>(spec_.raw_size) != info->segment_size) {
       return Drop(Error(ErrorCode::kRefused, spec_.name + " refused: " + std::to_string(spec_.raw_size) +
                                                  " bytes, but its WAL header says segments are " +
@@ -616,7 +619,7 @@ class S3Incoming final : public archive::Incoming {
  public:
   Status ReadDurable(ByteSink& sink) override {
     if (::lseek(spool_fd_.get(), 0, SEEK_SET) != 0) return ErrnoError(errno, "seek spool of " + spec_.name);
-    Status st = archive::internal::ReadStored(spool_fd_.get(), "spool of " + spec_.name, sh_->opts.format, sink);
+    Status st = archive::ReadStored(spool_fd_.get(), "spool of " + spec_.name, sh_->opts.format, sink);
     if (::lseek(spool_fd_.get(), static_cast<off_t>(st_.spool_len), SEEK_SET) < 0) {
       return ErrnoError(errno, "seek spool of " + spec_.name);
     }
@@ -687,7 +690,7 @@ class S3Incoming final : public archive::Incoming {
   Xxh3Stream hash_;
   std::vector<std::byte> pending_;
   std::uint64_t pending_chunks_ = 0, pending_raw_ = 0;
-  std::unique_ptr<archive::internal::Recompressor> recompressor_;
+  std::unique_ptr<archive::Recompressor> recompressor_;
 };
 
 bool IsHex32(std::string_view id) {
@@ -696,7 +699,7 @@ bool IsHex32(std::string_view id) {
 
 Result<std::unique_ptr<archive::Incoming>> S3Archive::Begin(const archive::TransferSpec& spec) {
   if (sh_->state_fd.get() < 0) return Error(ErrorCode::kInternal, url_ + " was opened for reading only");
-  WF_TRY(archive::ValidateClusterName(spec.cluster));
+  WF_TRY(ValidateClusterName(spec.cluster));
   WF_ASSIGN(EntryKind kind, archive::ClassifyName(spec.name));
   if (!IsHex32(spec.transfer_id)) return Error(ErrorCode::kProtocol, "transfer id is not 32 hex digits");
   if (sh_->opts.format == StoreFormat::kRaw && kind == EntryKind::kFile &&

@@ -17,12 +17,14 @@
 #include <thread>
 
 #include "archive/archive.h"
+#include "walfmt/wal_header.h"
 #include "archive_test_util.h"
 #include "core/hash.h"
 
 namespace walferry::archive {
 namespace {
 
+using walfmt::ParseWalHeader;
 using testing::Exists;
 using testing::Pattern;
 using testing::ReadBytes;

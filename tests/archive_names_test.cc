@@ -4,9 +4,12 @@
 #include <string>
 
 #include "archive/archive.h"
+#include "walfmt/wal_names.h"
 
 namespace walferry::archive {
 namespace {
+
+using walfmt::IsWalSegmentName;
 
 TEST(ArchiveNames, ClassifiesWalNames) {
   for (const char* n : {"000000010000000000000001", "00000002000000A1000000FF",

@@ -141,7 +141,7 @@ TEST(Codec, GzipMemberRecordsItsSizesInTheExtraField) {
   EXPECT_EQ(*info.member_size, member.size());
   EXPECT_EQ(*info.raw_size, raw.size());
   // The standard trailer: ISIZE is the raw size.
-  EXPECT_EQ(gzip::GetLe32(member.data() + member.size() - 4), raw.size());
+  EXPECT_EQ(LoadLe<std::uint32_t>(member.data() + member.size() - 4), raw.size());
 }
 
 TEST(Codec, GzipHeaderParserHandlesForeignHeaders) {

@@ -15,12 +15,14 @@
 
 #include "core/fd.h"
 #include "core/stream.h"
-#include "pg/wal_names.h"
+#include "walfmt/wal_names.h"
 
 namespace walferry::pg {
 namespace {
 
 namespace fs = std::filesystem;
+using walfmt::FormatSegmentName;
+using walfmt::ParseSegmentName;
 constexpr std::uint32_t kSeg = 1u << 20;
 
 template <typename T>

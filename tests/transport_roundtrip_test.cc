@@ -139,6 +139,9 @@ class MemArchive final : public archive::Archive {
     return std::vector<archive::StoredEntry>{};
   }
   Result<std::vector<std::string>> Clusters() const override { return std::vector<std::string>{}; }
+  Result<std::optional<std::uint64_t>> SystemIdentifier(std::string_view) const override {
+    return std::optional<std::uint64_t>();
+  }
   Status PurgeStale(std::int64_t) override { return Status::Ok(); }
 
  private:

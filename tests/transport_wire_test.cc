@@ -7,7 +7,7 @@
 #include <random>
 #include <thread>
 
-#include "transport/fd_conn.h"
+#include "support/fd_conn.h"
 #include "transport/wire.h"
 
 namespace walferry::transport {

@@ -42,11 +42,14 @@
 #include <string_view>
 
 #include "core/fd.h"
+#include "core/names.h"
 #include "transport/net_internal.h"
 #include "transport/tls_session.h"
 
 namespace walferry::transport {
 namespace {
+
+using internal::SslError;
 
 using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
@@ -96,32 +99,6 @@ bool SockaddrIsLoopback(const sockaddr* sa) {
   return false;
 }
 
-// The one place OpenSSL's error queue becomes an Error. Drains the queue.
-Error SslError(ErrorCode code, std::string_view context, int ssl_error = 0, int saved_errno = 0) {
-  std::string detail;
-  unsigned long e;
-  while ((e = ERR_get_error()) != 0) {
-    const char* reason = ERR_reason_error_string(e);
-    std::string r = reason ? reason : ("error " + std::to_string(ERR_GET_REASON(e)));
-    if (detail.find(r) == std::string::npos) {
-      if (!detail.empty()) detail += "; ";
-      detail += r;
-    }
-  }
-  if (detail.empty()) {
-    if (ssl_error == SSL_ERROR_SYSCALL && saved_errno != 0) {
-      detail = std::strerror(saved_errno);
-    } else if (ssl_error == SSL_ERROR_SYSCALL || ssl_error == SSL_ERROR_ZERO_RETURN) {
-      detail = "connection closed";
-    } else {
-      detail = "TLS error " + std::to_string(ssl_error);
-    }
-  }
-  std::string msg(context);
-  msg += ": ";
-  msg += detail;
-  return Error(code, std::move(msg));
-}
 
 // True for handshake failures that a retry cannot fix: the peer refused our
 // certificate, we refused its, or the two sides share no protocol version.
@@ -561,11 +538,13 @@ class TlsConn : public SocketConn {
       if (saved_errno != 0) return ErrnoError(saved_errno, ctx);
       return Error(ErrorCode::kNetwork, ctx + ": connection closed");
     }
-    Error e = SslError(ErrorCode::kNetwork, ctx, err);
-    if (e.message().find("unexpected eof") != std::string::npos) {
+    // A peer that closes without close_notify: OpenSSL 3's "unexpected eof".
+    if (ERR_GET_REASON(ERR_peek_last_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING ||
+        ERR_GET_REASON(ERR_peek_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+      ERR_clear_error();
       return Error(ErrorCode::kNetwork, ctx + ": connection closed");
     }
-    return e;
+    return SslError(ErrorCode::kNetwork, ctx, err);
   }
 
   static Result<std::string> CertCommonName(X509* cert) {
@@ -578,7 +557,7 @@ class TlsConn : public SocketConn {
     if (n < 0) return Error(ErrorCode::kAuth, "client certificate CN unreadable");
     std::string cn(reinterpret_cast<char*>(utf8), static_cast<std::size_t>(n));
     OPENSSL_free(utf8);
-    if (!internal::ValidClusterName(cn)) {
+    if (!ValidateClusterName(cn).ok()) {
       return Error(ErrorCode::kAuth, "client certificate CN is not a valid cluster name");
     }
     return cn;
@@ -669,7 +648,7 @@ Result<SslCtxPtr> MakeCtx(bool server, const std::string& dir, const std::string
 
 Result<std::string> PickClientCluster(const std::string& dir, const std::string& cluster) {
   if (!cluster.empty()) {
-    if (!internal::ValidClusterName(cluster)) {
+    if (!ValidateClusterName(cluster).ok()) {
       return Error(ErrorCode::kInvalidArgument, "invalid cluster name \"" + cluster + "\"");
     }
     std::string crt = dir + "/client-" + cluster + ".crt";
@@ -924,14 +903,33 @@ class TcpListener : public Listener {
 
 namespace internal {
 
-bool ValidClusterName(std::string_view name) {
-  if (name.empty() || name.size() > 64 || name[0] == '.' || name[0] == '-') return false;
-  for (char ch : name) {
-    bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              ch == '-' || ch == '_' || ch == '.';
-    if (!ok) return false;
+// The one place OpenSSL's error queue becomes an Error. Drains the queue.
+Error SslError(ErrorCode code, std::string_view context, int ssl_error, int saved_errno) {
+  std::string detail;
+  unsigned long e;
+  while ((e = ERR_get_error()) != 0) {
+    const char* reason = ERR_reason_error_string(e);
+    std::string r = reason ? reason : ("error " + std::to_string(ERR_GET_REASON(e)));
+    if (detail.find(r) == std::string::npos) {
+      if (!detail.empty()) detail += "; ";
+      detail += r;
+    }
   }
-  return true;
+  if (detail.empty()) {
+    if (ssl_error == SSL_ERROR_SYSCALL && saved_errno != 0) {
+      detail = std::strerror(saved_errno);
+    } else if (ssl_error == SSL_ERROR_SYSCALL || ssl_error == SSL_ERROR_ZERO_RETURN) {
+      detail = "connection closed";
+    } else if (ssl_error != 0) {
+      detail = "TLS error " + std::to_string(ssl_error);
+    } else {
+      return Error(code, std::string(context));
+    }
+  }
+  std::string msg(context);
+  msg += ": ";
+  msg += detail;
+  return Error(code, std::move(msg));
 }
 
 }  // namespace internal

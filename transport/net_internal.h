@@ -12,9 +12,10 @@
 
 namespace walferry::transport::internal {
 
-// Cluster names (certificate CNs, directory names under the receiver's root):
-// 1..64 of [A-Za-z0-9._-], not starting with '.' or '-'.
-bool ValidClusterName(std::string_view name);
+// The one place OpenSSL's error queue becomes an Error ("CONTEXT: reasons");
+// drains the queue. With an empty queue, `ssl_error` (SSL_get_error) and
+// `saved_errno` explain a failed I/O call; with neither, the message is CONTEXT.
+Error SslError(ErrorCode code, std::string_view context, int ssl_error = 0, int saved_errno = 0);
 
 // Clusters that have a client-<cluster>.crt in `dir`, sorted.
 Result<std::vector<std::string>> ListClientClusters(const std::string& dir);

@@ -5,6 +5,7 @@
 
 #include "compress/codec.h"
 #include "core/hash.h"
+#include "core/names.h"
 #include "transport/wire.h"
 
 namespace walferry::transport {
@@ -127,7 +128,7 @@ class Server::Session {
       if (!s_.opts_.insecure) return Error(ErrorCode::kAuth, "connection has no client certificate");
       cluster_ = h.cluster.empty() ? "main" : h.cluster;
     }
-    if (Status v = archive::ValidateClusterName(cluster_); !v.ok()) {
+    if (Status v = ValidateClusterName(cluster_); !v.ok()) {
       return Error(ErrorCode::kRefused, v.error().message());
     }
     return writer_.Write(HelloFrame{kProtocolVersion, kFeatureHave, cluster_});

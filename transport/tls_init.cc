@@ -28,6 +28,7 @@
 
 #include "core/fd.h"
 #include "core/fs.h"
+#include "core/names.h"
 #include "transport/net.h"
 #include "transport/net_internal.h"
 
@@ -49,17 +50,9 @@ using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyDeleter>;
 using X509Ptr = std::unique_ptr<X509, X509Deleter>;
 using BioPtr = std::unique_ptr<BIO, BioDeleter>;
 
-// The one place OpenSSL errors become an Error in this file.
+// OpenSSL errors of `tls init`, through the one converter (net_internal.h).
 Error CryptoError(std::string_view what) {
-  std::string msg = "tls init: " + std::string(what);
-  unsigned long e = ERR_get_error();  // NOLINT(runtime/int)
-  if (e != 0) {
-    const char* r = ERR_reason_error_string(e);
-    msg += ": ";
-    msg += r ? r : "OpenSSL error";
-  }
-  ERR_clear_error();
-  return Error(ErrorCode::kInternal, msg);
+  return internal::SslError(ErrorCode::kInternal, "tls init: " + std::string(what));
 }
 
 Result<PkeyPtr> NewKey() {
@@ -231,7 +224,7 @@ std::string SerialHex(X509* cert) {
 Status RenewTlsCert(const std::string& dir, const std::string& which) {
   WF_ASSIGN(auto ca, LoadCa(dir));
   bool server = which == "server";
-  if (!server && !internal::ValidClusterName(which)) {
+  if (!server && !ValidateClusterName(which).ok()) {
     return Error(ErrorCode::kInvalidArgument, "--renew needs \"server\" or a cluster name, not \"" + which + "\"");
   }
   std::string base = server ? "server" : "client-" + which;
@@ -254,7 +247,7 @@ Status RenewTlsCert(const std::string& dir, const std::string& which) {
 }
 
 Result<std::string> RevokeTlsClient(const std::string& dir, const std::string& cluster) {
-  if (!internal::ValidClusterName(cluster)) {
+  if (!ValidateClusterName(cluster).ok()) {
     return Error(ErrorCode::kInvalidArgument, "invalid cluster name \"" + cluster + "\"");
   }
   WF_ASSIGN(auto ca, LoadCa(dir));
@@ -332,7 +325,7 @@ Result<std::vector<std::string>> ListClientClusters(const std::string& dir) {
     std::string_view n(e->d_name);
     if (n.size() > 11 && n.substr(0, 7) == "client-" && n.substr(n.size() - 4) == ".crt") {
       std::string c(n.substr(7, n.size() - 11));
-      if (ValidClusterName(c)) out.push_back(c);
+      if (ValidateClusterName(c).ok()) out.push_back(c);
     }
   }
   std::sort(out.begin(), out.end());
@@ -346,7 +339,7 @@ Status InitTlsDir(const std::string& dir, const std::vector<std::string>& cluste
   std::vector<std::string> clusters = clusters_in;
   if (clusters.empty()) clusters.push_back("main");
   for (const auto& c : clusters) {
-    if (!internal::ValidClusterName(c)) {
+    if (!ValidateClusterName(c).ok()) {
       return Error(ErrorCode::kInvalidArgument,
                    "invalid cluster name \"" + c +
                        "\" (1-64 letters, digits, '.', '_' or '-'; not starting with '.' or '-')");

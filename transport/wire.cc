@@ -1,5 +1,7 @@
 #include "transport/wire.h"
 
+#include "core/bytes.h"
+
 #include <algorithm>
 #include <cstring>
 
@@ -147,12 +149,11 @@ ErrorCode ErrorCodeFromWire(std::uint8_t b) {
 }
 
 std::string TransferIdHex(const std::array<std::uint8_t, 16>& id) {
-  static constexpr char kHex[] = "0123456789abcdef";
   std::string s;
   s.reserve(32);
   for (std::uint8_t b : id) {
-    s.push_back(kHex[b >> 4]);
-    s.push_back(kHex[b & 15]);
+    s.push_back(kHexLower[b >> 4]);
+    s.push_back(kHexLower[b & 15]);
   }
   return s;
 }
@@ -452,19 +453,9 @@ Status EncodeFrame(const Frame& frame, std::vector<std::byte>& out) {
   return Error(ErrorCode::kInternal, "unknown frame");
 }
 
-Status ReadFullConn(Conn& conn, std::span<std::byte> buf) {
-  std::size_t got = 0;
-  while (got < buf.size()) {
-    WF_ASSIGN(std::size_t n, conn.ReadSome(buf.subspan(got)));
-    if (n == 0) return Error(ErrorCode::kNetwork, "connection closed by " + conn.peer_address());
-    got += n;
-  }
-  return Status::Ok();
-}
-
 Result<Frame> FrameReader::Read() {
   if (buf_.size() < kHeaderSize) buf_.resize(kHeaderSize);
-  WF_TRY(ReadFullConn(conn_, std::span(buf_.data(), kHeaderSize)));
+  WF_TRY(conn_.ReadExact(std::span(buf_.data(), kHeaderSize)));
   WF_ASSIGN(FrameHeader h, ParseHeader(std::span<const std::byte, kHeaderSize>(buf_.data(), kHeaderSize)));
   // h.body_len is bounded by ParseHeader (<= kMaxFrameBody). The capacity is
   // reserved at once (address space only: no page is touched, nothing copied
@@ -477,7 +468,7 @@ Result<Frame> FrameReader::Read() {
   while (have < h.body_len) {
     std::size_t want = std::min<std::size_t>(h.body_len, std::max(kFirstStep, 2 * have));
     if (buf_.size() < kHeaderSize + want) buf_.resize(kHeaderSize + want);
-    WF_TRY(ReadFullConn(conn_, std::span(buf_.data() + kHeaderSize + have, want - have)));
+    WF_TRY(conn_.ReadExact(std::span(buf_.data() + kHeaderSize + have, want - have)));
     have = want;
   }
   auto body = std::span(buf_.data() + kHeaderSize, h.body_len);

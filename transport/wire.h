@@ -237,8 +237,6 @@ class FrameWriter {
   std::vector<std::byte> buf_;
 };
 
-// Reads exactly buf.size() bytes from `conn` (kNetwork "connection closed" on early EOF).
-Status ReadFullConn(Conn& conn, std::span<std::byte> buf);
 
 // Converts between ErrorCode and its wire byte (unknown bytes -> kInternal).
 std::uint8_t ErrorCodeToWire(ErrorCode c);

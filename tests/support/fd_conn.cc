@@ -1,4 +1,4 @@
-#include "transport/fd_conn.h"
+#include "fd_conn.h"
 
 #include <poll.h>
 #include <sys/socket.h>

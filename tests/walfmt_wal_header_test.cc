@@ -2,11 +2,14 @@
 // initdb (16 MiB and --wal-segsize=64) and on synthesized headers.
 #include <gtest/gtest.h>
 
-#include "archive/archive.h"
+#include "walfmt/wal_header.h"
+#include "walfmt/wal_names.h"
 #include "archive_test_util.h"
 
-namespace walferry::archive {
+namespace walferry::walfmt {
 namespace {
+
+namespace testing = ::walferry::archive::testing;
 
 using testing::RealWalSegment;
 using testing::SynthHeader;
@@ -255,4 +258,4 @@ TEST(ArchiveWalHeader, SegmentNameTimeline) {
 }
 
 }  // namespace
-}  // namespace walferry::archive
+}  // namespace walferry::walfmt

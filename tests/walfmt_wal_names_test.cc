@@ -1,12 +1,12 @@
 // WAL names: cleanup selection (pg_archivecleanup's rule), next segments and
 // holes in the archive, with 16 MiB and 64 MiB segments.
-#include "pg/wal_names.h"
+#include "walfmt/wal_names.h"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
 
-namespace walferry::pg {
+namespace walferry::walfmt {
 namespace {
 
 constexpr std::uint64_t k16 = 256;  // segments per log id at 16 MiB
@@ -93,4 +93,4 @@ TEST(WalNames, GapsPerTimeline) {
 }
 
 }  // namespace
-}  // namespace walferry::pg
+}  // namespace walferry::walfmt

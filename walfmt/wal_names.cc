@@ -1,10 +1,10 @@
-#include "pg/wal_names.h"
+#include "walfmt/wal_names.h"
 
 #include <algorithm>
 #include <cstdio>
 #include <map>
 
-namespace walferry::pg {
+namespace walferry::walfmt {
 namespace {
 
 bool IsUpperHex(char c) { return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F'); }
@@ -19,15 +19,28 @@ bool HasSegmentPrefix(std::string_view name) {
   return name.size() >= 24 && ParseSegmentName(name.substr(0, 24)).has_value();
 }
 
-bool EndsWith(std::string_view s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
-}
-
 }  // namespace
 
 std::optional<SegmentName> ParseSegmentName(std::string_view name) {
   if (name.size() != 24 || !std::all_of(name.begin(), name.end(), IsUpperHex)) return std::nullopt;
   return SegmentName{Hex32(name.substr(0, 8)), Hex32(name.substr(8, 8)), Hex32(name.substr(16, 8))};
+}
+
+bool IsWalSegmentName(std::string_view name) { return ParseSegmentName(name).has_value(); }
+
+std::uint32_t SegmentNameTimeline(std::string_view name) {
+  auto s = ParseSegmentName(name);
+  return s ? s->timeline : 0;
+}
+
+bool IsHistoryFileName(std::string_view name) {
+  return name.size() == 16 && name.ends_with(".history") &&
+         std::all_of(name.begin(), name.begin() + 8, IsUpperHex);
+}
+
+bool IsValidSegmentSize(std::uint64_t segment_size) {
+  return segment_size >= (1u << 20) && segment_size <= (1u << 30) &&
+         (segment_size & (segment_size - 1)) == 0;
 }
 
 std::string FormatSegmentName(const SegmentName& s) {
@@ -37,8 +50,7 @@ std::string FormatSegmentName(const SegmentName& s) {
 }
 
 Result<std::uint64_t> SegmentsPerLogId(std::uint32_t segment_size) {
-  if (segment_size < (1u << 20) || segment_size > (1u << 30) ||
-      (segment_size & (segment_size - 1)) != 0) {
+  if (!IsValidSegmentSize(segment_size)) {
     return Error(ErrorCode::kInvalidArgument,
                  "bad WAL segment size " + std::to_string(segment_size));
   }
@@ -67,8 +79,8 @@ std::vector<std::string> NextSegmentNames(const SegmentName& name, std::uint64_t
 Result<std::vector<std::string>> SelectForCleanup(const std::vector<std::string>& names,
                                                   std::string_view restart_point) {
   if (!HasSegmentPrefix(restart_point) ||
-      !(restart_point.size() == 24 || EndsWith(restart_point, ".partial") ||
-        EndsWith(restart_point, ".backup"))) {
+      !(restart_point.size() == 24 || restart_point.ends_with(".partial") ||
+        restart_point.ends_with(".backup"))) {
     return Error(ErrorCode::kInvalidArgument,
                  "not a WAL file name: '" + std::string(restart_point) + "' (expected %r)");
   }
@@ -76,7 +88,7 @@ Result<std::vector<std::string>> SelectForCleanup(const std::vector<std::string>
   std::vector<std::string> out;
   for (const std::string& n : names) {
     if (!HasSegmentPrefix(n)) continue;
-    bool kind_ok = n.size() == 24 || EndsWith(n, ".partial") || EndsWith(n, ".backup");
+    bool kind_ok = n.size() == 24 || std::string_view(n).ends_with(".partial") || std::string_view(n).ends_with(".backup");
     if (!kind_ok) continue;  // .history has no segment prefix anyway; anything else stays
     if (std::string_view(n).substr(8, 16) < cutoff) out.push_back(n);
   }
@@ -115,4 +127,4 @@ std::string NewestSegment(const std::vector<std::string>& names) {
   return best;
 }
 
-}  // namespace walferry::pg
+}  // namespace walferry::walfmt

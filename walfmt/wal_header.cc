@@ -9,9 +9,12 @@
 #include <cstring>
 #include <string>
 
-#include "archive/archive.h"
+#include "walfmt/wal_header.h"
 
-namespace walferry::archive {
+#include "core/bytes.h"
+#include "walfmt/wal_names.h"
+
+namespace walferry::walfmt {
 
 namespace {
 
@@ -32,37 +35,12 @@ constexpr MagicVersion kMagics[] = {
     {0xD10D, 14}, {0xD110, 15}, {0xD113, 16}, {0xD116, 17},
 };
 
-template <typename T>
-T LoadLe(const std::byte* p) {
-  T v = 0;
-  for (std::size_t i = 0; i < sizeof(T); ++i) {
-    v |= static_cast<T>(static_cast<T>(std::to_integer<unsigned char>(p[i])) << (8 * i));
-  }
-  return v;
-}
-
 bool IsPowerOfTwo(std::uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
 
 std::string Hex(std::uint64_t v, int width) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%0*llX", width, static_cast<unsigned long long>(v));
   return buf;
-}
-
-bool ParseHex32(std::string_view s, std::uint32_t* out) {
-  std::uint32_t v = 0;
-  for (char c : s) {
-    v <<= 4;
-    if (c >= '0' && c <= '9') {
-      v |= static_cast<std::uint32_t>(c - '0');
-    } else if (c >= 'A' && c <= 'F') {
-      v |= static_cast<std::uint32_t>(c - 'A' + 10);
-    } else {
-      return false;
-    }
-  }
-  *out = v;
-  return true;
 }
 
 }  // namespace
@@ -97,8 +75,7 @@ Result<WalSegmentInfo> ParseWalHeader(std::span<const std::byte> first_bytes) {
     return Error(ErrorCode::kCorrupt, "not the first page of a WAL segment: page flags 0x" +
                                           Hex(xlp_info, 4) + " lack a valid long header");
   }
-  if (!IsPowerOfTwo(info.segment_size) || info.segment_size < (1u << 20) ||
-      info.segment_size > (1u << 30)) {
+  if (!IsValidSegmentSize(info.segment_size)) {
     return Error(ErrorCode::kCorrupt, "WAL header: segment size " +
                                           std::to_string(info.segment_size) +
                                           " is not a power of two between 1 MiB and 1 GiB");
@@ -120,16 +97,14 @@ Status CheckWalName(const WalSegmentInfo& info, std::string_view name) {
     return Error(ErrorCode::kRefused, "'" + std::string(name.substr(0, 64)) +
                                           "' is not a 24-hex-digit WAL segment name");
   }
-  if (!IsPowerOfTwo(info.segment_size) || info.segment_size < (1u << 20) ||
-      info.segment_size > (1u << 30)) {
+  auto per_log_or = SegmentsPerLogId(info.segment_size);
+  if (!per_log_or.ok()) {
     return Error(ErrorCode::kRefused, std::string(name) + ": bad WAL segment size " +
                                           std::to_string(info.segment_size));
   }
-  std::uint32_t tli = 0, log = 0, seg = 0;
-  ParseHex32(name.substr(0, 8), &tli);
-  ParseHex32(name.substr(8, 8), &log);
-  ParseHex32(name.substr(16, 8), &seg);
-  const std::uint64_t per_log = 0x100000000ull / info.segment_size;
+  const SegmentName parsed = *ParseSegmentName(name);
+  const std::uint32_t tli = parsed.timeline, log = parsed.log, seg = parsed.seg;
+  const std::uint64_t per_log = *per_log_or;
   if (seg >= per_log) {
     return Error(ErrorCode::kRefused,
                  std::string(name) + ": not a valid segment name for " +
@@ -202,10 +177,4 @@ Status WalPageCheck::CheckPage(std::uint64_t page_offset) {
   return Status::Ok();
 }
 
-std::uint32_t SegmentNameTimeline(std::string_view name) {
-  std::uint32_t tli = 0;
-  if (!IsWalSegmentName(name) || !ParseHex32(name.substr(0, 8), &tli)) return 0;
-  return tli;
-}
-
-}  // namespace walferry::archive
+}  // namespace walferry::walfmt

@@ -1,6 +1,6 @@
 // A Conn over a plain connected socket fd (socketpair, accepted TCP socket),
-// without TLS. Used by tests and by in-process plumbing; production network
-// connections come from transport/net.h (Connect/Listen).
+// without TLS, for tests; production network connections come from
+// transport/net.h (Connect/Listen).
 // Thread-safety: as Conn (one user thread; Shutdown from any thread).
 #pragma once
 

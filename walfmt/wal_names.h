@@ -1,6 +1,7 @@
-// WAL file names: parsing, ordering, the next segments, archive cleanup
-// selection (pg_archivecleanup's rule) and holes in a segment sequence.
-// Pure functions, thread-safe.
+// PostgreSQL's WAL file names (src/include/access/xlog_internal.h): segment
+// names and sizes, timeline history file names; ordering, the next segments,
+// archive cleanup selection (pg_archivecleanup's rule) and holes in a segment
+// sequence. Pure functions, thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -11,7 +12,7 @@
 
 #include "core/result.h"
 
-namespace walferry::pg {
+namespace walferry::walfmt {
 
 // A 24-hex segment name TTTTTTTTLLLLLLLLSSSSSSSS (timeline, log id, segment in log).
 struct SegmentName {
@@ -21,10 +22,19 @@ struct SegmentName {
 };
 // nullopt unless `name` is exactly 24 uppercase hex digits.
 std::optional<SegmentName> ParseSegmentName(std::string_view name);
+bool IsWalSegmentName(std::string_view name);  // ParseSegmentName(name).has_value()
+// The timeline of a 24-hex segment name (0 when `name` is not one).
+std::uint32_t SegmentNameTimeline(std::string_view name);
+// A timeline history file name: 8 uppercase hex digits + ".history" (TLHistoryFileName).
+bool IsHistoryFileName(std::string_view name);
+
+// The one segment-size rule (wal_segment_size, XLogSegmentSize): a power of
+// two between 1 MiB and 1 GiB.
+bool IsValidSegmentSize(std::uint64_t segment_size);
 std::string FormatSegmentName(const SegmentName& s);
 
-// Segments per log id for a segment size (0x100000000 / size); the size must be
-// a power of two between 1 MiB and 1 GiB (kInvalidArgument otherwise).
+// Segments per log id for a segment size (0x100000000 / size); kInvalidArgument
+// unless IsValidSegmentSize.
 Result<std::uint64_t> SegmentsPerLogId(std::uint32_t segment_size);
 // Linear segment number within a timeline: log * per_id + seg.
 std::uint64_t SegmentNumber(const SegmentName& s, std::uint64_t per_id);
@@ -56,4 +66,4 @@ std::vector<Gap> FindGaps(const std::vector<std::string>& names, std::uint64_t p
 // Newest segment name per timeline, highest timeline last ("" when none).
 std::string NewestSegment(const std::vector<std::string>& names);
 
-}  // namespace walferry::pg
+}  // namespace walferry::walfmt
