@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A real PostgreSQL 15 under unthrottled pgbench (-c 8 -j 2 -N, WF_LOAD_SECONDS
-# per tool, default 120) with archive_command set to each tool in turn:
+# per tool, default 120) plus WF_LOAD_BULK (default 2) sessions of back-to-back
+# bulk inserts (100,000 rows each), with archive_command set to each tool in turn:
 #   true        archive_command = 'true' (the cost-free baseline)
 #   wf_push     walferry push alone
 #   wf_agent    walferry agent + walferry push --agent-socket
@@ -13,8 +14,9 @@
 # the seconds to drain after the load stops, segments archived, load average.
 # Correctness, checked for every tool that keeps bytes we can read back
 # (walferry, rsync): every segment PostgreSQL marked .done during the run is on
-# the receiver and byte-identical, and the backlog drains (WF_DRAIN_CAP_S,
-# default 600 s; a drain that does not finish fails the run).
+# the receiver and byte-identical. A drain is capped at WF_DRAIN_CAP_S (default
+# 300 s; the table then shows the segments left); with WF_DRAIN_STRICT=1 a
+# drain that does not finish fails the run.
 #
 # Usage: WALFERRY_BIN=build/cli/walferry bench/pgbench_load.sh
 #   WF_LOAD_SECONDS=120   seconds of pgbench per tool
@@ -28,8 +30,10 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/../tests/e2e/lib/common.sh"
 DURATION=${WF_LOAD_SECONDS:-120}
 TOOLS=${WF_LOAD_TOOLS:-true wf_push wf_agent pgbr_sync pgbr_async rsync}
-DRAIN_CAP=${WF_DRAIN_CAP_S:-600}
+DRAIN_CAP=${WF_DRAIN_CAP_S:-300}
+STRICT=${WF_DRAIN_STRICT:-}  # set: a drain past the cap fails the run (the e2e test)
 OUT=${WF_LOAD_OUT:-}
+BULK=${WF_LOAD_BULK:-2}  # sessions of bulk inserts running beside pgbench (0 = pgbench alone)
 MIN_SEGS=${WF_LOAD_MIN_SEGMENTS:-1}  # a verified tool archiving fewer fails the run
 ensure_pg_user
 PGDATA=$(pg_init load)
@@ -49,6 +53,7 @@ start_pg() { as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -w -t 120 -l "$T/pg.log" start >
 stop_pg() { as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -m fast -w -t 600 stop >/dev/null; }
 start_pg
 as_pg "$PGBIN/pgbench" -h 127.0.0.1 -p "$PGPORT" -U postgres -i -s 20 postgres >"$T/pgbench-init.log" 2>&1
+for k in $(seq 1 "$BULK"); do psql_at "$PGPORT" "create table bulk_$k (a int, b text)" >/dev/null; done
 stop_pg
 ST="$PGDATA/pg_wal/archive_status"
 has() { [[ " $TOOLS " == *" $1 "* ]]; }
@@ -146,7 +151,7 @@ fi
 share_scratch
 
 # ---------- one tool ----------
-declare -A TPS MAXB DRAIN NARCH LOADAVG
+declare -A TPS MAXB DRAIN NARCH LOADAVG LEFT
 ready() { ls "$ST" | grep -c '\.ready$' || true; }
 done_list() { ls "$ST" | grep -E '^[0-9A-F]{24}\.done$' | sed 's/\.done$//' | sort || true; }
 # verify NAME KIND: every segment that became .done during this run is on the
@@ -176,7 +181,13 @@ load() {  # NAME ARCHIVE_COMMAND VERIFY_KIND ("" = no read-back)
   done_list >"$T/done-before"
   local la0; la0=$(cut -d' ' -f1 /proc/loadavg)
   as_pg "$PGBIN/pgbench" -h 127.0.0.1 -p "$PGPORT" -U postgres -c 8 -j 2 -T "$DURATION" -N postgres >"$T/pgbench-$name.log" 2>&1 &
-  local pb=$! la_sum=0 la_n=0
+  local pb=$! la_sum=0 la_n=0 k
+  local bulk_pids=() end=$(($(date +%s) + DURATION))
+  for k in $(seq 1 "$BULK"); do  # bulk writers: WAL faster than pgbench alone makes it
+    as_pg bash -c "while [ \$(date +%s) -lt $end ]; do '$PGBIN/psql' -X -q -h 127.0.0.1 -p $PGPORT -U postgres -d postgres \
+      -c 'insert into bulk_$k select g, md5(g::text) from generate_series(1, 100000) g' >/dev/null || exit 1; done" &
+    bulk_pids+=("$!")
+  done
   while kill -0 "$pb" 2>/dev/null; do
     n=$(ready); [ "$n" -gt "$max" ] && max=$n
     la_sum=$(echo "$la_sum + $(cut -d' ' -f1 /proc/loadavg)" | bc -l); la_n=$((la_n + 1))
@@ -184,17 +195,23 @@ load() {  # NAME ARCHIVE_COMMAND VERIFY_KIND ("" = no read-back)
     sleep 1
   done
   wait "$pb" || fail "pgbench under $name"
+  for k in "${bulk_pids[@]}"; do wait "$k" || fail "bulk insert under $name"; done
   psql_at "$PGPORT" "select pg_switch_wal()" >/dev/null
   t0=$(date +%s.%N)
+  local capped=0
   while [ "$(ready)" -gt 0 ]; do
     n=$(ready); [ "$n" -gt "$max" ] && max=$n
     if [ "$(echo "$(date +%s.%N) - $t0 > $DRAIN_CAP" | bc)" -eq 1 ]; then
-      fail "$name: $n segments still .ready $DRAIN_CAP s after the load stopped"
+      [ -n "$STRICT" ] && fail "$name: $n segments still .ready $DRAIN_CAP s after the load stopped"
+      note "$name: $n segments still .ready after $DRAIN_CAP s: drain capped"
+      capped=$n
+      break
     fi
     sleep 0.2
   done
   now=$(date +%s.%N)
   DRAIN[$name]=$(echo "$now - $t0" | bc -l)
+  LEFT[$name]=$capped
   MAXB[$name]=$max
   LOADAVG[$name]=$(echo "($la0 + $la_sum) / ($la_n + 1)" | bc -l)
   TPS[$name]=$(grep -o 'tps = [0-9.]*' "$T/pgbench-$name.log" | head -1 | cut -d' ' -f3)
@@ -202,7 +219,13 @@ load() {  # NAME ARCHIVE_COMMAND VERIFY_KIND ("" = no read-back)
   NARCH[$name]=$(comm -13 "$T/done-before" "$T/done-after" | wc -l)
   [ -n "$kind" ] && verify "$name" "$kind"
   grep -q "FATAL\|PANIC" "$T/pg.log" && fail "$name: PostgreSQL logged a FATAL/PANIC"
-  stop_pg
+  for k in $(seq 1 "$BULK"); do psql_at "$PGPORT" "truncate bulk_$k" >/dev/null; done
+  if [ "$capped" -gt 0 ]; then
+    # A fast shutdown would make the archiver finish the backlog first.
+    as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -m immediate -w stop >/dev/null
+  else
+    stop_pg
+  fi
   : >"$T/pg.log"
   note "$name: tps ${TPS[$name]}, max backlog $max, drain ${DRAIN[$name]} s, ${NARCH[$name]} segments"
 }
@@ -227,14 +250,14 @@ done
 label() { case $1 in rsync) echo "rsync_$RSYNC_KIND" ;; *) echo "$1" ;; esac; }
 BASE=${TPS[true]:-}
 echo
-echo "pgbench -c 8 -j 2 -N for $DURATION s per tool on PostgreSQL 15, scale 20 ($(nproc) cores)"
+echo "pgbench -c 8 -j 2 -N + $BULK bulk-insert sessions for $DURATION s per tool on PostgreSQL 15, scale 20 ($(nproc) cores)"
 printf '%-12s %9s %12s %18s %9s %9s %9s\n' config tps tps_vs_true max_ready_backlog drain_s segments load_avg
-CSV_ROWS="config,tps,tps_vs_true,max_ready_backlog,drain_s,segments,load_avg"
+CSV_ROWS="config,tps,tps_vs_true,max_ready_backlog,drain_s,segments,load_avg,left_ready"
 for k in $TOOLS; do
-  ratio=NA; [ -n "$BASE" ] && ratio=$(printf '%.2f' "$(echo "${TPS[$k]} / $BASE" | bc -l)")
-  printf '%-12s %9.0f %11sx %18d %9.1f %9d %9.1f\n' "$(label "$k")" "${TPS[$k]}" "$ratio" "${MAXB[$k]}" "${DRAIN[$k]}" \
-    "${NARCH[$k]}" "${LOADAVG[$k]}"
-  CSV_ROWS+=$'\n'"$(label "$k"),${TPS[$k]},$ratio,${MAXB[$k]},$(printf '%.1f' "${DRAIN[$k]}"),${NARCH[$k]},$(printf '%.1f' "${LOADAVG[$k]}")"
+  ratio=NA; [ -n "$BASE" ] && ratio=$(printf '%.2fx' "$(echo "${TPS[$k]} / $BASE" | bc -l)")
+  printf '%-12s %9.0f %12s %18d %9.1f %9d %9.1f%s\n' "$(label "$k")" "${TPS[$k]}" "$ratio" "${MAXB[$k]}" "${DRAIN[$k]}" \
+    "${NARCH[$k]}" "${LOADAVG[$k]}" "$([ "${LEFT[$k]}" -gt 0 ] && echo "  (drain capped: ${LEFT[$k]} still .ready)")"
+  CSV_ROWS+=$'\n'"$(label "$k"),${TPS[$k]},$ratio,${MAXB[$k]},$(printf '%.1f' "${DRAIN[$k]}"),${NARCH[$k]},$(printf '%.1f' "${LOADAVG[$k]}"),${LEFT[$k]}"
 done
 if [ -n "$OUT" ]; then
   mkdir -p "$OUT"
@@ -249,7 +272,7 @@ if [ -n "$OUT" ]; then
     gnuplot <<GP
 set terminal pngcairo size 1100,800 noenhanced
 set output '$OUT/pgbench_load.png'
-set multiplot layout 2,2 title "PostgreSQL 15 under pgbench -c 8 -N for $DURATION s with each archive_command ($(nproc) cores)"
+set multiplot layout 2,2 title "PostgreSQL 15 under pgbench -c 8 -N + $BULK bulk-insert sessions, $DURATION s per archive_command ($(nproc) cores)"
 set style fill solid 0.8
 set boxwidth 0.6
 set grid ytics
