@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# restore_command throughput: NSEG (default 100) real WAL segments restored one
-# call at a time, in order, as a standby catching up calls restore_command:
+# restore_command throughput: NSEG (default 500; WF_SEGMENTS or the first
+# argument) real WAL segments restored one call at a time, in order, as a
+# standby catching up calls restore_command:
 #   cp_raw          cp from a local raw archive (the floor)
 #   wf_get          walferry get --prefetch 0 from a local walferry archive (zstd store)
 #   wf_get_prefetch walferry get (default prefetch: 8 ahead, cache outside PGDATA)
@@ -8,12 +9,19 @@
 #   pgbr_get_async  pgbackrest archive-get with archive-async=y process-max=2
 # The calls run back to back (no replay in between), which gives read-ahead the
 # least time to work: a conservative figure for prefetch. Prints seconds,
-# segments/s, ratios, and the median latency of one call.
+# segments/s, ratios, and the median latency of one call. Then the latency of
+# a prefetched hit alone: for HITS (default 15) segments, wait until the
+# worker has the next segment in the cache and is idle, then time one `get`
+# (wall ms, median).
+# WALFERRY_BIN_BEFORE=other/walferry adds that binary's prefetch run and hit
+# latency side by side (e.g. the build before a change).
 # Usage: WALFERRY_BIN=build/cli/walferry bench/restore_e2e.sh [NSEG]    (NSEG=20: the CI-sized run)
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/../tests/e2e/lib/common.sh"
-NSEG=${1:-100}
+NSEG=${1:-${WF_SEGMENTS:-500}}
+HITS=${HITS:-15}
+BEFORE=${WALFERRY_BIN_BEFORE:-}
 ensure_pg_user
 
 note "generating $NSEG real WAL segments with pgbench"
@@ -106,14 +114,46 @@ SH
 run cp_raw "cp_one() { cp '$T/raw/'\$1 \$2; }; cp_one"
 run wf_get "'$WF' get --from '$T/wf-root' --cluster main --prefetch 0"
 run wf_get_prefetch "'$WF' get --from '$T/wf-root' --cluster main"
+[ -n "$BEFORE" ] && run wf_get_prefetch_before "'$BEFORE' get --from '$T/wf-root' --cluster main"
 run pgbr_get "pgbackrest --config='$PGBR/get-n.conf' --stanza=bench archive-get"
 run pgbr_get_async "pgbackrest --config='$PGBR/get-y.conf' --stanza=bench archive-get"
+
+# ---------- the latency of a prefetched hit alone ----------
+declare -A HIT_MS HIT_CPU
+hit_latency() {  # NAME BIN
+  local name=$1 bin=$2 dir="$T/hitcache-$1" s prev
+  mkdir -p "$dir"; share_scratch
+  : >"$T/hit-$name"; : >"$T/hitcpu-$name"
+  prev=$(sed -n 1p "$T/segs")
+  (cd "$R" && as_pg "$bin" get --from "$T/wf-root" --cluster main --prefetch-dir "$dir" "$prev" pg_wal/RECOVERYXLOG)
+  for s in $(sed -n "2,$((HITS + 1))p" "$T/segs"); do
+    for _ in $(seq 1 200); do  # the next segment cached, no worker running
+      [ -f "$dir/$s" ] && as_pg flock -n "$dir/.lock" true && break
+      sleep 0.05
+    done
+    [ -f "$dir/$s" ] || fail "$name: $s never reached the prefetch cache"
+    local a b
+    a=$(date +%s%N)
+    (cd "$R" && as_pg "$bin" get --from "$T/wf-root" --cluster main --prefetch-dir "$dir" "$s" pg_wal/RECOVERYXLOG)
+    b=$(date +%s%N)
+    echo $(((b - a) / 1000)) >>"$T/hit-$name"
+    [ -f "$dir/$s" ] && fail "$name: $s was not taken from the cache"
+    cmp -s "$R/pg_wal/RECOVERYXLOG" "$T/raw/$s" || fail "$name: hit restored a different $s"
+    rm -f "$R/pg_wal/RECOVERYXLOG"
+  done
+  HIT_MS[$name]=$(sort -n "$T/hit-$name" | awk '{a[NR]=$1} END {printf "%.1f", a[int((NR+1)/2)] / 1000}')
+  note "$name: prefetched hit median ${HIT_MS[$name]} ms over $HITS hits"
+}
+hit_latency wf_get_prefetch "$WF"
+[ -n "$BEFORE" ] && hit_latency wf_get_prefetch_before "$BEFORE"
 
 echo
 echo "restore_command: $NSEG real 16 MiB WAL segments, one call each, back to back ($(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg))"
 printf '%-16s %9s %9s %14s %16s\n' tool seconds seg/s median_call_ms vs_pgbr_get_async
-for k in cp_raw wf_get wf_get_prefetch pgbr_get pgbr_get_async; do
+for k in cp_raw wf_get wf_get_prefetch $([ -n "$BEFORE" ] && echo wf_get_prefetch_before) pgbr_get pgbr_get_async; do
   s=${SECS[$k]}
   printf '%-16s %9.2f %9.1f %14.1f %15.2fx\n' "$k" "$s" "$(echo "$NSEG / $s" | bc -l)" \
     "$(echo "${MED[$k]} / 1000" | bc -l)" "$(echo "${SECS[pgbr_get_async]} / $s" | bc -l)"
 done
+echo "floor: cp from a local raw archive is $(printf '%.2f' "$(echo "${SECS[wf_get_prefetch]} / ${SECS[cp_raw]}" | bc -l)")x the time of walferry get with prefetch"
+for k in "${!HIT_MS[@]}"; do echo "prefetched hit, median of $HITS: $k ${HIT_MS[$k]} ms (one call, cache ready, no worker running)"; done
