@@ -267,8 +267,9 @@ Result<walfmt::WalSegmentInfo> ReadSegmentHeader(const archive::Archive& a, cons
   return info;
 }
 
-// Reads a stored NNNNNNNN.history entry and checks it as PostgreSQL reads it.
-Status CheckHistoryEntry(const archive::StoredEntry& e, std::uint32_t tli) {
+// Reads a stored NNNNNNNN.history entry (through the archive: a bucket's entry
+// is no local file) and checks it as PostgreSQL reads it.
+Status CheckHistoryEntry(const archive::Archive& a, const archive::StoredEntry& e, std::uint32_t tli) {
   class TextSink final : public ByteSink {
    public:
     Status Write(std::span<const std::byte> d) override {
@@ -279,7 +280,7 @@ Status CheckHistoryEntry(const archive::StoredEntry& e, std::uint32_t tli) {
     Status Finish() override { return Status::Ok(); }
     std::string text;
   } sink;
-  WF_TRY(archive::ReadEntry(e, sink));
+  WF_TRY(a.Read(e, sink));
   auto parsed = archive::ParseTimelineHistory(sink.text, tli);
   if (!parsed.ok()) return parsed.error();
   return Status::Ok();
@@ -467,7 +468,7 @@ Result<std::vector<ClusterReport>> InspectArchive(const archive::Archive& a,
             continue;
           }
           if (std::uint32_t tli = archive::HistoryNameTimeline(e.name); tli != 0) {
-            Status hs = CheckHistoryEntry(e, tli);
+            Status hs = CheckHistoryEntry(a, e, tli);
             if (!hs.ok()) rep.problems.push_back(e.name + ": " + hs.error().message());
             continue;
           }
