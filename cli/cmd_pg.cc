@@ -29,6 +29,9 @@
 #include "pg/config.h"
 #include "pg/process.h"
 #include "pg/standby.h"
+#include "pg/backlog.h"
+#include "pg/compare.h"
+#include "pg/fanout_status.h"
 #include "pg/status.h"
 #include "pg/version.h"
 #include "transport/net.h"
@@ -233,9 +236,44 @@ void AddCleanup(CLI::App& app, Context& ctx) {
 }
 
 // ---------------- verify ----------------
+// verify --from A --from B: the two archives' differences; 3 when any.
+int CompareTwo(const std::string& ra, const std::string& rb, const std::vector<std::string>& clusters) {
+  for (const auto* r : {&ra, &rb}) {
+    if (IsRemote(*r)) {
+      return ReportError(Error(ErrorCode::kUnsupported, "verify --from " + *r +
+                                                            ": comparing needs the archive itself (its ROOT or "
+                                                            "s3:// URL); a receiver does not list its files"));
+    }
+  }
+  auto a = OpenArchiveRoot(ra);
+  if (!a.ok()) return ReportError(a.error());
+  auto b = OpenArchiveRoot(rb);
+  if (!b.ok()) return ReportError(b.error());
+  auto reports = pg::CompareArchives(**a, **b, clusters);
+  if (!reports.ok()) return ReportError(reports.error());
+  bool bad = false;
+  for (const auto& r : *reports) {
+    std::printf("cluster %s: %zu file(s) identical on both, %zu only in %s, %zu only in %s, %zu different\n",
+                r.cluster.c_str(), r.both, r.only_a.size(), ra.c_str(), r.only_b.size(), rb.c_str(),
+                r.different.size());
+    for (const auto& n : r.only_a) std::printf("  missing in %s: %s\n", rb.c_str(), n.c_str());
+    for (const auto& n : r.only_b) std::printf("  missing in %s: %s\n", ra.c_str(), n.c_str());
+    for (const auto& n : r.different) std::printf("  different: %s\n", n.c_str());
+    for (const auto& n : r.unreadable) std::printf("  unreadable: %s\n", n.c_str());
+    if (!r.clean()) bad = true;
+  }
+  if (bad) {
+    std::fprintf(stderr, "walferry: verify: %s and %s differ\n", ra.c_str(), rb.c_str());
+    return kExitCorrupt;
+  }
+  std::printf("the two archives hold the same files\n");
+  return kExitOk;
+}
+
 void AddVerify(CLI::App& app, Context& ctx) {
   struct Args {
-    std::string root, config;
+    std::vector<std::string> roots;
+    std::string config;
     std::vector<std::string> clusters;
   };
   auto a = std::make_shared<Args>();
@@ -248,13 +286,20 @@ void AddVerify(CLI::App& app, Context& ctx) {
       "same-name-different-content refusal; exits 3 when there is any.\n\n"
       "  walferry verify --root /srv/walferry --cluster main\n"
       "checks the archive that this postgresql.conf line on the standby reads:\n"
-      "  restore_command = 'walferry get %f %p --from /srv/walferry'");
-  c->add_option("--root,--from", a->root, "archive ROOT directory");
+      "  restore_command = 'walferry get %f %p --from /srv/walferry'\n\n"
+      "Given two archives (--from A --from B: two fan-out targets' roots or buckets), compares\n"
+      "them instead: names missing on either side and names whose content differs (XXH3-128\n"
+      "of the raw content); exits 3 on any difference.\n"
+      "  walferry verify --from /srv/walferry --from s3://offsite/wal");
+  c->add_option("--root,--from", a->roots, "archive ROOT directory (twice: compare two archives)");
   c->add_option("--cluster", a->clusters, "cluster(s) to check (default: all)");
   AddConfigOption(c, &a->config);
   c->callback([a, c, &ctx] {
     if (Status st = ApplyConfig(*c, a->config); !st.ok()) return void(Fail(ctx, st.error()));
-    auto arch = OpenArchiveRoot(a->root);
+    if (a->roots.size() > 2) return void(Fail(ctx, Error(ErrorCode::kInvalidArgument, "verify compares two archives at a time")));
+    if (a->roots.size() == 2) return void(ctx.exit_code = CompareTwo(a->roots[0], a->roots[1], a->clusters));
+    const std::string root = a->roots.empty() ? std::string() : a->roots[0];
+    auto arch = OpenArchiveRoot(root);
     if (!arch.ok()) return void(Fail(ctx, arch.error()));
     auto reports = pg::InspectArchive(**arch, a->clusters, /*full=*/true);
     if (!reports.ok()) return void(Fail(ctx, reports.error()));
@@ -271,7 +316,7 @@ void AddVerify(CLI::App& app, Context& ctx) {
     }
     if (bad) {
       std::fprintf(stderr, "walferry: verify found missing, corrupt or conflicting (quarantined) files in %s\n",
-                   a->root.c_str());
+                   root.c_str());
       ctx.exit_code = kExitCorrupt;
     } else {
       std::printf("all files verified, no gaps\n");
@@ -591,6 +636,8 @@ void AddStatus(CLI::App& app, Context& ctx) {
     std::vector<std::string> clusters;
     pg::ConnOptions conn;
     pg::Thresholds limits;
+    std::string backlog_dir;         // fan-out backlog (several --to): per-target lag
+    double max_target_lag_s = 900;   // --check: oldest file a target may lack
   };
   auto a = std::make_shared<Args>();
   auto* c = app.add_subcommand(
@@ -624,6 +671,11 @@ void AddStatus(CLI::App& app, Context& ctx) {
   c->add_option("--agent-socket", a->conn.agent_socket,
                 "the agent's socket (default: from archive_command, walferry_archive.socket, "
                 "$WALFERRY_AGENT_SOCKET, /run/walferry/agent.sock)");
+  c->add_option("--backlog-dir", a->backlog_dir,
+                "the fan-out backlog of push with several --to: what each target lacks (docs/fanout.md)");
+  c->add_option("--max-target-lag", a->max_target_lag_s,
+                "--check with --backlog-dir: seconds a target may lack a file (-1 = any)")
+      ->capture_default_str();
   c->add_flag("--prometheus", a->prometheus, "the primary's figures as Prometheus text (node_exporter textfile)");
   c->add_flag("--check", a->check, "one line for monitoring (cron, Nagios); exit 1 past a threshold");
   c->add_option("--max-backlog", a->limits.max_backlog, "--check: .ready segments allowed (-1 = any)")
@@ -635,6 +687,38 @@ void AddStatus(CLI::App& app, Context& ctx) {
       ->capture_default_str();
   c->callback([a, c, &ctx] {
     if (Status st = ApplyConfig(*c, a->config); !st.ok()) return void(Fail(ctx, st.error()));
+    std::optional<std::vector<pg::TargetReport>> targets;
+    if (!a->backlog_dir.empty()) {
+      auto b = pg::Backlog::Open(a->backlog_dir);
+      auto r = b.ok() ? pg::FanoutReports(*b, static_cast<double>(::time(nullptr)))
+                      : Result<std::vector<pg::TargetReport>>(b.error());
+      if (!r.ok()) return void(Fail(ctx, r.error().Wrap("backlog")));
+      targets = std::move(r).value();
+    }
+    const bool no_server = a->conn.pgdata.empty() && a->conn.host.empty() && a->conn.port.empty();
+    if (targets && no_server && a->root.empty()) {
+      // The fan-out's targets alone.
+      if (a->prometheus) {
+        std::fputs(pg::FanoutMetrics(*targets).c_str(), stdout);
+      } else if (a->check) {
+        auto breaches = pg::FanoutBreaches(*targets, a->max_target_lag_s);
+        std::size_t lacking = 0;
+        for (const auto& t : *targets) lacking += t.lacking;
+        std::string figures = std::to_string(targets->size()) + " target(s), " + std::to_string(lacking) +
+                              " file(s) lacking";
+        if (breaches.empty()) {
+          std::printf("ARCHIVE OK - %s\n", figures.c_str());
+        } else {
+          std::printf("ARCHIVE CRITICAL - %s | %s\n", Join(breaches, "; ").c_str(), figures.c_str());
+          ctx.exit_code = kExitFailure;
+        }
+      } else if (a->json) {
+        std::printf("{\"targets\":%s}\n", pg::FanoutJson(*targets).c_str());
+      } else {
+        std::fputs(pg::FanoutText(*targets).c_str(), stdout);
+      }
+      return;
+    }
     if (a->check || a->prometheus) {
       if (!a->conn.pgdata.empty()) a->conn.pgdata = Absolute(a->conn.pgdata);
       auto s = pg::QueryServerStatus(a->conn);
@@ -642,6 +726,7 @@ void AddStatus(CLI::App& app, Context& ctx) {
       if (s.ok()) AskAgent(*s);
       if (a->prometheus) {
         std::fputs(ServerStatusMetrics(*s).c_str(), stdout);
+        if (targets) std::fputs(pg::FanoutMetrics(*targets).c_str(), stdout);
         return;
       }
       if (!s.ok()) {
@@ -650,6 +735,9 @@ void AddStatus(CLI::App& app, Context& ctx) {
         return;
       }
       auto breaches = pg::CheckThresholds(*s, a->limits);
+      if (targets) {
+        for (auto& b : pg::FanoutBreaches(*targets, a->max_target_lag_s)) breaches.push_back(std::move(b));
+      }
       std::fputs(pg::CheckSummary(*s, breaches).c_str(), stdout);
       ctx.exit_code = breaches.empty() ? kExitOk : kExitFailure;
       return;
@@ -690,6 +778,15 @@ void AddStatus(CLI::App& app, Context& ctx) {
     const bool colour = ::isatty(STDOUT_FILENO) == 1 && std::getenv("NO_COLOR") == nullptr;
     std::string out = a->json ? pg::StatusJson(server, have_archive ? &reports : nullptr, &usage)
                               : pg::StatusText(server, have_archive ? &reports : nullptr, &usage, colour);
+    if (targets) {
+      if (a->json) {
+        // One object: the targets go in as one more member.
+        auto close = out.rfind('}');
+        if (close != std::string::npos) out = out.substr(0, close) + ",\"targets\":" + pg::FanoutJson(*targets) + "}\n";
+      } else {
+        out += pg::FanoutText(*targets);
+      }
+    }
     std::fputs(out.c_str(), stdout);
     std::fflush(stdout);
     if (failure) Fail(ctx, *failure);
