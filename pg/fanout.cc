@@ -16,6 +16,11 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// The error prefixed with the target, unless its message names it already.
+Error Named(const Error& e, const std::string& target) {
+  return e.message().find(target) != std::string::npos ? e : e.Wrap(target);
+}
+
 bool Exists(const std::string& path) {
   struct stat st{};
   return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
@@ -93,7 +98,7 @@ bool DrainOne(const FanoutOptions& o, std::size_t self, transport::Sender& sende
     const Error& err = r.error();
     if (err.code() == ErrorCode::kNetwork || err.code() == ErrorCode::kAuth) {
       o.backlog->RecordResult(t.name, false, err.message());
-      out.error = err.Wrap(t.name);
+      out.error = Named(err, t.name);
       return false;
     }
     // A conflict or a refusal is the operator's to see: loud, entry kept
@@ -107,6 +112,7 @@ bool DrainOne(const FanoutOptions& o, std::size_t self, transport::Sender& sende
 }
 
 transport::SendOptions Copy(const transport::SendOptions& s) { return s; }
+
 
 }  // namespace
 
@@ -151,7 +157,7 @@ Status FanoutSendFile(const FanoutOptions& o, const std::string& path, const std
         out.outcome = r->outcome;
         o.backlog->RecordResult(o.targets[i].name, true, "");
       } else {
-        out.error = r.error().Wrap(o.targets[i].name);
+        out.error = Named(r.error(), o.targets[i].name);
         o.backlog->RecordResult(o.targets[i].name, false, r.error().message());
       }
     });
@@ -182,7 +188,7 @@ Status FanoutSendFile(const FanoutOptions& o, const std::string& path, const std
     Status add = o.backlog->Add(t.target, name, abs);
     if (!add.ok()) return add.error().Wrap(tally + " but the backlog refused " + name);
     if (o.note) o.note(name + ": " + t.target + " missed it (" + (t.error ? t.error->message() : "?") +
-                       "); kept in the backlog");
+                       "); listed in its backlog");
   }
   return Status::Ok();
 }

@@ -37,7 +37,7 @@ stored_identical() {
 }
 # switch_segments PORT N: N new segments (a row, then pg_switch_wal), one psql session.
 switch_segments() {
-  local port=$1 n=$2 sql="create table if not exists fill(a int);"
+  local port=$1 n=$2 sql="set client_min_messages = warning; create table if not exists fill(a int);"
   for _ in $(seq 1 "$n"); do sql+="insert into fill values (1); select pg_switch_wal();"; done
   as_pg "$PGBIN/psql" -X -q -At -h 127.0.0.1 -p "$port" -U postgres -d postgres >/dev/null <<<"$sql"
 }
