@@ -689,11 +689,17 @@ void AddStatus(CLI::App& app, Context& ctx) {
     if (Status st = ApplyConfig(*c, a->config); !st.ok()) return void(Fail(ctx, st.error()));
     std::optional<std::vector<pg::TargetReport>> targets;
     if (!a->backlog_dir.empty()) {
-      auto b = pg::Backlog::Open(a->backlog_dir);
-      auto r = b.ok() ? pg::FanoutReports(*b, static_cast<double>(::time(nullptr)))
-                      : Result<std::vector<pg::TargetReport>>(b.error());
-      if (!r.ok()) return void(Fail(ctx, r.error().Wrap("backlog")));
-      targets = std::move(r).value();
+      // Read only: status may run as another user than push (never create
+      // or rewrite what push owns).
+      auto b = pg::Backlog::OpenForReading(a->backlog_dir);
+      if (!b.ok() && b.error().code() == ErrorCode::kNotFound) {
+        targets.emplace();  // no push has missed anything yet
+      } else {
+        auto r = b.ok() ? pg::FanoutReports(*b, static_cast<double>(::time(nullptr)))
+                        : Result<std::vector<pg::TargetReport>>(b.error());
+        if (!r.ok()) return void(Fail(ctx, r.error().Wrap("backlog")));
+        targets = std::move(r).value();
+      }
     }
     const bool no_server = a->conn.pgdata.empty() && a->conn.host.empty() && a->conn.port.empty();
     if (targets && no_server && a->root.empty()) {

@@ -240,13 +240,21 @@ Result<Backlog> Backlog::Open(const std::string& dir, std::size_t max_entries) {
   struct stat st{};
   if (::lstat(dir.c_str(), &st) != 0) WF_TRY(MakeDir0700(dir));
   WF_TRY(CheckOwnDir(dir));
-  return Backlog(dir, std::max<std::size_t>(1, max_entries));
+  return Backlog(dir, std::max<std::size_t>(1, max_entries), /*read_only=*/false);
+}
+
+Result<Backlog> Backlog::OpenForReading(const std::string& dir) {
+  struct stat st{};
+  if (::stat(dir.c_str(), &st) != 0) return ErrnoError(errno, "backlog directory " + dir);
+  if (!S_ISDIR(st.st_mode)) return Error(ErrorCode::kInvalidArgument, "backlog path " + dir + " is not a directory");
+  return Backlog(dir, kDefaultBacklogMax, /*read_only=*/true);
 }
 
 Result<std::string> Backlog::TargetDir(const std::string& target, bool create) const {
   if (target.empty() || !SafeLine(target)) return Error(ErrorCode::kInvalidArgument, "bad target name");
   std::string d = dir_ + "/" + TargetKey(target);
   struct stat st{};
+  if (read_only_ && create) return Error(ErrorCode::kInvalidArgument, "backlog opened for reading");
   if (::lstat(d.c_str(), &st) != 0) {
     if (!create) return Error(ErrorCode::kNotFound, "no backlog for " + target);
     if (::mkdir(d.c_str(), 0700) != 0 && errno != EEXIST) return ErrnoError(errno, "create " + d);
@@ -259,7 +267,7 @@ Result<std::string> Backlog::TargetDir(const std::string& target, bool create) c
       WF_TRY(FsyncDir(PosixFs(), dfd, dir_));
     }
   }
-  WF_TRY(CheckOwnDir(d));
+  if (!read_only_) WF_TRY(CheckOwnDir(d));
   return d;
 }
 
@@ -298,7 +306,7 @@ Result<std::vector<BacklogEntry>> Backlog::Entries(const std::string& target) co
     if (f == kStateFile) continue;
     if (f[0] == '.') {
       // A temp file of WriteAtomic left by a crash: never an entry.
-      if (f.ends_with(".wftmp") || f.ends_with(".tmp")) ::unlinkat(AT_FDCWD, (*d + "/" + f).c_str(), 0);
+      if (!read_only_ && (f.ends_with(".wftmp") || f.ends_with(".tmp"))) ::unlinkat(AT_FDCWD, (*d + "/" + f).c_str(), 0);
       continue;
     }
     auto split = SplitEntryFile(f);
@@ -313,7 +321,7 @@ Result<std::vector<BacklogEntry>> Backlog::Entries(const std::string& target) co
       r.added_ns = split->first;
       r.repaired = true;
       // Rewrite it well-formed (best effort: the entry counts either way).
-      (void)WriteFileDurable(*d, f, FormatBacklogEntry(r));
+      if (!read_only_) (void)WriteFileDurable(*d, f, FormatBacklogEntry(r));
       e = r;
     }
     e->file = f;
@@ -323,6 +331,7 @@ Result<std::vector<BacklogEntry>> Backlog::Entries(const std::string& target) co
 }
 
 Status Backlog::Remove(const BacklogEntry& e) const {
+  if (read_only_) return Error(ErrorCode::kInvalidArgument, "backlog opened for reading");
   WF_ASSIGN(std::string d, TargetDir(e.target, /*create=*/false));
   if (e.file.empty() || e.file.find('/') != std::string::npos || e.file[0] == '.') {
     return Error(ErrorCode::kInvalidArgument, "backlog: bad entry file");
@@ -351,6 +360,7 @@ Result<std::vector<std::string>> Backlog::Targets() const {
 }
 
 void Backlog::RecordResult(const std::string& target, bool ok, const std::string& error) const {
+  if (read_only_) return;
   auto d = TargetDir(target, /*create=*/true);
   if (!d.ok()) return;
   TargetState s = State(target).value_or(TargetState{});

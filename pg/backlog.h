@@ -67,6 +67,9 @@ class Backlog {
   // Opens DIR, creating it (and parents) mode 0700 when missing. kRefused when
   // DIR is a symlink, not a directory, not ours, or open to group/other.
   static Result<Backlog> Open(const std::string& dir, std::size_t max_entries = kDefaultBacklogMax);
+  // For `status` (any user, e.g. root): creates, repairs and removes nothing;
+  // kNotFound when DIR does not exist. Add/Remove fail, RecordResult does nothing.
+  static Result<Backlog> OpenForReading(const std::string& dir);
 
   const std::string& dir() const { return dir_; }
   std::size_t max_entries() const { return max_; }
@@ -90,10 +93,12 @@ class Backlog {
   std::optional<TargetState> State(const std::string& target) const;
 
  private:
-  Backlog(std::string dir, std::size_t max) : dir_(std::move(dir)), max_(max) {}
+  Backlog(std::string dir, std::size_t max, bool read_only)
+      : dir_(std::move(dir)), max_(max), read_only_(read_only) {}
   Result<std::string> TargetDir(const std::string& target, bool create) const;
   std::string dir_;
   std::size_t max_;
+  bool read_only_ = false;
 };
 
 }  // namespace walferry::pg

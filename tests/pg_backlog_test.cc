@@ -177,6 +177,27 @@ TEST_F(BacklogTest, StateRecordsLastAnswer) {
   EXPECT_TRUE(b->State("h:1")->reachable());
 }
 
+TEST_F(BacklogTest, ReadingCreatesAndRepairsNothing) {
+  auto missing = Backlog::OpenForReading(dir_);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().code(), ErrorCode::kNotFound);
+  EXPECT_FALSE(fs::exists(dir_));
+  auto b = Backlog::Open(dir_);
+  ASSERT_TRUE(b->Add("h:1", kSeg1, "/x/1").ok());
+  auto e = b->Entries("h:1");
+  const std::string torn = TargetDir("h:1") + "/" + (*e)[0].file;
+  ::truncate(torn.c_str(), 0);
+  auto r = Backlog::OpenForReading(dir_);
+  ASSERT_TRUE(r.ok());
+  auto seen = r->Entries("h:1");
+  ASSERT_EQ(seen->size(), 1u);
+  EXPECT_TRUE((*seen)[0].repaired);
+  EXPECT_EQ(fs::file_size(torn), 0u);  // left for push to repair
+  EXPECT_FALSE(r->Add("h:1", kSeg2, "/x/2").ok());
+  EXPECT_FALSE(r->Remove((*seen)[0]).ok());
+  EXPECT_EQ(*r->Targets(), std::vector<std::string>{"h:1"});
+}
+
 TEST(BacklogFormat, RoundTripAndRejections) {
   BacklogEntry e;
   e.target = "standby:7420";
