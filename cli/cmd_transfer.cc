@@ -18,9 +18,11 @@
 #include "cli/commands.h"
 #include "cli/client_options.h"
 #include "cli/config.h"
+#include "cli/fanout_run.h"
 #include "cli/log.h"
 #include "cli/metrics.h"
 #include "cli/progress.h"
+#include "core/path.h"
 #include "core/stream.h"
 #include "pg/push_failure.h"
 #include "transport/net.h"
@@ -247,31 +249,57 @@ void AddTransferCommands(CLI::App& app, Context& ctx) {
       ctx.exit_code = ReportError(st.error());
       return;
     }
+    auto targets = ClientTargets(push_args->client);
+    if (!targets.ok()) {
+      ctx.exit_code = ReportError(targets.error());
+      return;
+    }
+    const bool fanout = targets->size() > 1;
+    auto tune = [push_args, fanout](transport::SendOptions& o) {
+      // Lean: a 16 MiB segment needs few chunk buffers; PostgreSQL retries a failed push.
+      o.kind = transport::WireKind::kWal;
+      o.threads = std::min<std::size_t>(2, std::max(1u, std::thread::hardware_concurrency()));
+      if (fanout) o.threads = 1;  // one compression thread per target's connection
+      o.in_flight = o.threads + 1;
+      // With several targets a dead one costs each push its reconnects: one
+      // (the backlog catches it up later).
+      if (push_args->client.retries < 0) o.max_retries = fanout ? 1 : 3;
+      // zstd -1 by default: on WAL it stores within ~3% of -3 at ~60% of the CPU,
+      // and CPU is what bounds a serial archive_command.
+      o.level = push_args->level > 0 ? push_args->level : 1;
+      o.chunk_size = push_args->chunk_kib * 1024;
+      // archive_mode = always re-archives what the primary archived: ask first.
+      o.ask_have = true;
+    };
+    std::string name = BaseName(push_args->path);
+    IgnoreSigpipe();
+    if (fanout) {
+      // The agent ships to one receiver; with several, push ships itself.
+      Status st = RunFanout(push_args->client, *targets, tune, push_args->path, name, DirName(push_args->path),
+                            "push " + name);
+      if (!st.ok()) {
+        Error e = st.error().Wrap("push " + name);
+        (void)pg::RecordPushFailure(push_args->path, e.message());
+        ctx.exit_code = ReportError(e);
+        return;
+      }
+      pg::ClearPushFailure(push_args->path);
+      ctx.exit_code = kExitOk;
+      return;
+    }
     auto o = ClientOptions(push_args->client);
     if (!o.ok()) {
       ctx.exit_code = ReportError(o.error());
       return;
     }
-    IgnoreSigpipe();
     if (!push_args->agent_socket.empty()) {
       if (auto rc = PushThroughAgent(push_args->agent_socket, push_args->path, push_args->agent_timeout)) {
         ctx.exit_code = *rc;
         return;
       }
     }
-    // Lean: a 16 MiB segment needs few chunk buffers; PostgreSQL retries a failed push.
-    o->kind = transport::WireKind::kWal;
-    o->threads = std::min<std::size_t>(2, std::max(1u, std::thread::hardware_concurrency()));
-    o->in_flight = o->threads + 1;
-    if (push_args->client.retries < 0) o->max_retries = 3;
-    // zstd -1 by default: on WAL it stores within ~3% of -3 at ~60% of the CPU,
-    // and CPU is what bounds a serial archive_command.
-    o->level = push_args->level > 0 ? push_args->level : 1;
-    o->chunk_size = push_args->chunk_kib * 1024;
-    // archive_mode = always re-archives what the primary archived: ask first.
-    o->ask_have = true;
+    tune(*o);
     transport::Sender sender(std::move(*o));
-    std::string name = BaseName(push_args->path);
     auto r = sender.SendFile(push_args->path, name);
     if (!r.ok()) {
       Error e = r.error().Wrap("push " + name);
@@ -328,6 +356,32 @@ void AddTransferCommands(CLI::App& app, Context& ctx) {
     }
     if (a.chunk_kib < 64 || a.chunk_kib > 16 * 1024) {
       ctx.exit_code = ReportError(Error(ErrorCode::kInvalidArgument, "--chunk-kib must be 64..16384"));
+      return;
+    }
+    auto targets = ClientTargets(a.client);
+    if (!targets.ok()) {
+      ctx.exit_code = ReportError(targets.error());
+      return;
+    }
+    if (targets->size() > 1) {
+      IgnoreSigpipe();
+      if (a.input == "-") {
+        ctx.exit_code = ReportError(Error(ErrorCode::kInvalidArgument,
+                                          "send to several --to needs a FILE, not stdin (a target that "
+                                          "missed it must be able to read it again later)"));
+        return;
+      }
+      auto tune = [&a](transport::SendOptions& o) {
+        o.threads = 1;
+        o.chunk_size = a.chunk_kib * 1024;
+        if (a.level > 0) o.level = a.level;
+        if (a.expect == "tar") o.kind = transport::WireKind::kTar;
+        if (a.expect == "any") o.kind = transport::WireKind::kAny;
+        o.ask_have = true;
+        if (a.client.retries < 0) o.max_retries = 2;
+      };
+      Status st = RunFanout(a.client, *targets, tune, a.input, a.name, "", "send " + a.name);
+      ctx.exit_code = st.ok() ? kExitOk : ReportError(st.error().Wrap("send " + a.name));
       return;
     }
     auto o = ClientOptions(a.client);
