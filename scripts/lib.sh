@@ -42,3 +42,23 @@ wf_stage_summary() {
   local s
   for s in "${WF_STAGES[@]}"; do echo "  $s"; done
 }
+
+# wf_failed_tests: for every build under build/ whose last ctest run failed,
+# prints the failed tests and the end of each one's output, so the end of a
+# long CI log names what failed.
+wf_failed_tests() {
+  local f dir
+  for f in "$WF_ROOT"/build/*/Testing/Temporary/LastTestsFailed.log; do
+    [ -s "$f" ] || continue
+    dir=${f%/Testing/Temporary/LastTestsFailed.log}
+    echo
+    echo "=== failed tests in ${dir#"$WF_ROOT"/}:"
+    sed 's/^/  /' "$f"
+    awk -v want="$(cut -d: -f2 "$f" | tr '\n' ' ')" '
+      BEGIN { n = split(want, w, " "); for (i = 1; i <= n; i++) failed[w[i]] = 1 }
+      /^[0-9]+\/[0-9]+ Testing: / { name = $3; keep = (name in failed); buf = ""; lines = 0 }
+      keep { buf = buf "\n" $0; if (++lines > 400) { sub(/^\n[^\n]*/, "", buf) } }
+      keep && /^Test (Passed|Failed)|^"[^"]+" end time/ { print "--- " name ":" buf; keep = 0 }
+    ' "$dir/Testing/Temporary/LastTest.log" | tail -n 150
+  done
+}
