@@ -132,7 +132,10 @@ class Server::Session final : public FrameAdmission {
     Status st = s_.budget_->Acquire(
         need, std::chrono::steady_clock::now() + s_.opts_.buffer_wait, [this] { return s_.DropSpareBuffers(); },
         [this] { return s_.stopping_.load(); });
-    if (watch_) watch_->deadline_ms.store(NowMs() + s_.opts_.idle_timeout.count());
+    if (watch_) {
+      auto t = watch_->in_hello.load() ? s_.opts_.handshake_timeout : s_.opts_.idle_timeout;
+      watch_->deadline_ms.store(NowMs() + t.count());  // the body is the peer's to deliver again
+    }
     if (!st.ok()) {
       busy_ = st.error().code() == ErrorCode::kNetwork;
       return st;
