@@ -1,7 +1,10 @@
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
+#include <string_view>
 
 #include "cli/commands.h"
+#include "core/io.h"
 
 namespace walferry::cli {
 
@@ -44,6 +47,10 @@ int main(int argc, char** argv) {
       "walferry"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "walferry 0.1.0");
+  // The one place the process reads WALFERRY_IO (core/io.h: library code reads no environment).
+  if (const char* io = std::getenv("WALFERRY_IO"); io && std::string_view(io) == "pread") {
+    walferry::ForcePreadFileIo(true);
+  }
   Context ctx;
   AddCompressCommands(app, ctx);
   AddTransferCommands(app, ctx);

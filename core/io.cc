@@ -3,9 +3,8 @@
 #include <liburing.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
-#include <cstdlib>
-#include <cstring>
 #include <string>
 
 #include "core/fd.h"
@@ -110,9 +109,14 @@ class UringIo final : public FileIo {
 
 std::unique_ptr<FileIo> MakePreadFileIo() { return std::make_unique<PreadIo>(); }
 
+namespace {
+std::atomic<bool> force_pread{false};
+}  // namespace
+
+void ForcePreadFileIo(bool force) { force_pread.store(force, std::memory_order_relaxed); }
+
 std::unique_ptr<FileIo> MakeFileIo() {
-  const char* force = std::getenv("WALFERRY_IO");
-  if (force && std::strcmp(force, "pread") == 0) return MakePreadFileIo();
+  if (force_pread.load(std::memory_order_relaxed)) return MakePreadFileIo();
   auto uring = std::make_unique<UringIo>();
   if (uring->Init() == 0) return uring;
   return MakePreadFileIo();

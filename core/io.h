@@ -1,7 +1,8 @@
 // Positional file I/O through io_uring where the kernel allows it, and through
 // pread/pwrite otherwise. The choice is made at run time: containers often
 // forbid io_uring (seccomp, io_uring_disabled), so a failed probe falls back
-// silently and never fails the caller. WALFERRY_IO=pread forces the fallback.
+// silently and never fails the caller. ForcePreadFileIo forces the fallback
+// (the binary sets it from WALFERRY_IO=pread; library code reads no environment).
 // Thread-safety: a FileIo is not thread-safe (it owns one ring); use one per thread.
 #pragma once
 
@@ -34,5 +35,8 @@ class FileIo {
 std::unique_ptr<FileIo> MakeFileIo();
 // Always the pread/pwrite implementation (tests, and callers that need it).
 std::unique_ptr<FileIo> MakePreadFileIo();
+// Process-wide: when set, MakeFileIo returns the pread/pwrite implementation.
+// Set once at start-up (cli/main.cc) before threads start; safe to read from any thread.
+void ForcePreadFileIo(bool force);
 
 }  // namespace walferry

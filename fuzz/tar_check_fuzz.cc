@@ -1,4 +1,4 @@
-// libFuzzer target for the tar completeness check (archive/tar_check.h): any
+// libFuzzer target for the tar completeness check (store/tar_check.h): any
 // stream, fed whole or in pieces chosen by the input, gets the same verdict;
 // a verdict is Ok or kRefused; never a crash or unbounded memory.
 #include <cstddef>
@@ -6,7 +6,7 @@
 #include <cstdlib>
 #include <span>
 
-#include "archive/tar_check.h"
+#include "store/tar_check.h"
 
 using namespace walferry;
 using namespace walferry::archive;

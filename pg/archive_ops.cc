@@ -25,7 +25,7 @@
 #include "core/stream.h"
 #include "walfmt/wal_header.h"
 #include "walfmt/wal_names.h"
-#include "transport/wire.h"
+#include "transport/fetch.h"
 
 extern char** environ;
 
@@ -267,8 +267,9 @@ Result<walfmt::WalSegmentInfo> ReadSegmentHeader(const archive::Archive& a, cons
   return info;
 }
 
-// Reads a stored NNNNNNNN.history entry and checks it as PostgreSQL reads it.
-Status CheckHistoryEntry(const archive::StoredEntry& e, std::uint32_t tli) {
+// Reads a stored NNNNNNNN.history entry (through the archive: a bucket's entry
+// is no local file) and checks it as PostgreSQL reads it.
+Status CheckHistoryEntry(const archive::Archive& a, const archive::StoredEntry& e, std::uint32_t tli) {
   class TextSink final : public ByteSink {
    public:
     Status Write(std::span<const std::byte> d) override {
@@ -279,7 +280,7 @@ Status CheckHistoryEntry(const archive::StoredEntry& e, std::uint32_t tli) {
     Status Finish() override { return Status::Ok(); }
     std::string text;
   } sink;
-  WF_TRY(archive::ReadEntry(e, sink));
+  WF_TRY(a.Read(e, sink));
   auto parsed = archive::ParseTimelineHistory(sink.text, tli);
   if (!parsed.ok()) return parsed.error();
   return Status::Ok();
@@ -316,73 +317,7 @@ class RemoteSourceImpl final : public EntrySource {
  public:
   explicit RemoteSourceImpl(RemoteSpec spec) : spec_(std::move(spec)) {}
   Status Read(const std::string& name, ByteSink& sink) override {
-    using namespace transport;
-    const std::string peer = spec_.endpoint.host + ":" + std::to_string(spec_.endpoint.port);
-    WF_ASSIGN(auto conn, Connect(spec_.endpoint, spec_.tls));
-    FrameReader reader(*conn);
-    FrameWriter writer(*conn);
-    auto remote_error = [&](const Frame& f) -> Error {
-      if (TypeOf(f) == FrameType::kError) {
-        const auto& e = std::get<ErrorFrame>(f);
-        return Error(e.code, e.code == ErrorCode::kNotFound ? e.message : peer + ": " + e.message);
-      }
-      return Error(ErrorCode::kProtocol, peer + ": unexpected " + std::string(FrameTypeName(TypeOf(f))));
-    };
-    // HELLO and FETCH back to back: one round trip after the TLS handshake
-    // (the receiver reads them in order), so a missing-file probe costs one.
-    WF_TRY(writer.Write(HelloFrame{kProtocolVersion, kFeatureNone, spec_.cluster}));
-    WF_TRY(writer.Write(FetchFrame{0, name}));
-    WF_ASSIGN(Frame hello, reader.Read());
-    if (TypeOf(hello) != FrameType::kHello) return remote_error(hello);
-    WF_ASSIGN(Frame first, reader.Read());
-    if (TypeOf(first) != FrameType::kOpen) return remote_error(first);
-    const OpenFrame open = std::get<OpenFrame>(first);
-    if (open.name != name) return Error(ErrorCode::kProtocol, peer + " answered for another name");
-    WF_ASSIGN(auto decoder, compress::MakeDecoder(compress::Algorithm::kZstd));
-    std::unique_ptr<compress::Decoder> gzip;
-    std::vector<std::byte> raw;
-    Xxh3Stream hash;
-    std::uint64_t index = 0, offset = 0;
-    for (;;) {
-      WF_ASSIGN(Frame f, reader.Read());
-      if (TypeOf(f) == FrameType::kChunk) {
-        const auto& c = std::get<ChunkFrame>(f);
-        if (c.index != index || c.raw_offset != offset || c.raw_len > open.chunk_size) {
-          return Error(ErrorCode::kProtocol, peer + ": chunk " + std::to_string(c.index) + " out of order");
-        }
-        std::span<const std::byte> bytes = c.payload;
-        if (c.codec != WireCodec::kRaw) {
-          raw.resize(c.raw_len);
-          compress::Decoder* d = decoder.get();
-          if (c.codec == WireCodec::kGzip) {
-            if (!gzip) {
-              WF_ASSIGN(gzip, compress::MakeDecoder(compress::Algorithm::kGzip));
-            }
-            d = gzip.get();
-          }
-          Status st = d->DecompressChunk(c.payload, raw);
-          if (!st.ok()) return st.error().Wrap(name + " from " + peer);
-          bytes = raw;
-        }
-        if (Xxh3_64(bytes) != c.raw_xxh3) {
-          return Error(ErrorCode::kCorrupt, name + " from " + peer + ": chunk " + std::to_string(c.index) +
-                                                " checksum mismatch");
-        }
-        hash.Update(bytes);
-        WF_TRY(sink.Write(bytes));
-        ++index;
-        offset += c.raw_len;
-        continue;
-      }
-      if (TypeOf(f) == FrameType::kCommit) {
-        const auto& c = std::get<CommitFrame>(f);
-        if (c.raw_size != offset || !(c.raw_hash == hash.Digest())) {
-          return Error(ErrorCode::kCorrupt, name + " from " + peer + ": size or checksum of the whole file mismatch");
-        }
-        return sink.Finish();
-      }
-      return remote_error(f);
-    }
+    return transport::Fetch(spec_.endpoint, spec_.tls, spec_.cluster, name, sink);
   }
 
  private:
@@ -533,7 +468,7 @@ Result<std::vector<ClusterReport>> InspectArchive(const archive::Archive& a,
             continue;
           }
           if (std::uint32_t tli = archive::HistoryNameTimeline(e.name); tli != 0) {
-            Status hs = CheckHistoryEntry(e, tli);
+            Status hs = CheckHistoryEntry(a, e, tli);
             if (!hs.ok()) rep.problems.push_back(e.name + ": " + hs.error().message());
             continue;
           }

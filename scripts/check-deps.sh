@@ -13,13 +13,14 @@ declare -A ALLOW=(
   [core]=""
   [walfmt]="core"
   [compress]="core"
-  [archive]="compress walfmt core"
+  [store]="walfmt compress core"          # the storage interface the receiver writes through
+  [archive]="store compress walfmt core"  # the disk store
   [s3]="core"
-  [store_s3]="archive s3 compress walfmt core"
-  [transport]="archive compress core"
-  [pg]="transport archive walfmt compress core"
+  [store_s3]="archive store s3 compress walfmt core"  # the object store
+  [transport]="store compress core"       # never a backend: cli wires one in
+  [pg]="transport archive store walfmt compress core"
   [agent]="transport core"
-  [cli]="agent pg transport archive store_s3 s3 walfmt compress core"
+  [cli]="agent pg transport archive store store_s3 s3 walfmt compress core"
 )
 
 status=0

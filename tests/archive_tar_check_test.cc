@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "archive/archive.h"
-#include "archive/tar_check.h"
+#include "store/tar_check.h"
 #include "archive_test_util.h"
 #include "core/hash.h"
 

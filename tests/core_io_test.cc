@@ -1,6 +1,6 @@
 // FileIo: both implementations honour the same contract. The io_uring one is
 // tested where the kernel lets us create a ring, and skipped (never failed)
-// where it does not; WALFERRY_IO=pread forces the fallback.
+// where it does not; ForcePreadFileIo forces the fallback.
 #include <fcntl.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -20,25 +20,8 @@
 namespace walferry {
 namespace {
 
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old, had_ = true;
-    ::setenv(name, value, 1);
-  }
-  ~ScopedEnv() {
-    if (had_) ::setenv(name_, old_.c_str(), 1);
-    else ::unsetenv(name_);
-  }
-
- private:
-  const char* name_;
-  std::string old_;
-  bool had_ = false;
-};
-
 std::unique_ptr<FileIo> UringOrNull() {
-  ::unsetenv("WALFERRY_IO");
+  ForcePreadFileIo(false);
   auto io = MakeFileIo();
   if (io->name() != "io_uring") return nullptr;
   return io;
@@ -157,21 +140,22 @@ INSTANTIATE_TEST_SUITE_P(
     [](const auto& info) { return std::string(info.param.label == std::string("pread") ? "Pread" : "IoUring"); });
 
 TEST(MakeFileIo, NeverFailsAndNamesItsChoice) {
-  ::unsetenv("WALFERRY_IO");
+  ForcePreadFileIo(false);
   auto io = MakeFileIo();
   ASSERT_NE(io, nullptr);
   EXPECT_TRUE(io->name() == "io_uring" || io->name() == "pread") << io->name();
   EXPECT_EQ(MakePreadFileIo()->name(), "pread");
 }
 
-TEST(MakeFileIo, EnvironmentForcesPread) {
-  ScopedEnv env("WALFERRY_IO", "pread");
+TEST(MakeFileIo, ForcedPreadIsHonoured) {
+  ForcePreadFileIo(true);
   EXPECT_EQ(MakeFileIo()->name(), "pread");
+  ForcePreadFileIo(false);
 }
 
 TEST(MakeFileIo, ManyInstancesDoNotExhaustResources) {
   // Each FileIo owns a ring; destroying it must release the ring and its fd.
-  ::unsetenv("WALFERRY_IO");
+  ForcePreadFileIo(false);
   std::string first(MakeFileIo()->name());
   for (int i = 0; i < 2000; ++i) ASSERT_EQ(MakeFileIo()->name(), first) << i;
 }

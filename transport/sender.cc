@@ -8,7 +8,7 @@
 #include <deque>
 #include <thread>
 
-#include "archive/tar_check.h"
+#include "store/tar_check.h"
 #include "core/buffer_pool.h"
 #include "core/hash.h"
 
@@ -22,7 +22,7 @@ compress::Algorithm ToAlgorithm(WireCodec c) { return static_cast<compress::Algo
 class HashingSource final : public ByteSource {
  public:
   // `tar`, when given, sees every byte too (the sender's own tar check).
-  explicit HashingSource(ByteSource& src, archive::TarCheck* tar = nullptr) : src_(src), tar_(tar) {}
+  explicit HashingSource(ByteSource& src, store::TarCheck* tar = nullptr) : src_(src), tar_(tar) {}
   Result<std::size_t> Read(std::span<std::byte> buf) override {
     auto r = src_.Read(buf);
     if (r.ok()) {
@@ -39,7 +39,7 @@ class HashingSource final : public ByteSource {
 
  private:
   ByteSource& src_;
-  archive::TarCheck* tar_;
+  store::TarCheck* tar_;
   Xxh3Stream hash_;
   std::uint64_t total_ = 0;
 };
@@ -48,16 +48,16 @@ class HashingSource final : public ByteSource {
 // the receiver's check is the one no sender can bypass, but a store that
 // cannot read a resumed transfer's temp data back skips it, and this one
 // does not depend on the store.
-archive::ContentCheck SenderCheck(WireKind kind) {
+store::ContentCheck SenderCheck(WireKind kind) {
   switch (kind) {
-    case WireKind::kTar: return archive::ContentCheck::kTar;
+    case WireKind::kTar: return store::ContentCheck::kTar;
     case WireKind::kAny:
-    case WireKind::kWal: return archive::ContentCheck::kNone;
-    default: return archive::ContentCheck::kAuto;
+    case WireKind::kWal: return store::ContentCheck::kNone;
+    default: return store::ContentCheck::kAuto;
   }
 }
 
-Status CheckBeforeCommit(archive::TarCheck& tar, const std::string& name) {
+Status CheckBeforeCommit(store::TarCheck& tar, const std::string& name) {
   Status st = tar.Finish();
   if (st.ok()) return st;
   return Error(ErrorCode::kRefused, name + " not committed: " + st.error().message() +
@@ -374,7 +374,7 @@ Result<SendResult> Sender::SendFile(const std::string& path, const std::string& 
       if (first) x.result.resumed_from = o.resume_from_chunk;
       first = false;
       WF_ASSIGN(auto src, OpenSource(path));
-      archive::TarCheck tar(SenderCheck(opts_.kind));
+      store::TarCheck tar(SenderCheck(opts_.kind));
       HashingSource hs(*src, &tar);
       auto popts = Pipeline(o.codec);
       popts.skip_chunks = o.resume_from_chunk;
@@ -470,7 +470,7 @@ Result<SendResult> Sender::SendStream(ByteSource& src, const std::string& name) 
   std::size_t buf = opts_.chunk_size;  // WireChunk never sends more than the raw chunk
   Window window(capacity, buf);
   x.window = &window;
-  archive::TarCheck tar(SenderCheck(opts_.kind));
+  store::TarCheck tar(SenderCheck(opts_.kind));
   HashingSource hs(src, &tar);
   auto popts = Pipeline(o.codec);
   Status st = compress::CompressChunks(hs, popts, [&](const compress::Chunk& c) -> Status {

@@ -35,11 +35,11 @@ struct Server::Buffers {
 
 namespace {
 
-WireCodec CodecForStore(archive::StoreFormat f) {
+WireCodec CodecForStore(store::StoreFormat f) {
   switch (f) {
-    case archive::StoreFormat::kGzip: return WireCodec::kGzip;
-    case archive::StoreFormat::kZstd:
-    case archive::StoreFormat::kRaw: return WireCodec::kZstd;  // raw store: cheap zstd on the wire
+    case store::StoreFormat::kGzip: return WireCodec::kGzip;
+    case store::StoreFormat::kZstd:
+    case store::StoreFormat::kRaw: return WireCodec::kZstd;  // raw store: cheap zstd on the wire
   }
   return WireCodec::kZstd;
 }
@@ -117,10 +117,10 @@ class Server::Session final : public FrameAdmission {
     }
     auto& b = *bufs_;
     // The store's compressor (archive::Recompressor) lives with the transfer.
-    const bool recompress = s_.archive_.format() != archive::StoreFormat::kRaw;
-    const std::uint64_t store = FrameBufferNeed(0, chunk, recompress) - FrameBufferNeed(0, chunk, false);
+    const bool recompress = s_.store_.format() != store::StoreFormat::kRaw;
+    const std::uint64_t store_need = FrameBufferNeed(0, chunk, recompress) - FrameBufferNeed(0, chunk, false);
     std::uint64_t grown = std::max<std::uint64_t>(b.frame.capacity(), kHeaderSize + h.body_len) +
-                          std::max<std::uint64_t>(b.raw.capacity(), chunk) + store;
+                          std::max<std::uint64_t>(b.raw.capacity(), chunk) + store_need;
     if (grown <= b.leased) return Status::Ok();
     b.frame = {};
     b.raw = {};
@@ -199,7 +199,7 @@ class Server::Session final : public FrameAdmission {
     }
   }
 
-  archive::Incoming* incoming() { return incoming_.get(); }
+  store::Incoming* incoming() { return incoming_.get(); }
 
   // HAVE: answers whether this cluster stores NAME with exactly that raw size
   // and XXH3-128 (reading the stored copy in full). Errors while looking are
@@ -207,8 +207,8 @@ class Server::Session final : public FrameAdmission {
   bool Have(const HaveFrame& have) {
     auto t0 = std::chrono::steady_clock::now();
     WireHave answer = WireHave::kAbsent;
-    if (archive::ClassifyName(have.name).ok()) {
-      auto entry = s_.archive_.Find(cluster_, have.name);
+    if (store::ClassifyName(have.name).ok()) {
+      auto entry = s_.store_.Find(cluster_, have.name);
       if (entry.ok()) {
         class HashSink final : public ByteSink {
          public:
@@ -222,7 +222,7 @@ class Server::Session final : public FrameAdmission {
           std::uint64_t size = 0;
         } sink;
         // Through the archive (disk or object store), verified as any read.
-        if (s_.archive_.Read(*entry, sink).ok()) {
+        if (s_.store_.Read(*entry, sink).ok()) {
           answer = sink.size == have.raw_size && sink.hash.Digest() == have.raw_hash ? WireHave::kIdentical
                                                                                      : WireHave::kDifferent;
         }
@@ -244,7 +244,7 @@ class Server::Session final : public FrameAdmission {
   bool Fetch(const FetchFrame& fetch) {
     auto t0 = std::chrono::steady_clock::now();
     std::string what = "fetch name=" + fetch.name;
-    auto kind = archive::ClassifyName(fetch.name);
+    auto kind = store::ClassifyName(fetch.name);
     if (!kind.ok()) {
       Fail(Error(ErrorCode::kRefused, kind.error().message()), what);
       return false;
@@ -253,7 +253,7 @@ class Server::Session final : public FrameAdmission {
       Fail(Error(ErrorCode::kUnsupported, "FETCH from an offset is not supported"), what);
       return false;
     }
-    auto entry = s_.archive_.Find(cluster_, fetch.name);
+    auto entry = s_.store_.Find(cluster_, fetch.name);
     if (!entry.ok()) {
       if (entry.error().code() == ErrorCode::kNotFound) {
         (void)writer_.Write(ErrorFrame{ErrorCode::kNotFound, fetch.name + " is not in the archive"});
@@ -266,7 +266,7 @@ class Server::Session final : public FrameAdmission {
     OpenFrame open;
     open.raw_size = kUnknownSize;
     open.chunk_size = kFetchChunk;
-    open.kind = *kind == archive::EntryKind::kWal ? WireKind::kWal : WireKind::kFile;
+    open.kind = *kind == store::EntryKind::kWal ? WireKind::kWal : WireKind::kFile;
     open.codec = WireCodec::kZstd;
     open.name = fetch.name;
     if (!writer_.Write(open).ok()) return false;
@@ -318,7 +318,7 @@ class Server::Session final : public FrameAdmission {
       std::uint64_t index_ = 0, offset_ = 0;
       Xxh3Stream hash_;
     } sink(writer_, **codec);
-    Status st = s_.archive_.Read(*entry, sink);
+    Status st = s_.store_.Read(*entry, sink);
     if (!st.ok()) {
       Fail(st.error(), what);
       return false;
@@ -333,12 +333,12 @@ class Server::Session final : public FrameAdmission {
   bool Transfer(const OpenFrame& open) {
     auto t0 = std::chrono::steady_clock::now();
     std::string what = "name=" + open.name;
-    auto kind = archive::ClassifyName(open.name);
+    auto kind = store::ClassifyName(open.name);
     if (!kind.ok()) {
       Fail(Error(ErrorCode::kRefused, kind.error().message()), what);
       return false;
     }
-    if (open.kind == WireKind::kWal && *kind != archive::EntryKind::kWal) {
+    if (open.kind == WireKind::kWal && *kind != store::EntryKind::kWal) {
       Fail(Error(ErrorCode::kRefused, "\"" + open.name + "\" is not a WAL file name"), what);
       return false;
     }
@@ -366,13 +366,13 @@ class Server::Session final : public FrameAdmission {
       }
     } unclaim{s_, key, &conn_, cluster_, reserved_};
 
-    archive::TransferSpec spec{cluster_, open.name, id,
+    store::TransferSpec spec{cluster_, open.name, id,
                                open.raw_size == kUnknownSize ? -1 : static_cast<std::int64_t>(open.raw_size)};
     // The tar completeness rule (docs/archive-layout.md) from the sender's kind.
-    spec.content = open.kind == WireKind::kTar   ? archive::ContentCheck::kTar
-                   : open.kind == WireKind::kAny ? archive::ContentCheck::kNone
-                                                 : archive::ContentCheck::kAuto;
-    auto inc = s_.archive_.Begin(spec);
+    spec.content = open.kind == WireKind::kTar   ? store::ContentCheck::kTar
+                   : open.kind == WireKind::kAny ? store::ContentCheck::kNone
+                                                 : store::ContentCheck::kAuto;
+    auto inc = s_.store_.Begin(spec);
     if (!inc.ok()) {
       Fail(inc.error(), what);
       return false;
@@ -383,7 +383,7 @@ class Server::Session final : public FrameAdmission {
       // Saved state from a different chunking: start over.
       incoming_->Abandon();
       incoming_.reset();
-      auto again = s_.archive_.Begin(spec);
+      auto again = s_.store_.Begin(spec);
       if (!again.ok()) {
         Fail(again.error(), what);
         return false;
@@ -394,17 +394,17 @@ class Server::Session final : public FrameAdmission {
     // The content rule (a tar is stored only when complete) runs here, on the
     // raw bytes this receiver verified, whatever the store and the sender.
     std::string note;
-    auto checked = archive::WithContentCheck(std::move(incoming_), spec, &note);
+    auto checked = store::WithContentCheck(std::move(incoming_), spec, &note);
     if (!note.empty()) s_.Log("serve: " + conn_.peer_address() + " cluster=" + cluster_ + " " + what + " " + note);
     if (!checked.ok() && checked.error().code() == ErrorCode::kUnsupported) {
       s_.Log("serve: " + conn_.peer_address() + " cluster=" + cluster_ + " " + what +
              " restarting from zero: " + checked.error().message());
-      auto again = s_.archive_.Begin(spec);
+      auto again = s_.store_.Begin(spec);
       if (!again.ok()) {
         Fail(again.error(), what);
         return false;
       }
-      checked = archive::WithContentCheck(std::move(*again), spec);
+      checked = store::WithContentCheck(std::move(*again), spec);
     }
     if (!checked.ok()) {
       Fail(checked.error(), what);
@@ -425,8 +425,8 @@ class Server::Session final : public FrameAdmission {
       std::uint64_t chunks = (open.raw_size + open.chunk_size - 1) / open.chunk_size;
       ack_every = static_cast<std::uint32_t>(std::clamp<std::uint64_t>(chunks, 1, 1024));
     }
-    OpenedFrame opened{next, next * open.chunk_size, static_cast<WireStore>(s_.archive_.format()),
-                       CodecForStore(s_.archive_.format()), ack_every};
+    OpenedFrame opened{next, next * open.chunk_size, static_cast<WireStore>(s_.store_.format()),
+                       CodecForStore(s_.store_.format()), ack_every};
     if (!writer_.Write(opened).ok()) return Keep(what, Error(ErrorCode::kNetwork, "peer went away"));
 
     std::uint64_t received = 0, wire = 0;
@@ -437,7 +437,7 @@ class Server::Session final : public FrameAdmission {
         const auto& c = std::get<ChunkFrame>(*f);
         // Temp space this chunk takes in .incoming: its frame as received, or
         // its raw bytes in a raw store.
-        std::uint64_t temp = s_.archive_.format() == archive::StoreFormat::kRaw ? c.raw_len : c.wire_len;
+        std::uint64_t temp = s_.store_.format() == store::StoreFormat::kRaw ? c.raw_len : c.wire_len;
         if (Status r = s_.ReserveTemp(cluster_, temp); !r.ok()) return Drop(what, r.error());
         reserved_ += temp;
         Status st = Chunk(open, c);
@@ -465,7 +465,7 @@ class Server::Session final : public FrameAdmission {
           Fail(outcome.error(), what);
           return false;
         }
-        bool identical = *outcome == archive::CommitOutcome::kAlreadyIdentical;
+        bool identical = *outcome == store::CommitOutcome::kAlreadyIdentical;
         if (!writer_.Write(CommittedFrame{identical ? WireOutcome::kIdentical : WireOutcome::kPlaced}).ok()) {
           s_.Log("serve: " + conn_.peer_address() + " cluster=" + cluster_ + " " + what +
                  " durable, but the sender went away before COMMITTED");
@@ -560,7 +560,7 @@ class Server::Session final : public FrameAdmission {
   FrameReader reader_;
   FrameWriter writer_;
   std::string cluster_;
-  std::unique_ptr<archive::Incoming> incoming_;
+  std::unique_ptr<store::Incoming> incoming_;
   std::unique_ptr<compress::Decoder> decoders_[3];
 };
 
@@ -600,8 +600,8 @@ bool Server::DropSpareBuffers() {
   return true;
 }
 
-Server::Server(archive::Archive& archive, ServerOptions options)
-    : archive_(archive),
+Server::Server(store::Store& store, ServerOptions options)
+    : store_(store),
       opts_(std::move(options)),
       budget_(std::make_unique<BufferBudget>(opts_.max_buffer_bytes > 0 ? opts_.max_buffer_bytes
                                                                         : DefaultBufferBudget(opts_.max_connections))) {}

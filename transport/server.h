@@ -1,13 +1,14 @@
 // The receiving side of the wire protocol (`walferry serve`): one thread per
 // authenticated connection, each chunk verified (decompressed with a reused
-// decoder, raw length and XXH3-64 checked) before archive::Incoming::Append,
+// decoder, raw length and XXH3-64 checked) before store::Incoming::Append,
 // periodic Sync + ACK, and COMMITTED only after Incoming::Commit made the file
-// durable under its final name.
+// durable under its final name. It writes through the storage interface
+// (store/store.h): the disk archive or the object store, as the binary wires it.
 //
 // Nothing is written before authentication: Listener::Accept completes the TLS
 // handshake (client certificate) and the cluster comes from its CN; an insecure
 // connection's cluster is the one claimed in HELLO, and only then is the
-// archive touched.
+// store touched.
 //
 // Thread-safety: Run is called once, from one thread; Stop from any thread
 // (e.g. a signal-handling thread). ServeConnection may be called from several
@@ -27,7 +28,7 @@
 #include <thread>
 #include <vector>
 
-#include "archive/archive.h"
+#include "store/store.h"
 #include "core/result.h"
 #include "transport/buffer_budget.h"
 #include "transport/net.h"
@@ -66,7 +67,7 @@ struct ServerOptions {
 
 class Server {
  public:
-  Server(archive::Archive& archive, ServerOptions options);
+  Server(store::Store& store, ServerOptions options);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -107,7 +108,7 @@ class Server {
   Status Claim(const std::string& cluster, const std::string& key, const std::string& id, Conn* conn);
   void Release(const std::string& key, Conn* conn);
 
-  archive::Archive& archive_;
+  store::Store& store_;
   ServerOptions opts_;
   std::atomic<bool> stopping_{false};
   std::atomic<std::uint64_t> transfers_done_{0};

@@ -30,7 +30,7 @@
 
 #include "core/result.h"
 
-namespace walferry::archive {
+namespace walferry::store {
 
 enum class ContentCheck : unsigned char {
   kAuto = 0,  // check tar streams, detected from their first header
@@ -91,4 +91,4 @@ class TarCheck {
   std::string manifest_error_;
 };
 
-}  // namespace walferry::archive
+}  // namespace walferry::store

@@ -1,11 +1,11 @@
 // Name validation and classification, store formats.
 #include <string>
 
-#include "archive/archive.h"
+#include "store/store.h"
 #include "core/names.h"
 #include "walfmt/wal_names.h"
 
-namespace walferry::archive {
+namespace walferry::store {
 
 namespace {
 
@@ -60,4 +60,4 @@ Result<EntryKind> ClassifyName(std::string_view name) {
   return EntryKind::kFile;
 }
 
-}  // namespace walferry::archive
+}  // namespace walferry::store

@@ -1,10 +1,10 @@
 // archive::WithContentCheck: the tar completeness rule (tar_check.h) in front
 // of any store's Incoming, so the disk archive and the object store apply it
 // alike, on the raw bytes the receiver has verified.
-#include "archive/archive.h"
-#include "archive/tar_check.h"
+#include "store/store.h"
+#include "store/tar_check.h"
 
-namespace walferry::archive {
+namespace walferry::store {
 namespace {
 
 class CheckedIncoming final : public Incoming {
@@ -82,4 +82,4 @@ Result<std::unique_ptr<Incoming>> WithContentCheck(std::unique_ptr<Incoming> inn
   return std::unique_ptr<Incoming>(std::move(checked));
 }
 
-}  // namespace walferry::archive
+}  // namespace walferry::store

@@ -3,14 +3,14 @@
 // stream incrementally without extracting it (libarchive reads whole archives
 // through callbacks and would need the data twice); the format part is the
 // 512-byte ustar header (POSIX.1-1988, GNU variant), nothing more.
-#include "archive/tar_check.h"
+#include "store/tar_check.h"
 
 #include <openssl/evp.h>
 
 #include <algorithm>
 #include <cstring>
 
-namespace walferry::archive {
+namespace walferry::store {
 namespace {
 
 constexpr std::size_t kNameOff = 0, kNameLen = 100;
@@ -355,4 +355,4 @@ Status TarCheck::Finish() {
   return Status::Ok();
 }
 
-}  // namespace walferry::archive
+}  // namespace walferry::store
