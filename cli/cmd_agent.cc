@@ -5,6 +5,8 @@
 #include <atomic>
 #include <cstdio>
 #include <ctime>
+#include <algorithm>
+#include <vector>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -15,6 +17,7 @@
 #include "cli/client_options.h"
 #include "cli/commands.h"
 #include "cli/config.h"
+#include "cli/fanout_run.h"
 #include "cli/log.h"
 #include "cli/metrics.h"
 
@@ -33,14 +36,63 @@ struct AgentArgs {
   std::string metrics;  // HOST:PORT of the Prometheus endpoint; "" = none
 };
 
+// With several --to the agent does not ship ahead (its read-ahead answers
+// for one receiver); it catches each target up from the fan-out backlog,
+// every --rescan-ms, until SIGTERM. push ships to all targets itself.
+int RunDrainer(const AgentArgs& a, const std::vector<std::string>& targets, Logger& log) {
+  std::unique_ptr<pg::Backlog> backlog;
+  auto tune = [&a](transport::SendOptions& o) {
+    o.kind = transport::WireKind::kWal;
+    o.threads = 1;
+    o.in_flight = 2;
+    o.level = a.level > 0 ? a.level : 1;
+    o.ask_have = true;
+    if (a.client.retries < 0) o.max_retries = 1;
+  };
+  auto o = BuildFanout(a.client, targets, tune, &backlog);
+  if (!o.ok()) return ReportError(o.error());
+  o->wal_dir = a.pgdata + "/pg_wal";
+  o->drain_max = std::max<std::size_t>(o->drain_max, 64);
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+  log.Log(LogLevel::kInfo, "agent: " + std::to_string(targets.size()) + " targets: draining the backlog in " +
+                               backlog->dir() + " every " + std::to_string(a.rescan_ms) + " ms");
+  for (;;) {
+    pg::FanoutResult r = pg::DrainBacklogs(*o);
+    for (const auto& t : r.targets) {
+      if (t.drained > 0) {
+        log.Log(LogLevel::kInfo, "agent: caught up " + std::to_string(t.drained) + " file(s) on " + t.target);
+      }
+    }
+    timespec ts{a.rescan_ms / 1000, static_cast<long>(a.rescan_ms % 1000) * 1000000};
+    int sig = sigtimedwait(&set, nullptr, &ts);
+    if (sig == SIGTERM || sig == SIGINT) {
+      log.Log(LogLevel::kInfo, "agent: signal " + std::to_string(sig) + ", stopping");
+      return kExitOk;
+    }
+  }
+}
+
 int RunAgent(const AgentArgs& a) {
   auto level = ParseLogLevel(a.log_level);
   if (!level.ok()) return ReportError(level.error());
   if (a.pgdata.empty()) return ReportError(Error(ErrorCode::kInvalidArgument, "agent needs --pgdata DIR"));
+  auto targets = ClientTargets(a.client);
+  if (!targets.ok()) return ReportError(targets.error());
+  Logger log = Logger::ForStderr(*level);
+  if (targets->size() > 1) {
+    if (!a.metrics.empty()) {
+      return ReportError(Error(ErrorCode::kInvalidArgument, "agent --metrics needs a single --to (not a fan-out)"));
+    }
+    return RunDrainer(a, *targets, log);
+  }
   if (a.socket.empty()) return ReportError(Error(ErrorCode::kInvalidArgument, "agent needs --agent-socket PATH"));
   auto so = ClientOptions(a.client);
   if (!so.ok()) return ReportError(so.error());
-  Logger log = Logger::ForStderr(*level);
   // Parallelism comes from concurrent transfers: one compression thread each.
   so->threads = 1;
   so->in_flight = 2;
