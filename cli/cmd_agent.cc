@@ -5,6 +5,8 @@
 #include <atomic>
 #include <cstdio>
 #include <ctime>
+#include <algorithm>
+#include <vector>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -14,6 +16,7 @@
 #include "cli/client_options.h"
 #include "cli/commands.h"
 #include "cli/config.h"
+#include "cli/fanout_run.h"
 
 namespace walferry::cli {
 namespace {
@@ -28,8 +31,53 @@ struct AgentArgs {
   int level = 0;
 };
 
+// With several --to the agent does not ship ahead (its read-ahead answers
+// for one receiver); it catches each target up from the fan-out backlog,
+// every --rescan-ms, until SIGTERM. push ships to all targets itself.
+int RunDrainer(const AgentArgs& a, const std::vector<std::string>& targets) {
+  std::unique_ptr<pg::Backlog> backlog;
+  auto tune = [&a](transport::SendOptions& o) {
+    o.kind = transport::WireKind::kWal;
+    o.threads = 1;
+    o.in_flight = 2;
+    o.level = a.level > 0 ? a.level : 1;
+    o.ask_have = true;
+    if (a.client.retries < 0) o.max_retries = 1;
+  };
+  auto o = BuildFanout(a.client, targets, tune, &backlog);
+  if (!o.ok()) return ReportError(o.error());
+  o->wal_dir = a.pgdata + "/pg_wal";
+  o->drain_max = std::max<std::size_t>(o->drain_max, 64);
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+  std::fprintf(stderr, "walferry agent: %zu targets: draining the backlog in %s every %d ms\n", targets.size(),
+               backlog->dir().c_str(), a.rescan_ms);
+  for (;;) {
+    pg::FanoutResult r = pg::DrainBacklogs(*o);
+    for (const auto& t : r.targets) {
+      if (t.drained > 0) {
+        std::fprintf(stderr, "walferry agent: caught up %zu file(s) on %s\n", t.drained, t.target.c_str());
+      }
+    }
+    std::fflush(stderr);
+    timespec ts{a.rescan_ms / 1000, static_cast<long>(a.rescan_ms % 1000) * 1000000};
+    int sig = sigtimedwait(&set, nullptr, &ts);
+    if (sig == SIGTERM || sig == SIGINT) {
+      std::fprintf(stderr, "walferry agent: signal %d, stopping\n", sig);
+      return kExitOk;
+    }
+  }
+}
+
 int RunAgent(const AgentArgs& a) {
   if (a.pgdata.empty()) return ReportError(Error(ErrorCode::kInvalidArgument, "agent needs --pgdata DIR"));
+  auto targets = ClientTargets(a.client);
+  if (!targets.ok()) return ReportError(targets.error());
+  if (targets->size() > 1) return RunDrainer(a, *targets);
   if (a.socket.empty()) return ReportError(Error(ErrorCode::kInvalidArgument, "agent needs --agent-socket PATH"));
   auto so = ClientOptions(a.client);
   if (!so.ok()) return ReportError(so.error());

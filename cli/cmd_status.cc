@@ -28,6 +28,8 @@
 #include "pg/config.h"
 #include "pg/process.h"
 #include "pg/standby.h"
+#include "pg/backlog.h"
+#include "pg/fanout_status.h"
 #include "pg/status.h"
 #include "pg/version.h"
 #include "transport/net.h"
@@ -42,6 +44,8 @@ void AddStatus(CLI::App& app, Context& ctx) {
     std::vector<std::string> clusters;
     pg::ConnOptions conn;
     pg::Thresholds limits;
+    std::string backlog_dir;         // fan-out backlog (several --to): per-target lag
+    double max_target_lag_s = 900;   // --check: oldest file a target may lack
   };
   auto a = std::make_shared<Args>();
   auto* c = app.add_subcommand(
@@ -75,6 +79,11 @@ void AddStatus(CLI::App& app, Context& ctx) {
   c->add_option("--agent-socket", a->conn.agent_socket,
                 "the agent's socket (default: from archive_command, walferry_archive.socket, "
                 "$WALFERRY_AGENT_SOCKET, /run/walferry/agent.sock)");
+  c->add_option("--backlog-dir", a->backlog_dir,
+                "the fan-out backlog of push with several --to: what each target lacks (docs/fanout.md)");
+  c->add_option("--max-target-lag", a->max_target_lag_s,
+                "--check with --backlog-dir: seconds a target may lack a file (-1 = any)")
+      ->capture_default_str();
   c->add_flag("--prometheus", a->prometheus, "the primary's figures as Prometheus text (node_exporter textfile)");
   c->add_flag("--check", a->check, "one line for monitoring (cron, Nagios); exit 1 past a threshold");
   c->add_option("--max-backlog", a->limits.max_backlog, "--check: .ready segments allowed (-1 = any)")
@@ -86,6 +95,44 @@ void AddStatus(CLI::App& app, Context& ctx) {
       ->capture_default_str();
   c->callback([a, c, &ctx] {
     if (Status st = ApplyConfig(*c, a->config); !st.ok()) return void(Fail(ctx, st.error()));
+    std::optional<std::vector<pg::TargetReport>> targets;
+    if (!a->backlog_dir.empty()) {
+      // Read only: status may run as another user than push (never create
+      // or rewrite what push owns).
+      auto b = pg::Backlog::OpenForReading(a->backlog_dir);
+      if (!b.ok() && b.error().code() == ErrorCode::kNotFound) {
+        targets.emplace();  // no push has missed anything yet
+      } else {
+        auto r = b.ok() ? pg::FanoutReports(*b, static_cast<double>(::time(nullptr)))
+                        : Result<std::vector<pg::TargetReport>>(b.error());
+        if (!r.ok()) return void(Fail(ctx, r.error().Wrap("backlog")));
+        targets = std::move(r).value();
+      }
+    }
+    const bool no_server = a->conn.pgdata.empty() && a->conn.host.empty() && a->conn.port.empty();
+    if (targets && no_server && a->root.empty()) {
+      // The fan-out's targets alone.
+      if (a->prometheus) {
+        std::fputs(pg::FanoutMetrics(*targets).c_str(), stdout);
+      } else if (a->check) {
+        auto breaches = pg::FanoutBreaches(*targets, a->max_target_lag_s);
+        std::size_t lacking = 0;
+        for (const auto& t : *targets) lacking += t.lacking;
+        std::string figures = std::to_string(targets->size()) + " target(s), " + std::to_string(lacking) +
+                              " file(s) lacking";
+        if (breaches.empty()) {
+          std::printf("ARCHIVE OK - %s\n", figures.c_str());
+        } else {
+          std::printf("ARCHIVE CRITICAL - %s | %s\n", Join(breaches, "; ").c_str(), figures.c_str());
+          ctx.exit_code = kExitFailure;
+        }
+      } else if (a->json) {
+        std::printf("{\"targets\":%s}\n", pg::FanoutJson(*targets).c_str());
+      } else {
+        std::fputs(pg::FanoutText(*targets).c_str(), stdout);
+      }
+      return;
+    }
     if (a->check || a->prometheus) {
       if (!a->conn.pgdata.empty()) a->conn.pgdata = Absolute(a->conn.pgdata);
       auto s = pg::QueryServerStatus(a->conn);
@@ -93,6 +140,7 @@ void AddStatus(CLI::App& app, Context& ctx) {
       if (s.ok()) AskAgent(*s);
       if (a->prometheus) {
         std::fputs(ServerStatusMetrics(*s).c_str(), stdout);
+        if (targets) std::fputs(pg::FanoutMetrics(*targets).c_str(), stdout);
         return;
       }
       if (!s.ok()) {
@@ -101,6 +149,9 @@ void AddStatus(CLI::App& app, Context& ctx) {
         return;
       }
       auto breaches = pg::CheckThresholds(*s, a->limits);
+      if (targets) {
+        for (auto& b : pg::FanoutBreaches(*targets, a->max_target_lag_s)) breaches.push_back(std::move(b));
+      }
       std::fputs(pg::CheckSummary(*s, breaches).c_str(), stdout);
       ctx.exit_code = breaches.empty() ? kExitOk : kExitFailure;
       return;
@@ -141,6 +192,15 @@ void AddStatus(CLI::App& app, Context& ctx) {
     const bool colour = ::isatty(STDOUT_FILENO) == 1 && std::getenv("NO_COLOR") == nullptr;
     std::string out = a->json ? pg::StatusJson(server, have_archive ? &reports : nullptr, &usage)
                               : pg::StatusText(server, have_archive ? &reports : nullptr, &usage, colour);
+    if (targets) {
+      if (a->json) {
+        // One object: the targets go in as one more member.
+        auto close = out.rfind('}');
+        if (close != std::string::npos) out = out.substr(0, close) + ",\"targets\":" + pg::FanoutJson(*targets) + "}\n";
+      } else {
+        out += pg::FanoutText(*targets);
+      }
+    }
     std::fputs(out.c_str(), stdout);
     std::fflush(stdout);
     if (failure) Fail(ctx, *failure);

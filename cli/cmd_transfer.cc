@@ -1,4 +1,5 @@
 // `walferry serve`, `walferry push`, `walferry send`.
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
@@ -18,9 +19,11 @@
 #include "cli/commands.h"
 #include "cli/client_options.h"
 #include "cli/config.h"
+#include "cli/fanout_run.h"
 #include "cli/log.h"
 #include "cli/metrics.h"
 #include "cli/progress.h"
+#include "core/path.h"
 #include "core/stream.h"
 #include "pg/push_failure.h"
 #include "transport/net.h"
@@ -47,6 +50,7 @@ struct ServeArgs {
   double handshake_timeout_s = 10;
   double idle_timeout_s = 60;
   std::uint64_t max_incoming_mib = 256 * 1024;
+  std::uint64_t max_buffer_mb = 0;  // 0: transport::DefaultBufferBudget(max_connections)
   std::uint64_t quarantine_max_mib = archive::kDefaultQuarantineCap >> 20;
   std::string store_url;  // s3://BUCKET/PREFIX: a gateway; --root then holds resume state only
   cli::S3Flags s3;
@@ -93,6 +97,11 @@ int RunServe(const ServeArgs& a) {
   (*archive)->SetQuarantineCap(a.quarantine_max_mib << 20);
   auto listener = transport::Listen(*ep, tls);
   if (!listener.ok()) return ReportError(listener.error());
+  // Big buffers (frames, chunks, compressor output) straight from mmap and
+  // back to the system when freed: glibc's dynamic threshold would otherwise
+  // keep freed 16 MiB buffers in per-thread arenas, and the memory the
+  // receiver holds would exceed what --max-buffer-mb admits (docs/receiver-limits.md).
+  ::mallopt(M_MMAP_THRESHOLD, 1 << 20);
   transport::ServerOptions so;
   so.insecure = tls.insecure_loopback;
   so.max_connections = std::max<std::size_t>(1, a.max_connections);
@@ -114,9 +123,11 @@ int RunServe(const ServeArgs& a) {
   so.handshake_timeout = SecondsOption(a.handshake_timeout_s);
   so.idle_timeout = SecondsOption(a.idle_timeout_s);
   so.max_incoming_bytes_per_cluster = a.max_incoming_mib << 20;
+  so.max_buffer_bytes = a.max_buffer_mb << 20;
   transport::Server server(**archive, so);
   log.Log(LogLevel::kInfo, "serve: listening on " + ep->host + " port " + std::to_string((*listener)->port()) +
                                ", root " + (a.store_url.empty() ? a.root : a.store_url) + ", store " + a.store +
+                               ", buffers " + std::to_string(server.buffer_budget().capacity() >> 20) + " MiB" +
                                (tls.insecure_loopback ? " (INSECURE plain TCP, loopback only)" : ""));
   if (!tls.insecure_loopback) {
     std::string p = transport::CertLifetimeProblem(a.tls_dir + "/server.crt");
@@ -205,6 +216,11 @@ void AddTransferCommands(CLI::App& app, Context& ctx) {
       ->check(CLI::Range(0.1, 86400.0));
   serve->add_option("--max-incoming-mib", serve_args->max_incoming_mib,
                     "Cap on one cluster's temp data in ROOT/.incoming, in MiB (default 262144 = 256 GiB, 0 = none)");
+  serve->add_option("--max-buffer-mb", serve_args->max_buffer_mb,
+                    "Memory (MiB) all connections together may hold for frames and decompressed chunks; a frame "
+                    "waits up to 10 s for it, then gets a retryable 'receiver busy' (default: 2 MiB per "
+                    "--max-connections, at least 129 MiB)")
+      ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 30));
   serve->add_option("--quarantine-max-mib", serve_args->quarantine_max_mib,
                     "Per-cluster cap of the quarantine that keeps refused same-name-different-content "
                     "files (default 1024)");
@@ -247,31 +263,57 @@ void AddTransferCommands(CLI::App& app, Context& ctx) {
       ctx.exit_code = ReportError(st.error());
       return;
     }
+    auto targets = ClientTargets(push_args->client);
+    if (!targets.ok()) {
+      ctx.exit_code = ReportError(targets.error());
+      return;
+    }
+    const bool fanout = targets->size() > 1;
+    auto tune = [push_args, fanout](transport::SendOptions& o) {
+      // Lean: a 16 MiB segment needs few chunk buffers; PostgreSQL retries a failed push.
+      o.kind = transport::WireKind::kWal;
+      o.threads = std::min<std::size_t>(2, std::max(1u, std::thread::hardware_concurrency()));
+      if (fanout) o.threads = 1;  // one compression thread per target's connection
+      o.in_flight = o.threads + 1;
+      // With several targets a dead one costs each push its reconnects: one
+      // (the backlog catches it up later).
+      if (push_args->client.retries < 0) o.max_retries = fanout ? 1 : 3;
+      // zstd -1 by default: on WAL it stores within ~3% of -3 at ~60% of the CPU,
+      // and CPU is what bounds a serial archive_command.
+      o.level = push_args->level > 0 ? push_args->level : 1;
+      o.chunk_size = push_args->chunk_kib * 1024;
+      // archive_mode = always re-archives what the primary archived: ask first.
+      o.ask_have = true;
+    };
+    std::string name = BaseName(push_args->path);
+    IgnoreSigpipe();
+    if (fanout) {
+      // The agent ships to one receiver; with several, push ships itself.
+      Status st = RunFanout(push_args->client, *targets, tune, push_args->path, name, DirName(push_args->path),
+                            "push " + name);
+      if (!st.ok()) {
+        Error e = st.error().Wrap("push " + name);
+        (void)pg::RecordPushFailure(push_args->path, e.message());
+        ctx.exit_code = ReportError(e);
+        return;
+      }
+      pg::ClearPushFailure(push_args->path);
+      ctx.exit_code = kExitOk;
+      return;
+    }
     auto o = ClientOptions(push_args->client);
     if (!o.ok()) {
       ctx.exit_code = ReportError(o.error());
       return;
     }
-    IgnoreSigpipe();
     if (!push_args->agent_socket.empty()) {
       if (auto rc = PushThroughAgent(push_args->agent_socket, push_args->path, push_args->agent_timeout)) {
         ctx.exit_code = *rc;
         return;
       }
     }
-    // Lean: a 16 MiB segment needs few chunk buffers; PostgreSQL retries a failed push.
-    o->kind = transport::WireKind::kWal;
-    o->threads = std::min<std::size_t>(2, std::max(1u, std::thread::hardware_concurrency()));
-    o->in_flight = o->threads + 1;
-    if (push_args->client.retries < 0) o->max_retries = 3;
-    // zstd -1 by default: on WAL it stores within ~3% of -3 at ~60% of the CPU,
-    // and CPU is what bounds a serial archive_command.
-    o->level = push_args->level > 0 ? push_args->level : 1;
-    o->chunk_size = push_args->chunk_kib * 1024;
-    // archive_mode = always re-archives what the primary archived: ask first.
-    o->ask_have = true;
+    tune(*o);
     transport::Sender sender(std::move(*o));
-    std::string name = BaseName(push_args->path);
     auto r = sender.SendFile(push_args->path, name);
     if (!r.ok()) {
       Error e = r.error().Wrap("push " + name);
@@ -328,6 +370,32 @@ void AddTransferCommands(CLI::App& app, Context& ctx) {
     }
     if (a.chunk_kib < 64 || a.chunk_kib > 16 * 1024) {
       ctx.exit_code = ReportError(Error(ErrorCode::kInvalidArgument, "--chunk-kib must be 64..16384"));
+      return;
+    }
+    auto targets = ClientTargets(a.client);
+    if (!targets.ok()) {
+      ctx.exit_code = ReportError(targets.error());
+      return;
+    }
+    if (targets->size() > 1) {
+      IgnoreSigpipe();
+      if (a.input == "-") {
+        ctx.exit_code = ReportError(Error(ErrorCode::kInvalidArgument,
+                                          "send to several --to needs a FILE, not stdin (a target that "
+                                          "missed it must be able to read it again later)"));
+        return;
+      }
+      auto tune = [&a](transport::SendOptions& o) {
+        o.threads = 1;
+        o.chunk_size = a.chunk_kib * 1024;
+        if (a.level > 0) o.level = a.level;
+        if (a.expect == "tar") o.kind = transport::WireKind::kTar;
+        if (a.expect == "any") o.kind = transport::WireKind::kAny;
+        o.ask_have = true;
+        if (a.client.retries < 0) o.max_retries = 2;
+      };
+      Status st = RunFanout(a.client, *targets, tune, a.input, a.name, "", "send " + a.name);
+      ctx.exit_code = st.ok() ? kExitOk : ReportError(st.error().Wrap("send " + a.name));
       return;
     }
     auto o = ClientOptions(a.client);

@@ -28,6 +28,7 @@
 #include "pg/config.h"
 #include "pg/process.h"
 #include "pg/standby.h"
+#include "pg/compare.h"
 #include "pg/status.h"
 #include "pg/version.h"
 #include "transport/net.h"
@@ -35,9 +36,48 @@
 namespace walferry::cli {
 using namespace pgcmd;
 
+namespace {
+
+// verify --from A --from B: the two archives' differences; 3 when any.
+int CompareTwo(const std::string& ra, const std::string& rb, const std::vector<std::string>& clusters) {
+  for (const auto* r : {&ra, &rb}) {
+    if (IsRemote(*r)) {
+      return ReportError(Error(ErrorCode::kUnsupported, "verify --from " + *r +
+                                                            ": comparing needs the archive itself (its ROOT or "
+                                                            "s3:// URL); a receiver does not list its files"));
+    }
+  }
+  auto a = OpenArchiveRoot(ra);
+  if (!a.ok()) return ReportError(a.error());
+  auto b = OpenArchiveRoot(rb);
+  if (!b.ok()) return ReportError(b.error());
+  auto reports = pg::CompareArchives(**a, **b, clusters);
+  if (!reports.ok()) return ReportError(reports.error());
+  bool bad = false;
+  for (const auto& r : *reports) {
+    std::printf("cluster %s: %zu file(s) identical on both, %zu only in %s, %zu only in %s, %zu different\n",
+                r.cluster.c_str(), r.both, r.only_a.size(), ra.c_str(), r.only_b.size(), rb.c_str(),
+                r.different.size());
+    for (const auto& n : r.only_a) std::printf("  missing in %s: %s\n", rb.c_str(), n.c_str());
+    for (const auto& n : r.only_b) std::printf("  missing in %s: %s\n", ra.c_str(), n.c_str());
+    for (const auto& n : r.different) std::printf("  different: %s\n", n.c_str());
+    for (const auto& n : r.unreadable) std::printf("  unreadable: %s\n", n.c_str());
+    if (!r.clean()) bad = true;
+  }
+  if (bad) {
+    std::fprintf(stderr, "walferry: verify: %s and %s differ\n", ra.c_str(), rb.c_str());
+    return kExitCorrupt;
+  }
+  std::printf("the two archives hold the same files\n");
+  return kExitOk;
+}
+
+}  // namespace
+
 void AddVerify(CLI::App& app, Context& ctx) {
   struct Args {
-    std::string root, config;
+    std::vector<std::string> roots;
+    std::string config;
     std::vector<std::string> clusters;
   };
   auto a = std::make_shared<Args>();
@@ -50,13 +90,20 @@ void AddVerify(CLI::App& app, Context& ctx) {
       "same-name-different-content refusal; exits 3 when there is any.\n\n"
       "  walferry verify --root /srv/walferry --cluster main\n"
       "checks the archive that this postgresql.conf line on the standby reads:\n"
-      "  restore_command = 'walferry get %f %p --from /srv/walferry'");
-  c->add_option("--root,--from", a->root, "archive ROOT directory");
+      "  restore_command = 'walferry get %f %p --from /srv/walferry'\n\n"
+      "Given two archives (--from A --from B: two fan-out targets' roots or buckets), compares\n"
+      "them instead: names missing on either side and names whose content differs (XXH3-128\n"
+      "of the raw content); exits 3 on any difference.\n"
+      "  walferry verify --from /srv/walferry --from s3://offsite/wal");
+  c->add_option("--root,--from", a->roots, "archive ROOT directory (twice: compare two archives)");
   c->add_option("--cluster", a->clusters, "cluster(s) to check (default: all)");
   AddConfigOption(c, &a->config);
   c->callback([a, c, &ctx] {
     if (Status st = ApplyConfig(*c, a->config); !st.ok()) return void(Fail(ctx, st.error()));
-    auto arch = OpenArchiveRoot(a->root);
+    if (a->roots.size() > 2) return void(Fail(ctx, Error(ErrorCode::kInvalidArgument, "verify compares two archives at a time")));
+    if (a->roots.size() == 2) return void(ctx.exit_code = CompareTwo(a->roots[0], a->roots[1], a->clusters));
+    const std::string root = a->roots.empty() ? std::string() : a->roots[0];
+    auto arch = OpenArchiveRoot(root);
     if (!arch.ok()) return void(Fail(ctx, arch.error()));
     auto reports = pg::InspectArchive(**arch, a->clusters, /*full=*/true);
     if (!reports.ok()) return void(Fail(ctx, reports.error()));
@@ -73,7 +120,7 @@ void AddVerify(CLI::App& app, Context& ctx) {
     }
     if (bad) {
       std::fprintf(stderr, "walferry: verify found missing, corrupt or conflicting (quarantined) files in %s\n",
-                   a->root.c_str());
+                   root.c_str());
       ctx.exit_code = kExitCorrupt;
     } else {
       std::printf("all files verified, no gaps\n");
