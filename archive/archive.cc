@@ -40,13 +40,6 @@
 namespace walferry::archive {
 namespace {
 
-using walfmt::CheckWalName;
-using walfmt::IsWalSegmentName;
-using walfmt::ParseWalHeader;
-using walfmt::SegmentNameTimeline;
-using walfmt::WalPageCheck;
-using walfmt::WalSegmentInfo;
-
 using internal::FindStored;
 using internal::IsTransferId;
 using internal::Join;

@@ -9,7 +9,7 @@
 #include "store/tar_check.h"
 
 using namespace walferry;
-using namespace walferry::archive;
+using namespace walferry::store;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size < 2) return 0;

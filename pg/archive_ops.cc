@@ -27,109 +27,26 @@
 #include "pg/prefetch_window.h"
 #include "walfmt/wal_header.h"
 #include "walfmt/wal_names.h"
+#include "pg/archive_ops_internal.h"
 #include "transport/fetch.h"
 
 extern char** environ;
 
 namespace walferry::pg {
 
-using walfmt::FindGaps;
-using walfmt::Gap;
+using internal::CheckingSink;
+using internal::kHeadBytes;
+
 using walfmt::IsWalSegmentName;
-using walfmt::NewestSegment;
 using walfmt::NextSegmentNames;
 using walfmt::ParseSegmentName;
 using walfmt::SegmentsPerLogId;
-using walfmt::SelectForCleanup;
 
 namespace {
 
-constexpr std::size_t kHeadBytes = 8192;
 constexpr char kPrefetchMagic[8] = {'W', 'F', 'P', 'F', '0', '0', '0', '1'};
 constexpr std::size_t kTrailer = 24;  // XXH3-128 (low, high, little endian) + magic
 
-
-// Forwards to an optional sink while keeping the first bytes, the size and
-// (optionally) the XXH3-128 of everything written.
-class CheckingSink final : public ByteSink {
- public:
-  // `segment_name`: a 24-hex name whose page timelines are walked
-  // (walfmt::WalPageCheck) as the bytes pass; "" = none.
-  explicit CheckingSink(ByteSink* next, bool hash = false, std::size_t stop_after = 0,
-                        std::string segment_name = "")
-      : next_(next), hash_(hash), stop_after_(stop_after), segment_name_(std::move(segment_name)) {}
-  Status Write(std::span<const std::byte> data) override {
-    if (head_.size() < kHeadBytes) {
-      std::size_t take = std::min(kHeadBytes - head_.size(), data.size());
-      head_.insert(head_.end(), data.begin(), data.begin() + static_cast<std::ptrdiff_t>(take));
-    }
-    FeedPages(data);
-    size_ += data.size();
-    if (hash_) stream_.Update(data);
-    if (next_) WF_TRY(next_->Write(data));
-    if (stop_after_ && size_ >= stop_after_) {
-      stopped_ = true;  // ends the reader early; stopped() tells it apart from a failure
-      return Error(ErrorCode::kInternal, "read stopped after " + std::to_string(size_) + " bytes");
-    }
-    return Status::Ok();
-  }
-  Status Finish() override { return next_ ? next_->Finish() : Status::Ok(); }
-
-  // For a segment name: the first page header must name it and the length
-  // must be the segment size. Fills info.
-  Status CheckSegment(std::string_view name, walfmt::WalSegmentInfo* info, bool whole) const {
-    auto parsed = walfmt::ParseWalHeader(head_);
-    if (!parsed.ok()) return parsed.error();
-    WF_TRY(walfmt::CheckWalName(*parsed, name));
-    if (!pages_status_.ok()) return pages_status_;
-    if (whole && size_ != parsed->segment_size) {
-      return Error(ErrorCode::kCorrupt, "length " + std::to_string(size_) +
-                                            " is not the segment size " +
-                                            std::to_string(parsed->segment_size));
-    }
-    if (info) *info = *parsed;
-    return Status::Ok();
-  }
-  std::uint64_t size() const { return size_; }
-  Hash128 Digest() const { return stream_.Digest(); }
-  const std::vector<std::byte>& head() const { return head_; }
-  // Whether Write refused more bytes because stop_after was reached.
-  bool stopped() const { return stopped_; }
-
- private:
-  void FeedPages(std::span<const std::byte> data) {
-    if (segment_name_.empty() || !pages_status_.ok()) return;
-    if (!pages_) {
-      if (head_.size() < kHeadBytes) return;  // until the first page is all there
-      auto first = walfmt::ParseWalHeader(head_);
-      if (!first.ok()) {
-        segment_name_.clear();  // CheckSegment reports the header itself
-        return;
-      }
-      pages_.emplace(*first, walfmt::SegmentNameTimeline(segment_name_));
-      // Everything so far, including `data`, is in head_ unless it overflowed.
-      if (size_ + data.size() <= head_.size()) {
-        pages_status_ = pages_->Feed(head_);
-        return;
-      }
-      pages_status_ = pages_->Feed(std::span<const std::byte>(head_).first(static_cast<std::size_t>(size_)));
-      if (pages_status_.ok()) pages_status_ = pages_->Feed(data);
-      return;
-    }
-    pages_status_ = pages_->Feed(data);
-  }
-
-  ByteSink* next_;
-  bool hash_;
-  std::size_t stop_after_;
-  bool stopped_ = false;
-  std::vector<std::byte> head_;
-  std::uint64_t size_ = 0;
-  Xxh3Stream stream_;
-  std::string segment_name_;
-  std::optional<walfmt::WalPageCheck> pages_;
-  Status pages_status_ = Status::Ok();
-};
 
 Error Corrupt(const std::string& what, const Error& e) {
   ErrorCode code = e.code() == ErrorCode::kRefused ? ErrorCode::kCorrupt : e.code();
@@ -261,35 +178,6 @@ void StartPrefetchWorker(const GetOptions& o, const std::string& dir, std::uint3
   posix_spawn_file_actions_destroy(&fa);
 }
 
-// Reads the long page header of a stored segment (stops decompressing early).
-Result<walfmt::WalSegmentInfo> ReadSegmentHeader(const archive::Archive& a, const archive::StoredEntry& e) {
-  CheckingSink head(nullptr, false, kHeadBytes);
-  Status st = a.Read(e, head);
-  if (!st.ok() && !head.stopped()) return st.error();
-  walfmt::WalSegmentInfo info;
-  WF_TRY(head.CheckSegment(e.name, &info, false));
-  return info;
-}
-
-// Reads a stored NNNNNNNN.history entry (through the archive: a bucket's entry
-// is no local file) and checks it as PostgreSQL reads it.
-Status CheckHistoryEntry(const archive::Archive& a, const archive::StoredEntry& e, std::uint32_t tli) {
-  class TextSink final : public ByteSink {
-   public:
-    Status Write(std::span<const std::byte> d) override {
-      if (text.size() + d.size() > archive::kMaxHistoryBytes) return Error(ErrorCode::kCorrupt, "too large");
-      text.append(reinterpret_cast<const char*>(d.data()), d.size());
-      return Status::Ok();
-    }
-    Status Finish() override { return Status::Ok(); }
-    std::string text;
-  } sink;
-  WF_TRY(a.Read(e, sink));
-  auto parsed = archive::ParseTimelineHistory(sink.text, tli);
-  if (!parsed.ok()) return parsed.error();
-  return Status::Ok();
-}
-
 }  // namespace
 
 Result<std::string> ResolveCluster(const archive::Archive& a, const std::string& requested) {
@@ -418,101 +306,6 @@ Status PrefetchSegments(EntrySource& source, const std::string& name, std::uint3
     if (!c.ok() && c.error().code() != ErrorCode::kExists) return c;
   }
   return Status::Ok();
-}
-
-Result<CleanupResult> CleanupArchive(const archive::Archive& a, const std::string& cluster,
-                                     const std::string& restart_point, bool dry_run) {
-  WF_ASSIGN(auto entries, a.List(cluster, archive::EntryKind::kWal));
-  std::vector<std::string> names;
-  for (const auto& e : entries) names.push_back(e.name);
-  WF_ASSIGN(auto selected, SelectForCleanup(names, restart_point));
-  CleanupResult r;
-  std::string wal_dir;
-  for (const auto& e : entries) {
-    if (std::find(selected.begin(), selected.end(), e.name) == selected.end()) continue;
-    if (!dry_run) WF_TRY(a.Remove(e));
-    if (e.path.rfind('/', 0) == 0) wal_dir = DirName(e.path);  // a disk archive: fsync its directory
-    r.removed.push_back(e.name);
-  }
-  if (!dry_run && !wal_dir.empty()) WF_TRY(FsyncDir(wal_dir));
-  return r;
-}
-
-Result<std::vector<ClusterReport>> InspectArchive(const archive::Archive& a,
-                                                  const std::vector<std::string>& clusters,
-                                                  bool full) {
-  std::vector<std::string> names = clusters;
-  if (names.empty()) {
-    WF_ASSIGN(names, a.Clusters());
-  }
-  std::vector<ClusterReport> reports;
-  for (const std::string& cluster : names) {
-    WF_TRY(ValidateClusterName(cluster));
-    ClusterReport rep;
-    rep.cluster = cluster;
-    WF_ASSIGN(auto wal, a.List(cluster, archive::EntryKind::kWal));
-    WF_ASSIGN(auto files, a.List(cluster, archive::EntryKind::kFile));
-    rep.wal_files = wal.size();
-    rep.other_files = files.size();
-    std::vector<std::string> wal_names;
-    for (const auto& e : wal) wal_names.push_back(e.name);
-    rep.newest_segment = NewestSegment(wal_names);
-    WF_ASSIGN(auto quarantined, archive::ListQuarantine(a, cluster));
-    for (const auto& q : quarantined) {
-      rep.quarantined.push_back("quarantine/" + q.file + " (" + q.name + ", received " + q.received + ", " +
-                                std::to_string(q.size) + " bytes): " + q.details);
-    }
-    if (full) {
-      for (const auto* list : {&wal, &files}) {
-        for (const auto& e : *list) {
-          CheckingSink check(nullptr, false, 0, IsWalSegmentName(e.name) ? e.name : std::string());
-          Status st = a.Read(e, check);
-          if (!st.ok()) {
-            rep.problems.push_back(e.name + ": " + st.error().message());
-            continue;
-          }
-          if (std::uint32_t tli = archive::HistoryNameTimeline(e.name); tli != 0) {
-            Status hs = CheckHistoryEntry(a, e, tli);
-            if (!hs.ok()) rep.problems.push_back(e.name + ": " + hs.error().message());
-            continue;
-          }
-          if (!IsWalSegmentName(e.name)) continue;
-          walfmt::WalSegmentInfo info;
-          Status c = check.CheckSegment(e.name, &info, true);
-          if (!c.ok()) {
-            rep.problems.push_back(e.name + ": " + c.error().message());
-          } else if (rep.segment_size == 0) {
-            rep.segment_size = info.segment_size;
-          } else if (rep.segment_size != info.segment_size) {
-            rep.problems.push_back(e.name + ": segment size " + std::to_string(info.segment_size) +
-                                   " differs from the cluster's " +
-                                   std::to_string(rep.segment_size));
-          }
-        }
-      }
-    } else if (!rep.newest_segment.empty()) {
-      for (const auto& e : wal) {
-        if (e.name != rep.newest_segment) continue;
-        auto info = ReadSegmentHeader(a, e);
-        if (info.ok()) {
-          rep.segment_size = info->segment_size;
-        } else {
-          rep.problems.push_back(e.name + ": " + info.error().message());
-        }
-      }
-    }
-    if (rep.segment_size != 0) {
-      auto per_id = SegmentsPerLogId(rep.segment_size);
-      if (per_id.ok()) {
-        for (const Gap& g : FindGaps(wal_names, *per_id)) {
-          rep.gaps.push_back(g.first_missing + (g.count > 1 ? ".." + g.last_missing : "") + " (" +
-                             std::to_string(g.count) + (g.count == 1 ? " segment)" : " segments)"));
-        }
-      }
-    }
-    reports.push_back(std::move(rep));
-  }
-  return reports;
 }
 
 }  // namespace walferry::pg

@@ -1,4 +1,4 @@
-// Helpers shared by transport/net.cc and transport/tls_init.cc; not a public API.
+// Helpers shared by the connection code (conn_internal.h, tls_*.cc) and transport/tls_init.cc; not a public API.
 #pragma once
 
 #include <openssl/ssl.h>

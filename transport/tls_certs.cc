@@ -1,4 +1,4 @@
-// Certificate facts shared by the connection code (net.cc) and `walferry tls`
+// Certificate facts shared by the connection code (conn_internal.h, tls_context.cc) and `walferry tls`
 // (tls_init.cc): validity windows in words, and the CRL a receiver loads.
 #include <openssl/asn1.h>
 #include <openssl/err.h>
