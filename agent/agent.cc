@@ -157,7 +157,7 @@ class AgentImpl final : public Agent {
     inotify_.Reset(::inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
     if (inotify_.valid()) {
       if (::inotify_add_watch(inotify_.get(), status_dir_.c_str(), IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE) < 0) {
-        Log("inotify on " + status_dir_ + " unavailable (" + std::strerror(errno) + "); rescanning only");
+        Log("agent: inotify on " + status_dir_ + " unavailable (" + std::strerror(errno) + "); rescanning only", true);
         inotify_.Reset();
       }
     }
@@ -181,7 +181,7 @@ class AgentImpl final : public Agent {
       ucred cred{};
       socklen_t len = sizeof cred;
       if (::getsockopt(c.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.uid != ::geteuid()) {
-        Log("agent: refused a client running as uid " + std::to_string(cred.uid));
+        Log("agent: refused a client running as uid " + std::to_string(cred.uid), true);
         continue;
       }
       std::lock_guard lk(mu_);
@@ -231,8 +231,8 @@ class AgentImpl final : public Agent {
     int waiters = 0;
   };
 
-  void Log(const std::string& m) {
-    if (o_.log) o_.log(m);
+  void Log(const std::string& m, bool warning = false) {
+    if (o_.log) o_.log(warning, m);
   }
 
   void JoinAll() {
@@ -265,7 +265,7 @@ class AgentImpl final : public Agent {
     std::int64_t oldest = 0;
     DIR* d = ::opendir(status_dir_.c_str());
     if (!d) {
-      Log("agent: cannot read " + status_dir_ + ": " + std::strerror(errno));
+      Log("agent: cannot read " + status_dir_ + ": " + std::strerror(errno), true);
       return;
     }
     while (dirent* de = ::readdir(d)) {
@@ -356,7 +356,15 @@ class AgentImpl final : public Agent {
       Result<transport::SendResult> r = Error(ErrorCode::kInternal, "not sent");
       struct stat st{};
       bool gone = !requested && ::stat((status_dir_ + "/" + name + ".ready").c_str(), &st) != 0;
+      const auto t0 = Clock::now();
       if (!gone) r = sender.SendFile(path, name);
+      if (!gone && r.ok()) {
+        const auto ms = std::chrono::duration_cast<milliseconds>(Clock::now() - t0).count();
+        Log("agent: name=" + name + (r->outcome == transport::WireOutcome::kIdentical ? " identical" : " placed") +
+            " bytes=" + std::to_string(r->raw_bytes) + " wire=" + std::to_string(r->wire_bytes) +
+            " ms=" + std::to_string(ms) +
+            (requested ? " requested" : " ahead"));
+      }
       lk.lock();
       Entry& e = entries_[name];
       ++e.done;
@@ -387,7 +395,7 @@ class AgentImpl final : public Agent {
           stats_.last_error = name + ": " + e.error;
           std::string msg = "agent: " + name + ": " + e.error;
           lk.unlock();
-          Log(msg);
+          Log(msg, true);
           lk.lock();
         }
       }

@@ -45,7 +45,9 @@ struct AgentOptions {
   int ahead = 64;              // at most this many .ready files known ahead of the archiver
   std::chrono::milliseconds rescan{2000};  // full rescan period (inotify does the rest)
   std::chrono::milliseconds retry{2000};   // wait before shipping a failed file ahead again
-  std::function<void(const std::string&)> log;  // one line per event worth telling; may be empty
+  // One line per event worth telling (may be empty); `warning` marks failures
+  // and refusals (the CLI logs them at WARN, the rest at INFO).
+  std::function<void(bool warning, const std::string&)> log;
 };
 
 // Figures for `walferry status` and metrics (STATUS answers these, see docs/agent.md).

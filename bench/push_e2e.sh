@@ -22,7 +22,9 @@ pg_start "$PGDATA" "$PGPORT" -c wal_keep_size=16GB -c max_wal_size=16GB -c check
 # WAL from a pgbench load (COPY, index builds, vacuum), topped up by pgbench
 # transactions and bulk inserts into its history table.
 as_pg "$PGBIN/pgbench" -h 127.0.0.1 -p "$PGPORT" -U postgres -i -s $((NSEG / 2 + 5)) postgres >"$T/pgbench.log" 2>&1
-segno() { psql_at "$PGPORT" "select ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 17, 8))::bit(32)::int"; }
+# Segment number over the whole LSN range (log id * segments per log id + low
+# part): the low 8 hex digits alone go back to 0 after 0xFF for 16 MiB segments.
+segno() { psql_at "$PGPORT" "select ('x' || substr(f, 9, 8))::bit(32)::bigint * 256 + ('x' || substr(f, 17, 8))::bit(32)::bigint from pg_walfile_name(pg_current_wal_lsn()) f"; }
 as_pg "$PGBIN/pgbench" -h 127.0.0.1 -p "$PGPORT" -U postgres -T 10 -c 2 -j 2 postgres >>"$T/pgbench.log" 2>&1
 while [ "$(segno)" -le "$((NSEG + 2))" ]; do
   psql_at "$PGPORT" "insert into pgbench_history select (random()*100)::int, (random()*10)::int, g, (random()*10000)::int, now(), substr(md5(g::text), 1, 22) from generate_series(1, 500000) g" >/dev/null
@@ -32,6 +34,17 @@ mkdir -p "$T/wal"
 ls "$PGDATA/pg_wal" | grep -E '^[0-9A-F]{24}$' | sort | head -n "$NSEG" >"$T/segs"
 while read -r s; do cp "$PGDATA/pg_wal/$s" "$T/wal/"; done <"$T/segs"
 [ "$(wc -l <"$T/segs")" -eq "$NSEG" ] || fail "only $(wc -l <"$T/segs") segments"
+# Valid, consecutive names across the 0xFF -> next log id step (16 MiB segments).
+python3 - "$T/segs" <<'PY' || fail "segment names are not consecutive"
+import re, sys
+names = open(sys.argv[1]).read().split()
+nums = []
+for n in names:
+    assert re.fullmatch(r"[0-9A-F]{24}", n), n
+    assert int(n[16:], 16) <= 0xFF, n
+    nums.append(int(n[8:16], 16) * 256 + int(n[16:], 16))
+assert all(b == a + 1 for a, b in zip(nums, nums[1:])), "gap in " + " ".join(names)
+PY
 share_scratch
 declare -A SECS
 

@@ -13,10 +13,13 @@
 #include <thread>
 
 #include "agent/agent.h"
+#include "cli/agent_metrics.h"
 #include "cli/client_options.h"
 #include "cli/commands.h"
 #include "cli/config.h"
 #include "cli/fanout_run.h"
+#include "cli/log.h"
+#include "cli/metrics.h"
 
 namespace walferry::cli {
 namespace {
@@ -29,6 +32,8 @@ struct AgentArgs {
   int ahead = 64;
   int rescan_ms = 2000;
   int level = 0;
+  std::string log_level = "info";
+  std::string metrics;  // HOST:PORT of the Prometheus endpoint; "" = none
 };
 
 // With several --to the agent does not ship ahead (its read-ahead answers
@@ -74,6 +79,8 @@ int RunDrainer(const AgentArgs& a, const std::vector<std::string>& targets) {
 }
 
 int RunAgent(const AgentArgs& a) {
+  auto level = ParseLogLevel(a.log_level);
+  if (!level.ok()) return ReportError(level.error());
   if (a.pgdata.empty()) return ReportError(Error(ErrorCode::kInvalidArgument, "agent needs --pgdata DIR"));
   auto targets = ClientTargets(a.client);
   if (!targets.ok()) return ReportError(targets.error());
@@ -81,6 +88,7 @@ int RunAgent(const AgentArgs& a) {
   if (a.socket.empty()) return ReportError(Error(ErrorCode::kInvalidArgument, "agent needs --agent-socket PATH"));
   auto so = ClientOptions(a.client);
   if (!so.ok()) return ReportError(so.error());
+  Logger log = Logger::ForStderr(*level);
   // Parallelism comes from concurrent transfers: one compression thread each.
   so->threads = 1;
   so->in_flight = 2;
@@ -98,21 +106,29 @@ int RunAgent(const AgentArgs& a) {
   o.parallel = a.parallel;
   o.ahead = a.ahead;
   o.rescan = std::chrono::milliseconds(a.rescan_ms);
-  auto log_mu = std::make_shared<std::mutex>();
-  o.log = [log_mu](const std::string& m) {
-    std::lock_guard lk(*log_mu);
-    std::fprintf(stderr, "walferry %s\n", m.c_str());
-    std::fflush(stderr);
-  };
+  o.log = [&log](bool warning, const std::string& m) { log.Log(warning ? LogLevel::kWarn : LogLevel::kInfo, m); };
   auto ag = agent::Agent::Start(std::move(o));
   if (!ag.ok()) return ReportError(ag.error());
+  MetricsRegistry metrics;
+  DescribeAgentMetrics(metrics);
+  std::unique_ptr<MetricsServer> metrics_server;
+  if (!a.metrics.empty()) {
+    agent::Agent* agp = ag->get();
+    auto m = MetricsServer::Start(a.metrics, metrics, [&metrics, agp] {
+      UpdateAgentMetrics(metrics, agp->Stats(), static_cast<double>(std::time(nullptr)));
+    });
+    if (!m.ok()) return ReportError(m.error());
+    metrics_server = std::move(m).value();
+    log.Log(LogLevel::kInfo, "agent: metrics on http://" + a.metrics.substr(0, a.metrics.rfind(':')) + ":" +
+                                 std::to_string(metrics_server->port()) + "/metrics");
+  }
   std::atomic<bool> done{false};
   std::thread signals([&] {
     timespec ts{0, 200 * 1000 * 1000};
     while (!done.load()) {
       int sig = sigtimedwait(&set, nullptr, &ts);
       if (sig == SIGTERM || sig == SIGINT) {
-        std::fprintf(stderr, "walferry agent: signal %d, finishing transfers in flight\n", sig);
+        log.Log(LogLevel::kInfo, "agent: signal " + std::to_string(sig) + ", finishing transfers in flight");
         (*ag)->Stop();
         return;
       }
@@ -121,6 +137,7 @@ int RunAgent(const AgentArgs& a) {
   Status st = (*ag)->Run();
   done.store(true);
   signals.join();
+  metrics_server.reset();  // its thread reads the agent: stop it first
   if (!st.ok()) return ReportError(st.error());
   return kExitOk;
 }
@@ -143,6 +160,9 @@ void AddAgentCommands(CLI::App& app, Context& ctx) {
   sub->add_option("--rescan-ms", args->rescan_ms, "Full rescan period besides inotify (default 2000)")
       ->check(CLI::Range(10, 3600 * 1000));
   sub->add_option("-l,--level", args->level, "Compression level (default zstd 1)");
+  AddLogLevelOption(sub, &args->log_level);
+  sub->add_option("--metrics", args->metrics,
+                  "HOST:PORT for Prometheus text metrics at /metrics (e.g. 127.0.0.1:9421)");
   sub->callback([sub, args, &ctx] {
     if (Status st = ApplyConfig(*sub, args->client.config); !st.ok()) {
       ctx.exit_code = ReportError(st.error());

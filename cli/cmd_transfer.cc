@@ -1,4 +1,5 @@
 // `walferry serve`, `walferry push`, `walferry send`.
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
@@ -49,6 +50,7 @@ struct ServeArgs {
   double handshake_timeout_s = 10;
   double idle_timeout_s = 60;
   std::uint64_t max_incoming_mib = 256 * 1024;
+  std::uint64_t max_buffer_mb = 0;  // 0: transport::DefaultBufferBudget(max_connections)
   std::uint64_t quarantine_max_mib = archive::kDefaultQuarantineCap >> 20;
   std::string store_url;  // s3://BUCKET/PREFIX: a gateway; --root then holds resume state only
   cli::S3Flags s3;
@@ -95,6 +97,11 @@ int RunServe(const ServeArgs& a) {
   (*archive)->SetQuarantineCap(a.quarantine_max_mib << 20);
   auto listener = transport::Listen(*ep, tls);
   if (!listener.ok()) return ReportError(listener.error());
+  // Big buffers (frames, chunks, compressor output) straight from mmap and
+  // back to the system when freed: glibc's dynamic threshold would otherwise
+  // keep freed 16 MiB buffers in per-thread arenas, and the memory the
+  // receiver holds would exceed what --max-buffer-mb admits (docs/receiver-limits.md).
+  ::mallopt(M_MMAP_THRESHOLD, 1 << 20);
   transport::ServerOptions so;
   so.insecure = tls.insecure_loopback;
   so.max_connections = std::max<std::size_t>(1, a.max_connections);
@@ -116,9 +123,11 @@ int RunServe(const ServeArgs& a) {
   so.handshake_timeout = SecondsOption(a.handshake_timeout_s);
   so.idle_timeout = SecondsOption(a.idle_timeout_s);
   so.max_incoming_bytes_per_cluster = a.max_incoming_mib << 20;
+  so.max_buffer_bytes = a.max_buffer_mb << 20;
   transport::Server server(**archive, so);
   log.Log(LogLevel::kInfo, "serve: listening on " + ep->host + " port " + std::to_string((*listener)->port()) +
                                ", root " + (a.store_url.empty() ? a.root : a.store_url) + ", store " + a.store +
+                               ", buffers " + std::to_string(server.buffer_budget().capacity() >> 20) + " MiB" +
                                (tls.insecure_loopback ? " (INSECURE plain TCP, loopback only)" : ""));
   if (!tls.insecure_loopback) {
     std::string p = transport::CertLifetimeProblem(a.tls_dir + "/server.crt");
@@ -207,6 +216,11 @@ void AddTransferCommands(CLI::App& app, Context& ctx) {
       ->check(CLI::Range(0.1, 86400.0));
   serve->add_option("--max-incoming-mib", serve_args->max_incoming_mib,
                     "Cap on one cluster's temp data in ROOT/.incoming, in MiB (default 262144 = 256 GiB, 0 = none)");
+  serve->add_option("--max-buffer-mb", serve_args->max_buffer_mb,
+                    "Memory (MiB) all connections together may hold for frames and decompressed chunks; a frame "
+                    "waits up to 10 s for it, then gets a retryable 'receiver busy' (default: 2 MiB per "
+                    "--max-connections, at least 129 MiB)")
+      ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 30));
   serve->add_option("--quarantine-max-mib", serve_args->quarantine_max_mib,
                     "Per-cluster cap of the quarantine that keeps refused same-name-different-content "
                     "files (default 1024)");

@@ -22,7 +22,9 @@
 #include "core/fs.h"
 #include "core/names.h"
 #include "core/hash.h"
+#include "core/mapped_file.h"
 #include "core/stream.h"
+#include "pg/prefetch_window.h"
 #include "walfmt/wal_header.h"
 #include "walfmt/wal_names.h"
 #include "transport/fetch.h"
@@ -158,13 +160,12 @@ Result<bool> TryPrefetched(const std::string& path, const std::string& dest,
   }
   Hash128 want{LoadLe<std::uint64_t>(trailer), LoadLe<std::uint64_t>(trailer + 8)};
   CheckingSink check(nullptr, /*hash=*/true, 0, std::string(name));
-  std::vector<std::byte> buf(1 << 20);
-  for (off_t off = 0; off < length;) {
-    std::size_t n = static_cast<std::size_t>(std::min<off_t>(length - off, buf.size()));
-    auto r = PreadFull(fd->get(), std::span(buf.data(), n), off, path);
-    if (!r.ok() || *r != n) return drop();
-    (void)check.Write(std::span<const std::byte>(buf.data(), n));
-    off += static_cast<off_t>(n);
+  {
+    // Hashed and page-checked in place (no copy through a buffer); unmapped
+    // before the trailer is cut off below.
+    auto map = MappedFile::Map(fd->get(), static_cast<std::size_t>(length), path);
+    if (!map.ok()) return drop();
+    (void)check.Write(map->bytes());
   }
   if (!(check.Digest() == want) || !check.CheckSegment(name, info, true).ok()) return drop();
   if (::ftruncate(fd->get(), length) != 0) return drop();
@@ -180,6 +181,7 @@ Result<bool> TryPrefetched(const std::string& path, const std::string& dest,
     return true;
   }
   WF_ASSIGN(auto out, AtomicFile::Create(dest, /*overwrite=*/true, 0600));
+  std::vector<std::byte> buf(1 << 20);
   for (off_t off = 0; off < length;) {
     std::size_t n = static_cast<std::size_t>(std::min<off_t>(length - off, buf.size()));
     WF_ASSIGN(std::size_t got, PreadFull(fd->get(), std::span(buf.data(), n), off, path));
@@ -226,12 +228,14 @@ std::string DefaultPrefetchDir(const std::string& dest) {
 namespace {
 
 // Starts `self get NAME - --prefetch-worker ...` detached (own session,
-// stdio on /dev/null), without waiting for it.
+// stdio on /dev/null), without waiting for it; only when the read-ahead
+// window runs low and no worker is filling it (pg/prefetch_window.h).
 void StartPrefetchWorker(const GetOptions& o, const std::string& dir, std::uint32_t seg_size) {
   // Bounded by bytes as well as by count.
   std::uint64_t seg = seg_size > 0 ? seg_size : (16u << 20);
   std::uint64_t by_bytes = std::max<std::uint64_t>(1, o.prefetch_max_bytes / seg);
   int count = static_cast<int>(std::min<std::uint64_t>(static_cast<std::uint64_t>(o.prefetch), by_bytes));
+  if (!PrefetchWorkerNeeded(dir, o.name, seg_size, count)) return;
   std::vector<std::string> args = {o.self,          "get",
                                    o.name,          "-",
                                    "--prefetch-worker",

@@ -14,6 +14,8 @@ PACKAGES=(
   # end-to-end tests and the demo: a throw-away PostgreSQL 15, peers to compare
   postgresql-15 postgresql-client-15 pigz pbzip2 bzip2 zstd gzip
   python3 openssl tar procps iproute2 util-linux passwd
+  # a real small filesystem for the disk-full test (tests/e2e/faults_enospc_fs.sh): mkfs, losetup, mount
+  e2fsprogs xfsprogs mount
   # transport/archive benchmarks: peers for push/send
   pgbackrest rsync openssh-server openssh-client
   # the Debian package (scripts/package.sh): dpkg-buildpackage, man pages from --help

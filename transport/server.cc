@@ -26,9 +26,11 @@ struct Server::Active {
 };
 
 // Per-connection buffers, recycled: fresh pages are expensive on these machines.
+// Their capacity never exceeds `leased`, their share of the buffer budget.
 struct Server::Buffers {
   std::vector<std::byte> frame;
   std::vector<std::byte> raw;
+  std::uint64_t leased = 0;
 };
 
 namespace {
@@ -61,10 +63,10 @@ std::string Ms(std::chrono::steady_clock::time_point t0) {
 }  // namespace
 
 // One connection's protocol state machine.
-class Server::Session {
+class Server::Session final : public FrameAdmission {
  public:
   Session(Server& server, Conn& conn, Watch* watch)
-      : s_(server), conn_(conn), watch_(watch), bufs_(server.TakeBuffers()), reader_(conn, bufs_->frame),
+      : s_(server), conn_(conn), watch_(watch), bufs_(server.TakeBuffers()), reader_(conn, bufs_->frame, this),
         writer_(conn) {}
   ~Session() { s_.GiveBuffers(std::move(bufs_)); }
 
@@ -79,7 +81,7 @@ class Server::Session {
     for (;;) {
       auto f = ReadFrame();
       if (!f.ok()) {
-        if (f.error().code() != ErrorCode::kNetwork) Fail(f.error(), "");
+        if (f.error().code() != ErrorCode::kNetwork || busy_) Fail(f.error(), "");
         return;  // EOF between transfers is the normal end
       }
       if (TypeOf(*f) == FrameType::kFetch) {
@@ -99,6 +101,49 @@ class Server::Session {
   }
 
  private:
+  // A frame body is admitted against the server's buffer budget before it
+  // is allocated (transport/buffer_budget.h). Within what this connection
+  // already holds nothing waits; otherwise it frees its own buffers first
+  // and asks for the whole need at once (no connection holds part of what
+  // it waits for), for at most buffer_wait, while the idle clock stops.
+  Status Admit(const FrameHeader& h) override {
+    std::uint32_t chunk = 0;
+    if (h.type == FrameType::kChunk && chunk_size_ > 0) {
+      chunk = chunk_size_;
+      if (h.body_len > kChunkFixedSize + compress::MaxCompressedSize(chunk)) {
+        return Error(ErrorCode::kProtocol, "CHUNK body length " + std::to_string(h.body_len) +
+                                               " exceeds what a chunk of " + std::to_string(chunk) + " bytes can take");
+      }
+    }
+    auto& b = *bufs_;
+    // The store's compressor (archive::Recompressor) lives with the transfer.
+    const bool recompress = s_.store_.format() != store::StoreFormat::kRaw;
+    const std::uint64_t store_need = FrameBufferNeed(0, chunk, recompress) - FrameBufferNeed(0, chunk, false);
+    std::uint64_t grown = std::max<std::uint64_t>(b.frame.capacity(), kHeaderSize + h.body_len) +
+                          std::max<std::uint64_t>(b.raw.capacity(), chunk) + store_need;
+    if (grown <= b.leased) return Status::Ok();
+    b.frame = {};
+    b.raw = {};
+    s_.budget_->Release(b.leased);
+    b.leased = 0;
+    constexpr std::uint64_t kMinLease = 64 * 1024;  // control frames never come back for more
+    std::uint64_t need = std::max(kMinLease, FrameBufferNeed(h.body_len, chunk, recompress));
+    if (watch_) watch_->deadline_ms.store(0);
+    Status st = s_.budget_->Acquire(
+        need, std::chrono::steady_clock::now() + s_.opts_.buffer_wait, [this] { return s_.DropSpareBuffers(); },
+        [this] { return s_.stopping_.load(); });
+    if (watch_) {
+      auto t = watch_->in_hello.load() ? s_.opts_.handshake_timeout : s_.opts_.idle_timeout;
+      watch_->deadline_ms.store(NowMs() + t.count());  // the body is the peer's to deliver again
+    }
+    if (!st.ok()) {
+      busy_ = st.error().code() == ErrorCode::kNetwork;
+      return st;
+    }
+    b.leased = need;
+    return Status::Ok();
+  }
+
   // Reads the peer's next frame under the watchdog's deadline (HELLO: the
   // handshake timeout; later: the idle timeout). The clock runs only while
   // waiting for the peer, never while the receiver itself works.
@@ -140,12 +185,14 @@ class Server::Session {
     s_.Log("serve: " + conn_.peer_address() + (cluster_.empty() ? "" : " cluster=" + cluster_) +
            (what.empty() ? "" : " " + what) + " error=" + std::string(ErrorCodeName(e.code())) + ": " +
            e.message());
-    if (e.code() == ErrorCode::kNetwork) return;
+    if (e.code() == ErrorCode::kNetwork && !busy_) return;  // busy_: "receiver busy" is told
     if (!writer_.Write(ErrorFrame{e.code(), e.message()}).ok()) return;
     conn_.SetTimeout(std::chrono::milliseconds(2000));
     std::vector<std::byte> sink(64 * 1024);
     std::size_t drained = 0;
-    while (drained < (64u << 20)) {
+    // Bounded in bytes and in time: a peer that dribbles forever is not read forever.
+    const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(2000);
+    while (drained < (64u << 20) && std::chrono::steady_clock::now() < end) {
       auto n = conn_.ReadSome(sink);
       if (!n.ok() || *n == 0) break;
       drained += *n;
@@ -301,6 +348,11 @@ class Server::Session {
       Fail(c.error(), what);
       return false;
     }
+    chunk_size_ = open.chunk_size;  // what CHUNK frames of this transfer are admitted for
+    struct EndChunks {
+      std::uint32_t& v;
+      ~EndChunks() { v = 0; }
+    } end_chunks{chunk_size_};
     struct Unclaim {
       Server& s;
       std::string key;
@@ -455,7 +507,10 @@ class Server::Session {
       }
       // raw_len is bounded by OPEN's chunk size (<= 16 MiB); the buffer only grows.
       auto& raw_buf = bufs_->raw;
-      if (raw_buf.size() < c.raw_len) raw_buf.resize(c.raw_len);
+      if (raw_buf.size() < c.raw_len) {
+        raw_buf.reserve(c.raw_len);  // exactly: within what Admit leased
+        raw_buf.resize(c.raw_len);
+      }
       auto dst = std::span(raw_buf.data(), c.raw_len);
       Status st = dec->DecompressChunk(c.payload, dst);
       if (!st.ok()) {
@@ -499,6 +554,8 @@ class Server::Session {
   Conn& conn_;
   Watch* watch_;  // null when served without Run (tests over socketpairs)
   std::uint64_t reserved_ = 0;  // temp bytes accounted to cluster_ for this transfer
+  std::uint32_t chunk_size_ = 0;  // chunk size of the transfer in progress (0: none)
+  bool busy_ = false;             // the buffer budget refused a frame: tell the peer to retry
   std::unique_ptr<Buffers> bufs_;
   FrameReader reader_;
   FrameWriter writer_;
@@ -516,12 +573,38 @@ std::unique_ptr<Server::Buffers> Server::TakeBuffers() {
 }
 
 void Server::GiveBuffers(std::unique_ptr<Buffers> b) {
-  std::lock_guard lk(mu_);
-  if (spare_buffers_.size() < 8) spare_buffers_.push_back(std::move(b));
+  {
+    std::lock_guard lk(mu_);
+    // Kept (with their share of the budget) unless someone waits for memory.
+    if (spare_buffers_.size() < 8 && budget_->waiters() == 0) {
+      spare_buffers_.push_back(std::move(b));
+      return;
+    }
+  }
+  std::uint64_t leased = b->leased;
+  b.reset();
+  budget_->Release(leased);
+}
+
+bool Server::DropSpareBuffers() {
+  std::unique_ptr<Buffers> b;
+  {
+    std::lock_guard lk(mu_);
+    if (spare_buffers_.empty()) return false;
+    b = std::move(spare_buffers_.back());
+    spare_buffers_.pop_back();
+  }
+  std::uint64_t leased = b->leased;
+  b.reset();
+  budget_->Release(leased);
+  return true;
 }
 
 Server::Server(store::Store& store, ServerOptions options)
-    : store_(store), opts_(std::move(options)) {}
+    : store_(store),
+      opts_(std::move(options)),
+      budget_(std::make_unique<BufferBudget>(opts_.max_buffer_bytes > 0 ? opts_.max_buffer_bytes
+                                                                        : DefaultBufferBudget(opts_.max_connections))) {}
 
 Server::~Server() { Stop(); }
 

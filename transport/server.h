@@ -30,6 +30,7 @@
 
 #include "store/store.h"
 #include "core/result.h"
+#include "transport/buffer_budget.h"
 #include "transport/net.h"
 
 namespace walferry::transport {
@@ -49,6 +50,13 @@ struct ServerOptions {
   // in progress (0 = no cap); a chunk that would exceed it ends its transfer
   // with kNoSpace.
   std::uint64_t max_incoming_bytes_per_cluster = 256ull << 30;
+  // Memory all connections together may hold for frame bodies and decompressed
+  // chunks (0: DefaultBufferBudget(max_connections)); a frame is admitted
+  // against it before its body is allocated.
+  std::uint64_t max_buffer_bytes = 0;
+  // Longest wait for that memory; then the frame gets a retryable "receiver
+  // busy" ERROR (kNetwork: the sender backs off and resumes).
+  std::chrono::milliseconds buffer_wait{10000};
   bool insecure = false;                   // trust the cluster claimed in HELLO (loopback tests only)
   std::uint64_t sync_bytes = 8u << 20;     // Sync + ACK at least every this many raw bytes...
   std::uint32_t sync_chunks = 8;           // ...or this many chunks, whichever comes first
@@ -75,6 +83,8 @@ class Server {
 
   // Transfers completed (placed or identical) since start; for tests and logs.
   std::uint64_t transfers_done() const { return transfers_done_.load(); }
+  // The shared buffer budget (its capacity, and its peak use for tests).
+  const BufferBudget& buffer_budget() const { return *budget_; }
 
  private:
   struct Active;
@@ -83,6 +93,8 @@ class Server {
   struct Buffers;
   std::unique_ptr<Buffers> TakeBuffers();
   void GiveBuffers(std::unique_ptr<Buffers> b);
+  // Frees one spare buffer set and returns its budget; false when there is none.
+  bool DropSpareBuffers();
   void Log(const std::string& line);
   void ServeWatched(Conn& conn, Watch* watch);
   // Drops connections whose peer missed its deadline; runs on its own thread in Run.
@@ -114,6 +126,7 @@ class Server {
   std::map<std::string, Claimed> claimed_;
   std::map<std::string, std::uint64_t> temp_bytes_;  // per cluster, guarded by mu_
   std::vector<std::unique_ptr<Buffers>> spare_buffers_;  // recycled across connections
+  std::unique_ptr<BufferBudget> budget_;
 };
 
 }  // namespace walferry::transport

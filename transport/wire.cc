@@ -454,9 +454,11 @@ Status EncodeFrame(const Frame& frame, std::vector<std::byte>& out) {
 }
 
 Result<Frame> FrameReader::Read() {
-  if (buf_.size() < kHeaderSize) buf_.resize(kHeaderSize);
-  WF_TRY(conn_.ReadExact(std::span(buf_.data(), kHeaderSize)));
-  WF_ASSIGN(FrameHeader h, ParseHeader(std::span<const std::byte, kHeaderSize>(buf_.data(), kHeaderSize)));
+  std::array<std::byte, kHeaderSize> head;
+  WF_TRY(conn_.ReadExact(head));
+  WF_ASSIGN(FrameHeader h, ParseHeader(head));
+  // Admitted (the receiver's memory budget) before anything is allocated for it.
+  if (admission_) WF_TRY(admission_->Admit(h));
   // h.body_len is bounded by ParseHeader (<= kMaxFrameBody). The capacity is
   // reserved at once (address space only: no page is touched, nothing copied
   // later), the size grows with the bytes that actually arrive (doubling from
@@ -464,6 +466,8 @@ Result<Frame> FrameReader::Read() {
   // costs little memory (bench/receiver_rss.sh).
   constexpr std::size_t kFirstStep = 64 * 1024;
   if (buf_.capacity() < kHeaderSize + h.body_len) buf_.reserve(kHeaderSize + h.body_len);
+  if (buf_.size() < kHeaderSize) buf_.resize(kHeaderSize);
+  std::copy(head.begin(), head.end(), buf_.begin());
   std::size_t have = 0;
   while (have < h.body_len) {
     std::size_t want = std::min<std::size_t>(h.body_len, std::max(kFirstStep, 2 * have));

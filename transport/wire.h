@@ -206,6 +206,16 @@ Status EncodeFrame(const Frame& f, std::vector<std::byte>& out);
 // ParseBody would refuse.
 Status EncodeChunkHead(const ChunkFrame& c, std::vector<std::byte>& out);
 
+// Decides, from a frame's checked header, whether its body may be allocated
+// (a receiver's shared memory budget, transport/buffer_budget.h). Called after
+// the header is read and before the buffer grows for the body; an error ends
+// the Read with it. The reader's buffer may be freed inside Admit.
+class FrameAdmission {
+ public:
+  virtual ~FrameAdmission() = default;
+  virtual Status Admit(const FrameHeader& header) = 0;
+};
+
 // Reads frames from a connection into one reused buffer (grown at most to
 // kHeaderSize + kMaxFrameBody). The returned Frame (a CHUNK's payload) stays
 // valid until the next Read.
@@ -214,14 +224,17 @@ class FrameReader {
   explicit FrameReader(Conn& conn) : conn_(conn), buf_(own_) {}
   // Uses `buffer` (kept alive by the caller) so that a server can recycle it
   // across connections instead of touching fresh memory for each one.
-  FrameReader(Conn& conn, std::vector<std::byte>& buffer) : conn_(conn), buf_(buffer) {}
-  // kNetwork on EOF/reset ("connection closed"), kProtocol on a bad frame.
+  FrameReader(Conn& conn, std::vector<std::byte>& buffer, FrameAdmission* admission = nullptr)
+      : conn_(conn), buf_(buffer), admission_(admission) {}
+  // kNetwork on EOF/reset ("connection closed"), kProtocol on a bad frame,
+  // or what the admission refused.
   Result<Frame> Read();
 
  private:
   Conn& conn_;
   std::vector<std::byte> own_;
   std::vector<std::byte>& buf_;
+  FrameAdmission* admission_ = nullptr;
 };
 
 // Writes frames to a connection through one reused buffer.

@@ -10,7 +10,8 @@ Modes:
                       when --tls-dir), then a CHUNK header announcing a 16 MiB
                       body, then one byte every --interval seconds
   fat-slowloris N     as slowloris, but the first 16 MiB - 1 bytes of the body
-                      are sent at once (the receiver holds a nearly full frame)
+                      are sent at once, by all N in parallel (the receiver holds
+                      a nearly full frame, or refuses it for want of memory)
   established N       N connections that finish the TLS handshake and HELLO,
                       then stay silent
   hold-open N         N connections, each HELLO + OPEN of its own name
@@ -30,6 +31,7 @@ import socket
 import ssl
 import struct
 import sys
+import threading
 import time
 
 HELLO, OPEN, OPENED, CHUNK, ACK, COMMIT, COMMITTED, ERROR = range(1, 9)
@@ -97,10 +99,10 @@ def closed_by_peer(sock):
         sock.setblocking(True)
 
 
-def watch(args, socks, t0, dribble=None):
+def watch(args, socks, t0, dribble=None, already_closed=()):
     """Waits until every socket is closed by the receiver or --hold passes."""
     open_set = {id(s): s for s in socks}
-    closes = []
+    closes = list(already_closed)
     next_drip = time.monotonic() + (args.interval if dribble else 1e9)
     while open_set and time.monotonic() - t0 < args.hold:
         timeout = max(0.01, min(0.2, next_drip - time.monotonic()))
@@ -120,7 +122,7 @@ def watch(args, socks, t0, dribble=None):
             next_drip = time.monotonic() + args.interval
     first = f"{min(closes):.1f}" if closes else "-"
     last = f"{max(closes):.1f}" if closes else "-"
-    print(f"connections {len(socks)} closed {len(closes)} first_close_s {first} last_close_s {last}",
+    print(f"connections {len(socks) + len(already_closed)} closed {len(closes)} first_close_s {first} last_close_s {last}",
           flush=True)
 
 
@@ -164,13 +166,32 @@ def main():
             if t != HELLO:
                 print(f"no HELLO from the receiver (got {t})", flush=True)
                 return 1
-            if args.mode != "established":
+            if args.mode == "slowloris":
                 s.sendall(chunk_header())
-            if args.mode == "fat-slowloris":
-                s.sendall(bytes((16 << 20) - 1))
+        early = []
+        if args.mode == "fat-slowloris":
+            # Every connection at once (a receiver that makes some of them wait
+            # for memory must not serialize the others): one thread each.
+            failed = []
+
+            def fat(sock):
+                try:
+                    sock.sendall(chunk_header() + bytes((16 << 20) - 1))
+                except (OSError, ssl.SSLError):
+                    failed.append(sock)  # the receiver refused it and closed
+
+            threads = [threading.Thread(target=fat, args=(s,), daemon=True) for s in socks]
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join(max(0.1, args.hold - (time.monotonic() - t0)))
+            early = [0.0 for _ in failed]
+            for sock in failed:
+                socks.remove(sock)
+                sock.close()
         ready(args)
         t0 = time.monotonic()
-        watch(args, socks, t0, dribble=args.mode != "established")
+        watch(args, socks, t0, dribble=args.mode != "established", already_closed=early)
         return 0
     # hold-open
     opened = refused = 0

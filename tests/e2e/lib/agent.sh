@@ -25,7 +25,7 @@ CONF
 
 start_agent() {  # starts the agent as the PostgreSQL user; sets AGENT_PID
   rm -f "$T/agent.pid"
-  as_pg bash -c "echo \$\$ >'$T/agent.pid'; exec '$WF' agent --config '$T/main.conf' --pgdata '$PGDATA' --rescan-ms 200" \
+  as_pg bash -c "echo \$\$ >'$T/agent.pid'; exec '$WF' agent --config '$T/main.conf' --pgdata '$PGDATA' --rescan-ms 200 ${AGENT_ARGS:-}" \
     >>"$T/agent.log" 2>&1 &
   for _ in $(seq 1 100); do [ -s "$T/agent.pid" ] && break; sleep 0.05; done
   AGENT_PID=$(cat "$T/agent.pid")
