@@ -241,6 +241,37 @@ TEST_F(NetTest, Tls12ClientRefused) {
   EXPECT_EQ(s.error().code(), ErrorCode::kAuth) << s.error().message();
 }
 
+// A peer whose answer is not TLS (a plain service on the port, or bytes
+// damaged on the way) is a network error, retried by senders, never a
+// certificate refusal.
+TEST_F(NetTest, NonTlsAnswerIsANetworkErrorNotARefusal) {
+  int lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(lfd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(lfd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(lfd, 1), 0);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::getsockname(lfd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  std::thread plain([lfd] {
+    int c = ::accept(lfd, nullptr, nullptr);
+    if (c < 0) return;
+    char buf[512];
+    (void)::read(c, buf, sizeof buf);  // the ClientHello
+    const char answer[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n";
+    (void)::write(c, answer, sizeof answer - 1);
+    ::close(c);
+  });
+  auto c = Connect({"127.0.0.1", ntohs(addr.sin_port)}, {Dir("one"), "", false});
+  plain.join();
+  ::close(lfd);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().code(), ErrorCode::kNetwork) << c.error().message();
+  EXPECT_NE(c.error().message().find("not TLS"), std::string::npos) << c.error().message();
+  EXPECT_EQ(c.error().message().find("certificate"), std::string::npos) << c.error().message();
+}
+
 TEST_F(NetTest, ListenerKeepsAcceptingAfterRefusal) {
   auto l = ListenOn("127.0.0.1");
   ASSERT_TRUE(l);

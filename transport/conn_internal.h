@@ -426,10 +426,12 @@ class TlsConn : public SocketConn {
     }
     if (!IsTrustFailure(ERR_peek_error()) && !IsTrustFailure(ERR_peek_last_error())) {
       // Damaged or cut handshake (a network fault, worth a retry).
-      return SslError(ErrorCode::kNetwork,
-                      server ? "TLS handshake with " + peer_ + " failed"
-                             : "cannot reach " + peer_ + " (TLS handshake failed)",
-                      err);
+      unsigned long first = ERR_peek_error();  // NOLINT(runtime/int)
+      const bool not_tls = ERR_GET_LIB(first) == ERR_LIB_SSL && ERR_GET_REASON(first) == SSL_R_WRONG_VERSION_NUMBER;
+      std::string what = server ? "TLS handshake with " + peer_ + " failed"
+                                : "cannot reach " + peer_ + " (TLS handshake failed)";
+      if (not_tls) what += " (the peer's bytes are not TLS: damaged on the way, or that port does not speak TLS)";
+      return SslError(ErrorCode::kNetwork, what, err);
     }
     if (server) return SslError(ErrorCode::kAuth, "TLS handshake with " + peer_ + " refused", err);
     Error e = SslError(ErrorCode::kAuth, "certificate refused by " + peer_, err);

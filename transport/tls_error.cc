@@ -7,6 +7,9 @@ namespace internal {
 
 // True for handshake failures that a retry cannot fix: the peer refused our
 // certificate, we refused its, or the two sides share no protocol version.
+// Not SSL_R_WRONG_VERSION_NUMBER: a record that is not TLS is what a flipped
+// bit on the path gives as well as a port that does not speak TLS, and only
+// the first is ever fixed by a retry (tests/campaigns/proxy.sh found it).
 bool IsTrustFailure(unsigned long e) {  // NOLINT(runtime/int)
   if (e == 0 || ERR_GET_LIB(e) != ERR_LIB_SSL) return false;
   switch (ERR_GET_REASON(e)) {
@@ -25,14 +28,12 @@ bool IsTrustFailure(unsigned long e) {  // NOLINT(runtime/int)
     case SSL_R_UNSUPPORTED_PROTOCOL:
     case SSL_R_NO_SHARED_CIPHER:
     case SSL_R_NO_PROTOCOLS_AVAILABLE:
-    case SSL_R_WRONG_VERSION_NUMBER:
       return true;
     default:
       return false;
   }
 }
 
-// The one place OpenSSL's error queue becomes an Error. Drains the queue.
 // The one place OpenSSL's error queue becomes an Error. Drains the queue.
 Error SslError(ErrorCode code, std::string_view context, int ssl_error, int saved_errno) {
   std::string detail;
