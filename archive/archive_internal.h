@@ -72,6 +72,8 @@ struct Conflict {
   std::uint64_t new_size = 0;
   Hash128 new_hash;
   std::uint64_t cap = kDefaultQuarantineCap;
+  FileSystem* fs = &PosixFs();  // the archive's (core/fs.h): the quarantine's placements go through it
+  int data_fd = -1;             // open fd of data_name (fsynced again by RenameDurable)
 };
 // Compares the two copies, quarantines the newcomer (moving its temp data away)
 // and returns the details for the error message ("first difference at ...;

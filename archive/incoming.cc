@@ -321,7 +321,7 @@ class IncomingImpl final : public Incoming {
     // Moves the temp data to the quarantine; RemoveTemp below finds it gone.
     internal::Conflict c{cluster_fd_.get(), shared_->Path(spec_.cluster), shared_->incoming_fd.get(),
                          data_name_, shared_->format, dest_fd_.get(), file, existing, spec_.name,
-                         raw_offset_, ours, shared_->quarantine_cap.load()};
+                         raw_offset_, ours, shared_->quarantine_cap.load(), shared_->fs, data_fd_.get()};
     std::string details = internal::HandleConflict(c);
     RemoveTemp();
     return Error(ErrorCode::kExistsDifferent,

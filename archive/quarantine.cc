@@ -255,15 +255,26 @@ std::string HandleConflict(const Conflict& c) {
   }
   std::string info = "name=" + c.name + "\nreceived=" + UtcNow() + "\nsize=" + std::to_string(c.new_size) +
                      "\ndetails=" + facts + "\n";
-  Status w = WriteAtomic(PosixFs(), qdir->get(), qname + kInfoSuffix, info, 0600, Replace::kYes,
-                         c.cluster_shown + "/" + kQuarantineDir + "/" + qname + kInfoSuffix);
-  if (!w.ok()) return facts + "; not quarantined: " + w.error().message();
-  if (::renameat(c.incoming_fd, c.data_name.c_str(), qdir->get(), qname.c_str()) != 0) {
-    int err = errno;
-    ::unlinkat(qdir->get(), (qname + kInfoSuffix).c_str(), 0);
-    return facts + "; not quarantined: " + ErrnoError(err, "rename").message();
+  const std::string shown = c.cluster_shown + "/" + kQuarantineDir + "/" + qname;
+  Status w = WriteAtomic(*c.fs, qdir->get(), qname + kInfoSuffix, info, 0600, Replace::kYes, shown + kInfoSuffix);
+  if (!w.ok()) {
+    // Its directory fsync may fail after the rename: no info without its newcomer.
+    (void)c.fs->Unlink(qdir->get(), (qname + kInfoSuffix).c_str());
+    return facts + "; not quarantined: " + w.error().message();
   }
-  (void)Fsync(qdir->get(), "quarantine directory");
+  Status moved = RenameDurable(*c.fs, c.data_fd, c.incoming_fd, c.data_name, qdir->get(), qname, Replace::kNo, shown);
+  if (!moved.ok() && moved.error().code() != ErrorCode::kExists) {
+    // Step 2 or 3 failed: where the rename itself went through, the newcomer
+    // is in quarantine (not yet durable); otherwise its info is removed.
+    struct stat q{};
+    if (::fstatat(qdir->get(), qname.c_str(), &q, AT_SYMLINK_NOFOLLOW) != 0) {
+      (void)c.fs->Unlink(qdir->get(), (qname + kInfoSuffix).c_str());
+      return facts + "; not quarantined: " + moved.error().message();
+    }
+  }
+  if (!moved.ok() && moved.error().code() == ErrorCode::kExists) {
+    return facts + "; newcomer already in quarantine/" + qname;
+  }
   return facts + "; newcomer kept in " + std::string(kQuarantineDir) + "/" + qname;
 }
 

@@ -164,6 +164,7 @@ class ArchiveFaults : public ::testing::TestWithParam<StoreFormat> {
     return counter.calls(op);
   }
 
+  Fault pending_;
   std::string dir_;
   std::vector<std::byte> data_;
   Hash128 hash_;
@@ -254,6 +255,78 @@ TEST_P(ArchiveFaults, CrashAtEveryCall) {
   EXPECT_GT(crashed, total);  // most calls were reached and crashed at
   std::printf("[ faults ] %s: %d calls x 2 crash points; %d crashed; %d restarts resumed\n",
               GetParam() == StoreFormat::kRaw ? "raw" : "zstd", total, crashed, resumed_);
+}
+
+// A same-name conflict moves the newcomer into the quarantine through the
+// same seam: its info file (WriteAtomic: rename 1) and the data (RenameDurable:
+// rename 2, then fsyncs). A fault at any of those steps still refuses the
+// newcomer (exists-different, original intact), leaves no half-quarantined
+// pair behind, and the temp data goes.
+TEST_P(ArchiveFaults, QuarantineThroughTheSeam) {
+  {
+    FaultFs clean;
+    Outcome o = Run(clean, [](const Outcome&) {});
+    ASSERT_TRUE(o.committed) << o.error;
+  }
+  const std::string qdir = root() + "/main/quarantine";
+  auto other = Pattern(data_.size(), 8);
+  auto conflict = [&](FaultFs& fs, int id) -> Error {
+    auto a = Archive::Open(root(), GetParam(), fs);
+    EXPECT_TRUE(a.ok());
+    if (!a.ok()) return a.error();
+    std::string tid = "fedcba9876543210fedcba98765432" + std::to_string(10 + id);
+    auto inc = (*a)->Begin({"main", "f.bin", tid, static_cast<std::int64_t>(other.size())});
+    EXPECT_TRUE(inc.ok());
+    if (!inc.ok()) return inc.error();
+    EXPECT_TRUE((*inc)->Append(0, other, compress::Algorithm::kRaw, other).ok());
+    fs.Inject(pending_);
+    auto c = (*inc)->Commit(other.size(), Xxh3_128(other));
+    EXPECT_FALSE(c.ok());
+    return c.ok() ? Error(ErrorCode::kInternal, "committed") : c.error();
+  };
+  auto quarantined = [&] {
+    std::vector<std::string> names;
+    if (std::filesystem::exists(qdir)) {
+      for (const auto& e : std::filesystem::directory_iterator(qdir)) names.push_back(e.path().filename());
+    }
+    return names;
+  };
+  int id = 0;
+  for (FsOp op : {FsOp::kRename, FsOp::kFsync}) {
+    for (int nth = 1; nth <= 3; ++nth) {
+      const std::string label = std::string(op == FsOp::kRename ? "rename " : "fsync ") + std::to_string(nth);
+      std::filesystem::remove_all(qdir);
+      FaultFs fs;
+      pending_ = {.op = op, .nth = nth, .err = EIO};
+      Error e = conflict(fs, ++id);
+      EXPECT_EQ(e.code(), ErrorCode::kExistsDifferent) << label << ": " << e.message();
+      CheckFinal(label, true);
+      auto names = quarantined();
+      if (e.message().find("not quarantined") != std::string::npos) {
+        EXPECT_TRUE(names.empty()) << label << ": half a quarantine left: " << names.size() << " file(s)";
+      } else if (!names.empty()) {
+        EXPECT_EQ(names.size(), 2u) << label << ": the newcomer and its info, or nothing";
+      }
+      if (op == FsOp::kRename && nth <= 2) {
+        EXPECT_TRUE(fs.fired()) << label;
+        EXPECT_NE(e.message().find("not quarantined"), std::string::npos) << label << ": " << e.message();
+      }
+    }
+  }
+  // Control: without a fault the newcomer and its info are kept.
+  std::filesystem::remove_all(qdir);
+  FaultFs fs;
+  pending_ = {.op = FsOp::kOpen, .nth = 1000};
+  Error e = conflict(fs, ++id);
+  EXPECT_EQ(e.code(), ErrorCode::kExistsDifferent);
+  EXPECT_NE(e.message().find("newcomer kept in quarantine/"), std::string::npos) << e.message();
+  EXPECT_EQ(quarantined().size(), 2u);
+  auto a = Archive::Open(root(), GetParam());
+  ASSERT_TRUE(a.ok());
+  ASSERT_TRUE((*a)->PurgeStale(-1).ok());
+  for (const auto& d : std::filesystem::directory_iterator(root() + "/.incoming")) {
+    EXPECT_EQ(d.path().filename().string().find("fedcba"), std::string::npos) << "left in .incoming: " << d.path();
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, ArchiveFaults, ::testing::Values(StoreFormat::kRaw, StoreFormat::kZstd),
