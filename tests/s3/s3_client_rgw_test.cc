@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "s3/client.h"
-#include "s3_rgw_env.h"
+#include "tests/support/s3_rgw_env.h"
 
 namespace walferry::s3 {
 namespace {

@@ -5,7 +5,7 @@
 #include <sys/stat.h>
 
 #include "archive/archive.h"
-#include "archive_test_util.h"
+#include "tests/support/archive_test_util.h"
 #include "compress/codec.h"
 #include "core/hash.h"
 

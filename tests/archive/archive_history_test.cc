@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "archive/archive.h"
-#include "archive_test_util.h"
+#include "tests/support/archive_test_util.h"
 #include "core/hash.h"
 
 namespace walferry::archive {

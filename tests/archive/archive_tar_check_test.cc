@@ -15,7 +15,7 @@
 
 #include "archive/archive.h"
 #include "store/tar_check.h"
-#include "archive_test_util.h"
+#include "tests/support/archive_test_util.h"
 #include "core/hash.h"
 
 namespace walferry::archive {

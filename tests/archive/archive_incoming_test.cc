@@ -18,7 +18,7 @@
 
 #include "archive/archive.h"
 #include "walfmt/wal_header.h"
-#include "archive_test_util.h"
+#include "tests/support/archive_test_util.h"
 #include "core/hash.h"
 
 namespace walferry::archive {

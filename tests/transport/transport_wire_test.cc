@@ -7,7 +7,7 @@
 #include <random>
 #include <thread>
 
-#include "support/fd_conn.h"
+#include "tests/support/fd_conn.h"
 #include "transport/wire.h"
 
 namespace walferry::transport {

@@ -21,9 +21,9 @@
 #include <vector>
 
 #include "archive/archive.h"
-#include "archive_test_util.h"
+#include "tests/support/archive_test_util.h"
 #include "core/hash.h"
-#include "support/fault_fs.h"
+#include "tests/support/fault_fs.h"
 
 namespace walferry::archive {
 namespace {

@@ -15,9 +15,9 @@
 #include <vector>
 
 #include "archive/archive.h"
-#include "archive_test_util.h"
+#include "tests/support/archive_test_util.h"
 #include "core/fs.h"
-#include "support/fault_fs.h"
+#include "tests/support/fault_fs.h"
 
 namespace walferry {
 namespace {

@@ -4,7 +4,7 @@
 
 #include "walfmt/wal_header.h"
 #include "walfmt/wal_names.h"
-#include "archive_test_util.h"
+#include "tests/support/archive_test_util.h"
 
 namespace walferry::walfmt {
 namespace {

@@ -11,7 +11,7 @@
 
 #include "core/hash.h"
 #include "s3/client.h"
-#include "s3_rgw_env.h"
+#include "tests/support/s3_rgw_env.h"
 #include "store_s3/s3_archive.h"
 
 namespace walferry::store_s3 {
