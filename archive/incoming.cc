@@ -57,7 +57,10 @@ class IncomingImpl final : public Incoming {
       : shared_(std::move(shared)),
         spec_(std::move(spec)),
         kind_(kind),
-        is_segment_(IsWalSegmentName(spec_.name)),
+        // A .partial is its segment's bytes: checked as that segment.
+        wal_name_(IsWalSegmentName(spec_.name) ? std::string(spec_.name)
+                                               : std::string(walfmt::PartialSegmentName(spec_.name))),
+        is_segment_(!wal_name_.empty()),
         reg_(std::move(reg)),
         cluster_fd_(std::move(cluster_fd)),
         dest_fd_(std::move(dest_fd)),
@@ -272,9 +275,12 @@ class IncomingImpl final : public Incoming {
     if (!info.ok()) {
       return Drop(Error(ErrorCode::kRefused, spec_.name + " refused: " + info.error().message()));
     }
-    auto st = CheckWalName(*info, spec_.name);
+    auto st = CheckWalName(*info, wal_name_);
+    if (!st.ok() && wal_name_ != spec_.name) {
+      return Drop(Error(st.error().code(), spec_.name + ": " + st.error().message()));
+    }
     if (!st.ok()) return Drop(st.error());
-    WalPageCheck pages(*info, SegmentNameTimeline(spec_.name));
+    WalPageCheck pages(*info, SegmentNameTimeline(wal_name_));
     st = pages.Feed(raw);
     if (!st.ok()) return Drop(Error(ErrorCode::kRefused, spec_.name + " refused: " + st.error().message()));
     if (spec_.raw_size >= 0 && static_cast<std::uint64_t>(spec_.raw_size) != info->segment_size) {
@@ -363,7 +369,8 @@ class IncomingImpl final : public Incoming {
   std::shared_ptr<Shared> shared_;
   TransferSpec spec_;
   EntryKind kind_;
-  bool is_segment_;
+  const std::string wal_name_;  // the segment name (of a .partial too); "" when not a segment
+  const bool is_segment_;
   Registration reg_;
   UniqueFd cluster_fd_, dest_fd_, data_fd_;
   std::unique_ptr<FileIo> io_;

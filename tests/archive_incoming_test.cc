@@ -201,11 +201,37 @@ TEST_F(ArchiveIncoming, WalChecksRefuseWrongNameSizeAndGarbage) {
   EXPECT_FALSE(Exists(WalPath("000000010000000000000001")));
   EXPECT_FALSE(Exists(WalPath("000000010000000000000002")));
   EXPECT_TRUE(IncomingFiles().empty());
-  // .history/.backup/.partial are WAL-directory files without WAL header
-  // checks (a history file must parse as one: archive_history_test).
+  // .history/.backup are WAL-directory files without WAL header checks (a
+  // history file must parse as one: archive_history_test; a .partial is
+  // checked as its segment: PartialSegmentCheckedAsItsSegment).
   auto hist = History();
   ASSERT_TRUE(SendAll(*a, Spec("00000002.history", 5), hist).ok());
   EXPECT_EQ(ReadBytes(WalPath("00000002.history")), hist);
+}
+
+// A .partial (the last segment of a timeline, renamed by a promotion) is that
+// segment's bytes: checked as that segment (xlog_internal.h IsPartialXLogFileName).
+TEST_F(ArchiveIncoming, PartialSegmentCheckedAsItsSegment) {
+  auto seg = RealWalSegment(16);
+  if (seg.empty()) GTEST_SKIP() << "PostgreSQL initdb not available";
+  auto a = Open();
+  const auto size = static_cast<std::int64_t>(seg.size());
+  auto r = SendAll(*a, Spec("000000010000000000000001.partial", 1, size), seg);
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_EQ(ReadBytes(WalPath("000000010000000000000001.partial")), seg);
+  // The header of segment 1 under segment 2's .partial name.
+  r = SendAll(*a, Spec("000000010000000000000002.partial", 2, size), seg);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kRefused) << r.error().message();
+  EXPECT_NE(r.error().message().find("000000010000000000000002.partial"), std::string::npos) << r.error().message();
+  // Not WAL at all.
+  r = SendAll(*a, Spec("000000010000000000000003.partial", 3), Pattern(16 << 20, 9));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kRefused);
+  EXPECT_FALSE(Exists(WalPath("000000010000000000000002.partial")));
+  EXPECT_FALSE(Exists(WalPath("000000010000000000000003.partial")));
+  // A name that only looks like one is a plain WAL-directory file.
+  ASSERT_TRUE(SendAll(*a, Spec("00000001000000000000000.partial", 4), Pattern(100, 1)).ok());
 }
 
 // The first segment of a new timeline begins with its parent's pages: a real

@@ -313,7 +313,7 @@ TEST_F(ReceiverFixture, AskHaveSkipsIdenticalContent) {
   std::string path = WriteTemp(data);
   {
     Sender first(Options());
-    auto r = first.SendFile(path, "000000010000000000000009.partial");
+    auto r = first.SendFile(path, "000000010000000000000009.00000028.backup");
     ASSERT_TRUE(r.ok()) << r.error().message();
     EXPECT_EQ(r->outcome, WireOutcome::kPlaced);
     EXPECT_GT(r->wire_bytes, 0u);
@@ -321,21 +321,21 @@ TEST_F(ReceiverFixture, AskHaveSkipsIdenticalContent) {
   auto opts = Options();
   opts.ask_have = true;
   Sender asking(std::move(opts));
-  auto again = asking.SendFile(path, "000000010000000000000009.partial");
+  auto again = asking.SendFile(path, "000000010000000000000009.00000028.backup");
   ASSERT_TRUE(again.ok()) << again.error().message();
   EXPECT_EQ(again->outcome, WireOutcome::kIdentical);
   EXPECT_EQ(again->wire_bytes, 0u);  // not shipped
   EXPECT_EQ(again->raw_bytes, data.size());
   // Absent: shipped as usual.
-  auto fresh = asking.SendFile(WriteTemp(Data(10'000, 6)), "fresh.partial");
+  auto fresh = asking.SendFile(WriteTemp(Data(10'000, 6)), "fresh.bin");
   ASSERT_TRUE(fresh.ok()) << fresh.error().message();
   EXPECT_EQ(fresh->outcome, WireOutcome::kPlaced);
   EXPECT_GT(fresh->wire_bytes, 0u);
   // Different: shipped, refused at COMMIT, original kept.
-  auto diff = asking.SendFile(WriteTemp(Data(3'000'000, 7)), "000000010000000000000009.partial");
+  auto diff = asking.SendFile(WriteTemp(Data(3'000'000, 7)), "000000010000000000000009.00000028.backup");
   ASSERT_FALSE(diff.ok());
   EXPECT_EQ(diff.error().code(), ErrorCode::kExistsDifferent);
-  EXPECT_EQ(Stored("000000010000000000000009.partial"), data);
+  EXPECT_EQ(Stored("000000010000000000000009.00000028.backup"), data);
 }
 
 TEST_F(ReceiverFixture, ManyTransfersShareOneConnection) {

@@ -92,5 +92,17 @@ TEST(WalNames, GapsPerTimeline) {
   EXPECT_EQ(NewestSegment(names), "000000020000000000000006");
 }
 
+
+// xlog_internal.h IsPartialXLogFileName: exactly a segment name + ".partial".
+TEST(WalNames, PartialSegmentName) {
+  EXPECT_EQ(PartialSegmentName("000000010000000000000009.partial"), "000000010000000000000009");
+  for (const char* n : {"000000010000000000000009", "00000001000000000000000.partial",
+                        "0000000100000000000000090.partial", "00000001000000000000000a.partial",
+                        "000000010000000000000009.partial.gz", "000000010000000000000009.00000028.backup",
+                        "00000002.history", ".partial", ""}) {
+    EXPECT_EQ(PartialSegmentName(n), "") << n;
+  }
+}
+
 }  // namespace
 }  // namespace walferry::walfmt

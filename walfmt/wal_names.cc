@@ -38,6 +38,13 @@ bool IsHistoryFileName(std::string_view name) {
          std::all_of(name.begin(), name.begin() + 8, IsUpperHex);
 }
 
+std::string_view PartialSegmentName(std::string_view name) {
+  constexpr std::string_view kSuffix = ".partial";
+  if (name.size() != 24 + kSuffix.size() || !name.ends_with(kSuffix)) return {};
+  std::string_view seg = name.substr(0, 24);
+  return IsWalSegmentName(seg) ? seg : std::string_view();
+}
+
 bool IsValidSegmentSize(std::uint64_t segment_size) {
   return segment_size >= (1u << 20) && segment_size <= (1u << 30) &&
          (segment_size & (segment_size - 1)) == 0;

@@ -27,6 +27,10 @@ bool IsWalSegmentName(std::string_view name);  // ParseSegmentName(name).has_val
 std::uint32_t SegmentNameTimeline(std::string_view name);
 // A timeline history file name: 8 uppercase hex digits + ".history" (TLHistoryFileName).
 bool IsHistoryFileName(std::string_view name);
+// The segment a "<24-hex segment name>.partial" file is (IsPartialXLogFileName:
+// the last, incomplete segment of a timeline that a promotion renamed); ""
+// for any other name. The file is that segment's bytes, page headers included.
+std::string_view PartialSegmentName(std::string_view name);
 
 // The one segment-size rule (wal_segment_size, XLogSegmentSize): a power of
 // two between 1 MiB and 1 GiB.
