@@ -36,6 +36,21 @@ struct AgentArgs {
   std::string metrics;  // HOST:PORT of the Prometheus endpoint; "" = none
 };
 
+// The agent's process-wide signal set-up, done once by the command (never by
+// library code) before any thread starts: SIGTERM and SIGINT blocked here and
+// so in every thread started after, for the main loop to take them with
+// sigtimedwait on the returned set; SIGPIPE ignored, so a peer that goes away
+// gives EPIPE.
+sigset_t BlockStopSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+  return set;
+}
+
 // With several --to the agent does not ship ahead (its read-ahead answers
 // for one receiver); it catches each target up from the fan-out backlog,
 // every --rescan-ms, until SIGTERM. push ships to all targets itself.
@@ -53,12 +68,7 @@ int RunDrainer(const AgentArgs& a, const std::vector<std::string>& targets, Logg
   if (!o.ok()) return ReportError(o.error());
   o->wal_dir = a.pgdata + "/pg_wal";
   o->drain_max = std::max<std::size_t>(o->drain_max, 64);
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  ::signal(SIGPIPE, SIG_IGN);
+  const sigset_t set = BlockStopSignals();
   log.Log(LogLevel::kInfo, "agent: " + std::to_string(targets.size()) + " targets: draining the backlog in " +
                                backlog->dir() + " every " + std::to_string(a.rescan_ms) + " ms");
   for (;;) {
@@ -97,12 +107,7 @@ int RunAgent(const AgentArgs& a) {
   so->threads = 1;
   so->in_flight = 2;
   so->level = a.level > 0 ? a.level : 1;
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  ::signal(SIGPIPE, SIG_IGN);
+  const sigset_t set = BlockStopSignals();
   agent::AgentOptions o;
   o.pgdata = a.pgdata;
   o.socket_path = a.socket;

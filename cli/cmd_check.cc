@@ -20,6 +20,7 @@
 #include "cli/cert_expiry.h"
 #include "cli/commands.h"
 #include "cli/config.h"
+#include "cli/pg_conn_options.h"
 #include "core/stream.h"
 #include "pg/archive_ops.h"
 #include "pg/psql.h"
@@ -422,12 +423,8 @@ void AddCheckCommand(CLI::App& app, Context& ctx) {
       "  walferry check --pgdata /var/lib/postgresql/15/main\n"
       "for a primary whose postgresql.conf has:\n"
       "  archive_command = 'walferry push %p --to standby:7420 --tls-dir /etc/walferry/tls'");
-  c->add_option("--pgdata,-D", a->conn.pgdata, "the primary's data directory (socket and port)");
-  c->add_option("-h,--host", a->conn.host, "server host or socket directory");
-  c->add_option("-p,--port", a->conn.port, "server port");
-  c->add_option("-U,--username", a->conn.user, "user name (a superuser, for the WAL switch)");
-  c->add_option("-d,--dbname", a->conn.dbname, "database")->capture_default_str();
-  c->add_option("--pgbin", a->conn.pgbin, "directory of psql");
+  AddPgConnOptions(c, &a->conn, "the primary's data directory (socket and port)",
+                   "user name (a superuser, for the WAL switch)");
   c->add_option("--to", a->to, "receiver HOST:PORT (default: from archive_command)");
   c->add_option("--tls-dir", a->tls_dir, "TLS directory (default: from archive_command)");
   c->add_option("--cluster", a->cluster, "cluster (client certificate)");

@@ -1,36 +1,13 @@
 // `walferry cleanup`: archive_cleanup_command.
-#include <sys/stat.h>
-#include <sys/resource.h>
-#include <unistd.h>
-
-#include <chrono>
-#include <climits>
-#include <cstdlib>
-#include <ctime>
 #include <cstdio>
 #include <memory>
-#include <optional>
 #include <string>
-#include <vector>
 
-#include "agent/protocol.h"
-#include "archive/archive.h"
 #include "cli/cmd_pg.h"
 #include "cli/commands.h"
 #include "cli/config.h"
-#include "cli/metrics.h"
-#include "cli/s3_options.h"
-#include "cli/progress.h"
-#include "core/names.h"
-#include "core/path.h"
-#include "pg/backup_estimate.h"
+#include "core/result.h"
 #include "pg/archive_ops.h"
-#include "pg/config.h"
-#include "pg/process.h"
-#include "pg/standby.h"
-#include "pg/status.h"
-#include "pg/version.h"
-#include "transport/net.h"
 
 namespace walferry::cli {
 using namespace pgcmd;
@@ -57,11 +34,9 @@ void AddCleanup(CLI::App& app, Context& ctx) {
   c->add_flag("-v,--verbose", a->verbose, "print each removed name");
   c->callback([a, c, &ctx] {
     if (Status st = ApplyConfig(*c, a->config); !st.ok()) return void(Fail(ctx, st.error()));
-    auto arch = OpenArchiveRoot(a->root);
-    if (!arch.ok()) return void(Fail(ctx, arch.error()));
-    auto cluster = pg::ResolveCluster(**arch, a->cluster);
-    if (!cluster.ok()) return void(Fail(ctx, cluster.error()));
-    auto r = pg::CleanupArchive(**arch, *cluster, a->restart_point, a->dry_run);
+    auto opened = OpenCluster(a->root, a->cluster);
+    if (!opened.ok()) return void(Fail(ctx, opened.error()));
+    auto r = pg::CleanupArchive(*opened->archive, opened->cluster, a->restart_point, a->dry_run);
     if (!r.ok()) return void(Fail(ctx, r.error()));
     if (a->verbose || a->dry_run) {
       for (const auto& n : r->removed) std::printf("%s%s\n", a->dry_run ? "would remove " : "removed ", n.c_str());

@@ -1,35 +1,23 @@
 // `walferry get`: restore_command (archive_ops get, prefetch).
-#include <sys/stat.h>
 #include <sys/resource.h>
-#include <unistd.h>
 
-#include <chrono>
-#include <climits>
-#include <cstdlib>
-#include <ctime>
-#include <cstdio>
+#include <algorithm>
+#include <cstdint>
 #include <memory>
-#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
-#include "agent/protocol.h"
 #include "archive/archive.h"
 #include "cli/cmd_pg.h"
 #include "cli/commands.h"
 #include "cli/config.h"
-#include "cli/metrics.h"
 #include "cli/s3_options.h"
-#include "cli/progress.h"
 #include "core/names.h"
 #include "core/path.h"
-#include "pg/backup_estimate.h"
+#include "core/result.h"
 #include "pg/archive_ops.h"
-#include "pg/config.h"
 #include "pg/process.h"
-#include "pg/standby.h"
-#include "pg/status.h"
-#include "pg/version.h"
 #include "transport/net.h"
 
 namespace walferry::cli {
@@ -65,12 +53,10 @@ void RunGet(const GetArgs& a, Context& ctx) {
     if (!a.tls_dir.empty()) worker_args.insert(worker_args.end(), {"--tls-dir", Absolute(a.tls_dir)});
     if (a.insecure) worker_args.push_back("--insecure-loopback");
   } else {
-    auto opened = OpenArchiveRoot(a.from);
+    auto opened = OpenCluster(a.from, a.cluster);
     if (!opened.ok()) return void(Fail(ctx, opened.error()));
-    arch = std::move(opened).value();
-    auto resolved = pg::ResolveCluster(*arch, a.cluster);
-    if (!resolved.ok()) return void(Fail(ctx, resolved.error()));
-    cluster = *resolved;
+    arch = std::move(opened->archive);
+    cluster = opened->cluster;
     source = pg::LocalSource(*arch, cluster);
     worker_args = {"--from", IsS3Url(a.from) ? a.from : Absolute(a.from)};
   }

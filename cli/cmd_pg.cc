@@ -2,37 +2,23 @@
 // setup primary, status, promote. The logic lives in pg/; this file parses
 // arguments, picks the archive, prints, and maps errors to exit codes.
 #include <sys/stat.h>
-#include <sys/resource.h>
-#include <unistd.h>
 
 #include <chrono>
-#include <climits>
-#include <cstdlib>
-#include <ctime>
-#include <cstdio>
+#include <cstddef>
 #include <memory>
-#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "agent/protocol.h"
 #include "archive/archive.h"
 #include "cli/cmd_pg.h"
 #include "cli/commands.h"
-#include "cli/config.h"
-#include "cli/metrics.h"
 #include "cli/s3_options.h"
-#include "cli/progress.h"
-#include "core/names.h"
 #include "core/path.h"
-#include "pg/backup_estimate.h"
+#include "core/result.h"
 #include "pg/archive_ops.h"
-#include "pg/config.h"
-#include "pg/process.h"
-#include "pg/standby.h"
 #include "pg/status.h"
-#include "pg/version.h"
-#include "transport/net.h"
 
 namespace walferry::cli {
 namespace pgcmd {
@@ -69,6 +55,14 @@ Result<std::unique_ptr<archive::Archive>> OpenArchiveRoot(const std::string& roo
     return Error(ErrorCode::kInvalidArgument, "archive root " + root + " is not a directory");
   }
   return archive::Archive::OpenForReading(root);
+}
+
+Result<OpenedCluster> OpenCluster(const std::string& root, const std::string& cluster) {
+  auto arch = OpenArchiveRoot(root);
+  if (!arch.ok()) return arch.error();
+  auto resolved = pg::ResolveCluster(**arch, cluster);
+  if (!resolved.ok()) return resolved.error();
+  return OpenedCluster{std::move(arch).value(), std::move(resolved).value()};
 }
 
 int Fail(Context& ctx, const Error& e) { return ctx.exit_code = ReportError(e); }

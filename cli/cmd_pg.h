@@ -32,6 +32,13 @@ bool IsDirectory(const std::string& p);
 bool IsRemote(const std::string& from);
 // Opens an existing archive root for reading (never creates a mistyped ROOT).
 Result<std::unique_ptr<archive::Archive>> OpenArchiveRoot(const std::string& root);
+// An archive root opened for reading and the cluster in it that --cluster
+// names (pg::ResolveCluster: the only one, or main, when empty).
+struct OpenedCluster {
+  std::unique_ptr<archive::Archive> archive;
+  std::string cluster;
+};
+Result<OpenedCluster> OpenCluster(const std::string& root, const std::string& cluster);
 int Fail(Context& ctx, const Error& e);
 // Adds the agent's own STATUS figures when its socket answers.
 void AskAgent(pg::ServerStatus& s);

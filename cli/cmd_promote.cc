@@ -1,36 +1,12 @@
 // `walferry promote`.
-#include <sys/stat.h>
-#include <sys/resource.h>
-#include <unistd.h>
-
-#include <chrono>
-#include <climits>
-#include <cstdlib>
-#include <ctime>
 #include <cstdio>
 #include <memory>
-#include <optional>
 #include <string>
-#include <vector>
 
-#include "agent/protocol.h"
-#include "archive/archive.h"
 #include "cli/cmd_pg.h"
 #include "cli/commands.h"
-#include "cli/config.h"
-#include "cli/metrics.h"
-#include "cli/s3_options.h"
-#include "cli/progress.h"
-#include "core/names.h"
-#include "core/path.h"
-#include "pg/backup_estimate.h"
-#include "pg/archive_ops.h"
-#include "pg/config.h"
-#include "pg/process.h"
+#include "core/result.h"
 #include "pg/standby.h"
-#include "pg/status.h"
-#include "pg/version.h"
-#include "transport/net.h"
 
 namespace walferry::cli {
 using namespace pgcmd;

@@ -1,35 +1,19 @@
 // `walferry restore-base`.
-#include <sys/stat.h>
-#include <sys/resource.h>
-#include <unistd.h>
-
-#include <chrono>
-#include <climits>
-#include <cstdlib>
-#include <ctime>
 #include <cstdio>
 #include <memory>
-#include <optional>
 #include <string>
-#include <vector>
+#include <utility>
 
-#include "agent/protocol.h"
 #include "archive/archive.h"
 #include "cli/cmd_pg.h"
 #include "cli/commands.h"
 #include "cli/config.h"
-#include "cli/metrics.h"
-#include "cli/s3_options.h"
-#include "cli/progress.h"
-#include "core/names.h"
-#include "core/path.h"
-#include "pg/backup_estimate.h"
+#include "core/result.h"
+#include "core/stream.h"
 #include "pg/archive_ops.h"
 #include "pg/config.h"
 #include "pg/process.h"
 #include "pg/standby.h"
-#include "pg/status.h"
-#include "pg/version.h"
 #include "transport/net.h"
 
 namespace walferry::cli {
@@ -85,12 +69,10 @@ void AddRestoreBase(CLI::App& app, Context& ctx) {
       if (!ep.ok()) return void(Fail(ctx, ep.error()));
       source = pg::RemoteSource({*ep, {a->tls_dir, cluster, a->insecure}, cluster});
     } else {
-      auto opened = OpenArchiveRoot(a->from);
+      auto opened = OpenCluster(a->from, a->cluster);
       if (!opened.ok()) return void(Fail(ctx, opened.error()));
-      arch = std::move(opened).value();
-      auto resolved = pg::ResolveCluster(*arch, a->cluster);
-      if (!resolved.ok()) return void(Fail(ctx, resolved.error()));
-      cluster = *resolved;
+      arch = std::move(opened->archive);
+      cluster = opened->cluster;
       if (auto found = arch->Find(cluster, a->name); !found.ok()) {
         if (found.error().code() == ErrorCode::kNotFound) {
           return void(Fail(ctx, Error(ErrorCode::kNotFound, "no base backup '" + a->name + "' in " +

@@ -1,38 +1,27 @@
 // `walferry status`.
-#include <sys/stat.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
-#include <chrono>
-#include <climits>
+#include <cstddef>
+#include <cstdio>
 #include <cstdlib>
 #include <ctime>
-#include <cstdio>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
-#include "agent/protocol.h"
-#include "archive/archive.h"
 #include "cli/cmd_pg.h"
 #include "cli/commands.h"
 #include "cli/config.h"
 #include "cli/metrics.h"
-#include "cli/s3_options.h"
-#include "cli/progress.h"
-#include "core/names.h"
-#include "core/path.h"
-#include "pg/backup_estimate.h"
+#include "cli/pg_conn_options.h"
+#include "core/result.h"
 #include "pg/archive_ops.h"
-#include "pg/config.h"
-#include "pg/process.h"
-#include "pg/standby.h"
 #include "pg/backlog.h"
 #include "pg/fanout_status.h"
+#include "pg/psql.h"
 #include "pg/status.h"
-#include "pg/version.h"
-#include "transport/net.h"
 
 namespace walferry::cli {
 using namespace pgcmd;
@@ -67,12 +56,7 @@ void AddStatus(CLI::App& app, Context& ctx) {
       "for a primary whose postgresql.conf has:\n"
       "  archive_command = 'walferry push %p'");
   c->add_flag("--json", a->json, "machine-readable output");
-  c->add_option("--pgdata,-D", a->conn.pgdata, "data directory (port, socket and .ready count)");
-  c->add_option("-h,--host", a->conn.host, "server host or socket directory");
-  c->add_option("-p,--port", a->conn.port, "server port");
-  c->add_option("-U,--username", a->conn.user, "user name");
-  c->add_option("-d,--dbname", a->conn.dbname, "database")->capture_default_str();
-  c->add_option("--pgbin", a->conn.pgbin, "directory of psql");
+  AddPgConnOptions(c, &a->conn, "data directory (port, socket and .ready count)", "user name");
   c->add_option("--root", a->root, "archive ROOT directory (receiver side)");
   c->add_option("--cluster", a->clusters, "cluster(s) of the archive (default: all)");
   AddConfigOption(c, &a->config);
