@@ -78,17 +78,26 @@ fo_switch_archived() {
   fo_archived "$port" "$last"
 }
 
-# Waits until the server on PORT has archived NAME (or something newer) and has no .ready left.
+# Waits until the server on PORT has archived NAME (or something newer). Fails
+# when archiving makes no progress for 30 s (a stall, whatever the machine's
+# speed: a sanitized build on a loaded machine archives hundreds of segments
+# slowly but steadily), or after 10 minutes in all.
 fo_archived() {
-  local port=$1 want=$2 got
-  for _ in $(seq 1 150); do
+  local port=$1 want=$2 got seen="" still=0
+  for _ in $(seq 1 3000); do
     got=$(psql_at "$port" "select coalesce(last_archived_wal,'') from pg_stat_archiver")
     if [ -n "$got" ] && { [ "$got" = "$want" ] || [ "${got:8:16}" \> "${want:8:16}" ]; }; then
       return 0
     fi
+    if [ "$got" = "$seen" ]; then
+      still=$((still + 1))
+      [ "$still" -lt 150 ] || break
+    else
+      seen=$got; still=0
+    fi
     sleep 0.2
   done
-  fail "port $port: $want not archived (last $got; failed $(psql_at "$port" "select failed_count, last_failed_wal from pg_stat_archiver"))"
+  fail "port $port: $want not archived (last $got, no progress for 30 s; failed $(psql_at "$port" "select failed_count, last_failed_wal from pg_stat_archiver"))"
 }
 
 fo_stored() {
