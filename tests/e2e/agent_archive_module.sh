@@ -51,7 +51,7 @@ mkdir -p "$ROOT/main/wal"
 echo "not this segment" | zstd -q >"$ROOT/main/wal/$next.zst"
 make_segments 1
 for _ in $(seq 1 100); do grep -q "walferry_archive: archiving \"$next\" failed" "$PGDATA.log" && break; sleep 0.1; done
-grep "walferry_archive: archiving \"$next\" failed" "$PGDATA.log" | head -1 | grep -qi "differ" \
+grep -qi "differ" <<<"$(grep "walferry_archive: archiving \"$next\" failed" "$PGDATA.log" | head -1)" \
   || fail "exists-different did not reach the server log: $(grep walferry_archive "$PGDATA.log" | tail -2)"
 [ -f "$PGDATA/pg_wal/archive_status/$next.ready" ] || fail "$next not kept .ready after a refusal"
 grep -q "PANIC\|server process .* was terminated" "$PGDATA.log" && fail "the server crashed"

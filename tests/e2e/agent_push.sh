@@ -24,7 +24,7 @@ pg_start "$PGDATA" "$PGPORT" -c archive_mode=on -c wal_level=replica -c wal_keep
 # --- socket directory open to others: refused
 mkdir -p "$T/open" && chmod 0755 "$T/open" && chown "$WF_PG_USER" "$T/open"
 rc=0; out=$(as_pg "$WF" agent --config "$T/main.conf" --pgdata "$PGDATA" --agent-socket "$T/open/a.sock" 2>&1) || rc=$?
-[ "$rc" -ne 0 ] && echo "$out" | grep -q "mode 0700" || fail "agent accepted a socket directory open to others: $rc $out"
+[ "$rc" -ne 0 ] && grep -q "mode 0700" <<<"$out" || fail "agent accepted a socket directory open to others: $rc $out"
 
 # --- read-ahead while PostgreSQL's own archive_command fails
 make_segments 5
@@ -77,7 +77,7 @@ share_scratch
 before=$(sha256sum <"$ROOT/main/wal/$SEG.zst")
 rc=0; out=$(as_pg "$WF" push --config "$T/main.conf" "$T/fake/$SEG" 2>&1) || rc=$?
 [ "$rc" -eq 4 ] || fail "different content through the agent: exit $rc ($out), want 4"
-echo "$out" | grep -q "through the agent" || fail "the agent did not answer: $out"
+grep -q "through the agent" <<<"$out" || fail "the agent did not answer: $out"
 [ "$(sha256sum <"$ROOT/main/wal/$SEG.zst")" = "$before" ] || fail "original segment changed"
 # identical content through the agent -> 0
 (cd "$PGDATA" && as_pg "$WF" push --config "$T/main.conf" "pg_wal/$SEG") || fail "identical re-push through the agent"

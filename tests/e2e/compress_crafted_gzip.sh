@@ -39,7 +39,7 @@ PY
 # space), so there the same 2 GB limit is ASan's own: an allocation above it
 # returns null, which an unbounded reservation turns into std::bad_alloc and
 # an abort (exit 134), exactly as the address-space limit does.
-if ldd "$WF" 2>/dev/null | grep -q libasan; then
+if grep -q libasan <<<"$(ldd "$WF" 2>/dev/null)"; then
   export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}max_allocation_size_mb=2000:allocator_may_return_null=1"
   limit_memory() { exec "$@"; }
 else

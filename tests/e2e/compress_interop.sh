@@ -87,7 +87,7 @@ bad_case() {  # bad_case NAME FILE(.zst/.gz)
   [ "$(wc -l < "$T/err")" -eq 1 ] || fail "$name: stderr is not one line: $(cat "$T/err")"
   grep -q '^walferry: ' "$T/err" || fail "$name: message lacks the prefix: $(cat "$T/err")"
   [ ! -e "$out" ] || fail "$name: left $out behind"
-  ls -a "$(dirname "$file")" | grep -q wftmp && fail "$name: left a temp file" || true
+  ! grep -q wftmp <<<"$(ls -a "$(dirname "$file")")" || fail "$name: left a temp file"
   # And through a pipe: non-zero too.
   set +e
   "$WF" decompress < "$file" >/dev/null 2>&1; rc=$?

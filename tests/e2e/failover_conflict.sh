@@ -55,7 +55,7 @@ fo_stored "$SEG" | cmp -s - "$A/pg_wal/$SEG" || fail "the archived $SEG is no lo
 err=$(grep -m1 "$SEG already archived with different content" "$B.log") || fail "no exists-different error in b's log"
 for want in "original kept" "first difference at byte" "(LSN 0/" "XXH3-128 archive " "newcomer " \
             "system identifier archive" "likely cause: two servers wrote timeline 2" "quarantine/"; do
-  echo "$err" | grep -qF "$want" || fail "error lacks '$want': $err"
+  grep -qF "$want" <<<"$err" || fail "error lacks '$want': $err"
 done
 ls "$ROOT"/main/quarantine/"$SEG".* >/dev/null || fail "nothing in quarantine"
 sleep 2  # PostgreSQL retries: still one quarantined copy
@@ -71,7 +71,7 @@ set +e
 out=$("$WF" push "$T/00000002.history" --to 127.0.0.1:"$RPORT" --cluster main --insecure-loopback 2>&1); rc=$?
 set -e
 [ "$rc" = 4 ] || fail "different 00000002.history: exit $rc ($out)"
-echo "$out" | grep -q "likely cause: two promotions chose timeline 00000002" || fail "history cause: $out"
+grep -q "likely cause: two promotions chose timeline 00000002" <<<"$out" || fail "history cause: $out"
 fo_stored 00000002.history | cmp -s - "$A/pg_wal/00000002.history" || fail "00000002.history changed"
 
 # status and verify show the quarantine; verify exits 3.

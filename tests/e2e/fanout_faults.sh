@@ -12,7 +12,7 @@
 #  - `send FILE` to both receivers.
 . "$(dirname "$0")/lib/common.sh"
 . "$(dirname "$0")/lib/fanout.sh"
-"$WF" push --help 2>/dev/null | grep -q -- --quorum || skip "push has no --quorum"
+grep -q -- --quorum <<<"$("$WF" push --help 2>/dev/null)" || skip "push has no --quorum"
 ensure_pg_user
 fo2_setup
 A="127.0.0.1:${RCV_PORT[A]}"

@@ -11,7 +11,7 @@
 # removed from B.
 . "$(dirname "$0")/lib/common.sh"
 . "$(dirname "$0")/lib/fanout.sh"
-"$WF" push --help 2>/dev/null | grep -q -- --quorum || skip "push has no --quorum"
+grep -q -- --quorum <<<"$("$WF" push --help 2>/dev/null)" || skip "push has no --quorum"
 ensure_pg_user
 fo2_setup
 
@@ -40,7 +40,8 @@ t = {x["target"]: x for x in json.load(sys.stdin)["targets"]}
 print(t[sys.argv[1]]["lacking"], t[sys.argv[1]]["reachable"])' "127.0.0.1:${RCV_PORT[B]}")
 [ "${lack% *}" -ge 38 ] || fail "B should lack about 40 segments, json says $lack"
 [ "${lack#* }" = "False" ] || fail "json: B should be unreachable ($lack)"
-as_pg "$WF" status --backlog-dir "$BACKLOG" --prometheus | grep -q "walferry_target_backlog_files{target=\"127.0.0.1:${RCV_PORT[B]}\"} ${lack% *}" \
+grep -q "walferry_target_backlog_files{target=\"127.0.0.1:${RCV_PORT[B]}\"} ${lack% *}" \
+  <<<"$(as_pg "$WF" status --backlog-dir "$BACKLOG" --prometheus)" \
   || fail "prometheus: B's backlog"
 rc=0; as_pg "$WF" status --backlog-dir "$BACKLOG" --check --max-target-lag 0 >"$T/check.out" || rc=$?
 [ "$rc" -ne 0 ] && grep -q "CRITICAL.*lacks" "$T/check.out" || fail "status --check should fail on B's lag (rc $rc)"

@@ -64,7 +64,7 @@ check_tree "honest sends"
 rc=0; out=$("$WF" send "$SRC/ok.bin" --name ok2.bin --to "127.0.0.1:$TPORT" --tls-dir "$T/tls-foreign" 2>&1) || rc=$?
 [ "$rc" -ne 0 ] || fail "client trusting a foreign CA was accepted"
 [ "$(echo "$out" | wc -l)" -le 2 ] || fail "error is not one line: $out"
-echo "$out" | grep -qi "certificate" || fail "foreign CA: error does not mention the certificate: $out"
+grep -qi "certificate" <<<"$out" || fail "foreign CA: error does not mention the certificate: $out"
 note "foreign CA: exit $rc: $out"
 
 mkdir -p "$T/tls-mixed"
@@ -72,7 +72,7 @@ cp "$T/tls/ca.crt" "$T/tls-mixed/"
 cp "$T/tls-foreign/client-main.crt" "$T/tls-foreign/client-main.key" "$T/tls-mixed/"
 rc=0; out=$("$WF" send "$SRC/ok.bin" --name ok2.bin --to "127.0.0.1:$TPORT" --tls-dir "$T/tls-mixed" 2>&1) || rc=$?
 [ "$rc" -ne 0 ] || fail "client certificate from a foreign CA was accepted"
-echo "$out" | grep -qi "certificate" || fail "foreign client cert: error does not mention the certificate: $out"
+grep -qi "certificate" <<<"$out" || fail "foreign client cert: error does not mention the certificate: $out"
 note "foreign client certificate: exit $rc: $out"
 
 rc=0; out=$("$WF" send "$SRC/ok.bin" --name ok2.bin --to "127.0.0.1:$TPORT" 2>&1) || rc=$?

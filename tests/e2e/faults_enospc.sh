@@ -49,7 +49,7 @@ for mode in file pipe; do
   [ "$rc" -le 125 ] || fail "$mode: exit code $rc"
   [ "$(echo "$out" | grep -c .)" -eq 1 ] || fail "$mode: message is not one line: $out"
   echo "$out" | grep -Eqi "disk full|no space|space left" || fail "$mode: message does not say the disk is full: $out"
-  echo "$out" | grep -qi "receiver" || fail "$mode: message does not say it is the receiver's disk: $out"
+  grep -qi "receiver" <<<"$out" || fail "$mode: message does not say it is the receiver's disk: $out"
   [ -z "$(final_path "$ROOT" main big.bin)" ] || fail "$mode: big.bin under its final name on a full disk"
   # The temp data is cleaned up (the receiver may keep a small manifest).
   used=$(find "$ROOT/.incoming" -type f -printf '%s\n' 2>/dev/null | awk '{s+=$1} END {print s+0}')

@@ -70,7 +70,7 @@ check_full_failure() {  # check_full_failure WHAT NAME
   [ "$rc" -le 125 ] || fail "$1 died by a signal ($rc)"
   [ "$(echo "$out" | grep -c .)" -eq 1 ] || fail "$1: error is not one line: $out"
   echo "$out" | grep -Eqi "disk full|no space|space left" || fail "$1: error does not say the disk is full: $out"
-  echo "$out" | grep -qi "receiver" || fail "$1: error does not say it is the receiver's disk: $out"
+  grep -qi "receiver" <<<"$out" || fail "$1: error does not say it is the receiver's disk: $out"
   [ -z "$(final_path "$ROOT" main "$2")" ] || fail "$1: $2 under its final name on a full disk"
   local used
   used=$(find "$ROOT/.incoming" -type f -printf '%s\n' 2>/dev/null | awk '{s+=$1} END {print s+0}')

@@ -8,7 +8,7 @@
 . "$(dirname "$0")/../tools/faults_lib.sh"
 need_transfer_commands
 LC="$SRC_DIR/tests/tools/limits_client.py"
-"$WF" serve --help | grep -q -- --idle-timeout || fail "serve --help does not document --idle-timeout"
+grep -q -- --idle-timeout <<<"$("$WF" serve --help)" || fail "serve --help does not document --idle-timeout"
 
 SRC="$T/src"
 mkdir -p "$SRC"

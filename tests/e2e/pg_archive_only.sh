@@ -15,7 +15,7 @@ P=$(pg_init prim)
 PORT=$(free_port)
 SPORT=$(free_port)
 
-if "$WF" --help 2>/dev/null | grep -qE "^ +serve " && "$WF" --help 2>/dev/null | grep -qE "^ +push "; then
+if grep -qE "^ +serve " <<<"$("$WF" --help 2>/dev/null)" && grep -qE "^ +push " <<<"$("$WF" --help 2>/dev/null)"; then
   MODE=push
   RPORT=$(free_port)
   mkdir -p "$ROOT"; share_scratch
@@ -35,7 +35,7 @@ note "archiving with $MODE"
 out=$(as_pg "$WF" setup primary --pgdata "$P" "${ARCHIVE_ARGS[@]}" --archive-timeout 0 \
   --standby-address 127.0.0.1 --replication-user postgres --auth-method trust --apply) \
   || fail "setup primary --apply failed"
-echo "$out" | grep -q "restart needed for: archive_mode" || fail "setup did not say archive_mode needs a restart: $out"
+grep -q "restart needed for: archive_mode" <<<"$out" || fail "setup did not say archive_mode needs a restart: $out"
 grep -q "^archive_mode = 'on'" "$P/postgresql.auto.conf" || fail "archive_mode not written"
 ls "$P"/postgresql.auto.conf.walferry-* >/dev/null || fail "no backup copy of postgresql.auto.conf"
 pg_start "$P" "$PORT"

@@ -10,7 +10,7 @@
 #   pg_stat_replication says streaming; pgbench rows reach the standby;
 #   walferry status --json reports it; walferry promote; the standby takes writes.
 . "$(dirname "$0")/lib/common.sh"
-"$WF" --help 2>/dev/null | grep -qE '^ +serve ' || skip "serve not built yet"
+grep -qE '^ +serve ' <<<"$("$WF" --help 2>/dev/null)" || skip "serve not built yet"
 ensure_pg_user
 
 # Trust material: the receiver's directory, and a client copy the PostgreSQL user reads.
@@ -36,9 +36,9 @@ as_pg "$WF" setup primary --pgdata "$P" --standby-address 127.0.0.1 --replicatio
 grep -q "^archive_command = '.*push %p --to 127.0.0.1:$RPORT" "$P/postgresql.auto.conf" || fail "archive_command not set"
 grep -qE "^host +replication +postgres +127.0.0.1/32 +trust" "$P/pg_hba.conf" || fail "no pg_hba.conf replication line"
 # Applying twice changes nothing more.
-as_pg "$WF" setup primary --pgdata "$P" --standby-address 127.0.0.1 --replication-user postgres \
-  --auth-method trust --to "127.0.0.1:$RPORT" --tls-dir "$T/tls-main" --archive-timeout 5 --apply \
-  | grep -q "nothing to change" || fail "second setup --apply changed files again"
+out=$(as_pg "$WF" setup primary --pgdata "$P" --standby-address 127.0.0.1 --replication-user postgres \
+  --auth-method trust --to "127.0.0.1:$RPORT" --tls-dir "$T/tls-main" --archive-timeout 5 --apply)
+grep -q "nothing to change" <<<"$out" || fail "second setup --apply changed files again"
 pg_start "$P" "$PORT"
 as_pg "$PGBIN/pgbench" -q -i -s 2 -h 127.0.0.1 -p "$PORT" -U postgres postgres >"$T/pgbench.log" 2>&1 \
   || fail "pgbench -i"

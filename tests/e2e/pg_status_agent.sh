@@ -29,7 +29,7 @@ import json, sys
 a = json.load(open(sys.argv[1]))["server"]["agent"]
 assert a["running"] is True and int(a["status"]["shipped_files"]) >= 2, a
 PY
-"${STATUS[@]}" --prometheus | grep -qx 'walferry_agent_up 1' || fail "status --prometheus: agent not up"
+grep -qx 'walferry_agent_up 1' <<<"$("${STATUS[@]}" --prometheus)" || fail "status --prometheus: agent not up"
 
 kill "$AGENT_PID"
 for _ in $(seq 1 100); do kill -0 "$AGENT_PID" 2>/dev/null || break; sleep 0.05; done

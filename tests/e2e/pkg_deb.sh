@@ -12,7 +12,7 @@
 command -v dpkg-buildpackage >/dev/null || skip "dpkg-dev not installed (scripts/install-deps.sh)"
 command -v help2man >/dev/null || skip "help2man not installed (scripts/install-deps.sh)"
 SRC=${WALFERRY_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
-if dpkg-query -W -f='${Status}' walferry 2>/dev/null | grep -q 'install ok installed'; then
+if grep -q 'install ok installed' <<<"$(dpkg-query -W -f='${Status}' walferry 2>/dev/null)"; then
   skip "a walferry package is already installed here; not touching it"
 fi
 
@@ -47,8 +47,8 @@ dpkg_retry dpkg -i "$DEB" || fail "dpkg -i $DEB"
 
 # The files.
 [ -x /usr/bin/walferry ] || fail "/usr/bin/walferry missing"
-/usr/bin/walferry --version | grep -qE '^walferry [0-9]' || fail "walferry --version: $(/usr/bin/walferry --version)"
-dpkg-query -W -f='${Conffiles}\n' walferry | grep -q '/etc/walferry/walferry.conf' || fail "walferry.conf is not a conffile"
+grep -qE '^walferry [0-9]' <<<"$(/usr/bin/walferry --version)" || fail "walferry --version: $(/usr/bin/walferry --version)"
+grep -q '/etc/walferry/walferry.conf' <<<"$(dpkg-query -W -f='${Conffiles}\n' walferry)" || fail "walferry.conf is not a conffile"
 grep -q '^# ' /etc/walferry/walferry.conf || fail "walferry.conf is not a commented example"
 getent passwd walferry >/dev/null || fail "no walferry user"
 uid=$(id -u walferry)
@@ -79,7 +79,7 @@ for opt in $(/usr/bin/walferry push --help | grep -oE -- '--[a-z][a-z-]+' | sort
   grep -qF -- "$opt" <<<"$MANTXT" || fail "man walferry-push lacks $opt that --help lists"
 done
 if command -v man >/dev/null; then
-  MANPAGER=cat man -P cat walferry-push 2>/dev/null | grep -q 'Archive one WAL file' || fail "man walferry-push does not show"
+  grep -q 'Archive one WAL file' <<<"$(MANPAGER=cat man -P cat walferry-push 2>/dev/null)" || fail "man walferry-push does not show"
 fi
 # Bash completion, from the installed file.
 got=$(bash -c '. /usr/share/bash-completion/completions/walferry; COMP_WORDS=(walferry pu); COMP_CWORD=1; _walferry; echo "${COMPREPLY[*]}"')

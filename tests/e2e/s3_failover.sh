@@ -16,7 +16,7 @@
 . "$(dirname "$0")/lib/common.sh"
 . "$(dirname "$0")/lib/failover.sh"
 TOOLS="$(cd "$(dirname "$0")/../tools" && pwd)"
-"$WF" serve --help 2>/dev/null | grep -q -- --store-url || skip "serve --store-url not built"
+grep -q -- --store-url <<<"$("$WF" serve --help 2>/dev/null)" || skip "serve --store-url not built"
 bash "$TOOLS/ceph_rgw.sh" available || skip "Ceph packages (ceph-mon ceph-osd radosgw) not installed: run scripts/install-deps.sh"
 ensure_pg_user
 
