@@ -32,16 +32,7 @@ pg_start "$S1" "$S1PORT"
 pg_start "$S2" "$S2PORT"
 fo_wait_sql "$S1PORT" "select count(*) from t" 2
 
-# The archive's WAL ends in the middle of segment C: a row, then one record
-# that starts in C and ends two segments later, which never gets archived.
-psql_at "$PPORT" "select pg_switch_wal()" >/dev/null
-psql_at "$PPORT" "insert into t values (1, 'last archived')"
-C=$(psql_at "$PPORT" "select pg_walfile_name(pg_current_wal_lsn())")
-psql_at "$PPORT" "select pg_logical_emit_message(false, 'wf', repeat('x', 36000000))" >/dev/null
-C1=$(psql_at "$PPORT" "select pg_walfile_name(pg_current_wal_insert_lsn() - 16777216)")
-[ "${C1:16}" \> "${C:16}" ] || fail "the big record did not span segments ($C, $C1)"
-fo_archived "$PPORT" "$C1"
-as_pg "$PGBIN/pg_ctl" -D "$P" -m immediate stop >/dev/null
+fo_die_inside_segment "$PPORT" "$P"
 note "primary gone; archive ends inside $C"
 fo_wait_sql "$S1PORT" "select count(*) from t" 3
 fo_wait_sql "$S2PORT" "select count(*) from t" 3

@@ -15,22 +15,10 @@
 #     anything in the server logs (missing-file probes are silent).
 . "$(dirname "$0")/lib/common.sh"
 . "$(dirname "$0")/lib/failover.sh"
-TOOLS="$(cd "$(dirname "$0")/../tools" && pwd)"
-grep -q -- --store-url <<<"$("$WF" serve --help 2>/dev/null)" || skip "serve --store-url not built"
-bash "$TOOLS/ceph_rgw.sh" available || skip "Ceph packages (ceph-mon ceph-osd radosgw) not installed: run scripts/install-deps.sh"
+. "$(dirname "$0")/lib/ceph.sh"
 ensure_pg_user
-
-CEPH="$T/ceph"
-bash "$TOOLS/ceph_rgw.sh" start "$CEPH" 1 >"$T/ceph-start.log" 2>&1 || { cat "$T/ceph-start.log" >&2; fail "Ceph did not come up"; }
-ceph_cleanup() {  # keeps the exit status for wf_cleanup
-  local rc=$?
-  bash "$TOOLS/ceph_rgw.sh" stop "$CEPH" || true
-  return "$rc"
-}
-trap 'ceph_cleanup || wf_cleanup; wf_cleanup' EXIT
-# Exported: PostgreSQL's archive_command and restore_command inherit them.
-set -a; . "$CEPH/env"; set +a
-export WALFERRY_S3_ENDPOINT="$S3_ENDPOINT"
+# Exported (ceph_up): PostgreSQL's archive_command and restore_command inherit them.
+ceph_up 1
 URL=s3://walferry-e2e/failover
 
 fo_receiver --store-url "$URL" --s3-endpoint "$S3_ENDPOINT" --s3-part-size 5
@@ -60,16 +48,7 @@ pg_start "$S1" "$S1PORT"
 pg_start "$S2" "$S2PORT"
 fo_wait_sql "$S1PORT" "select count(*) from t" 2
 
-# The archive's WAL ends inside segment C: a row, then one record that starts
-# in C and ends two segments later, which never gets archived.
-psql_at "$PPORT" "select pg_switch_wal()" >/dev/null
-psql_at "$PPORT" "insert into t values (1, 'last archived')"
-C=$(psql_at "$PPORT" "select pg_walfile_name(pg_current_wal_lsn())")
-psql_at "$PPORT" "select pg_logical_emit_message(false, 'wf', repeat('x', 36000000))" >/dev/null
-C1=$(psql_at "$PPORT" "select pg_walfile_name(pg_current_wal_insert_lsn() - 16777216)")
-[ "${C1:16}" \> "${C:16}" ] || fail "the big record did not span segments ($C, $C1)"
-fo_archived "$PPORT" "$C1"
-as_pg "$PGBIN/pg_ctl" -D "$P" -m immediate stop >/dev/null
+fo_die_inside_segment "$PPORT" "$P"
 note "primary gone; the bucket's WAL ends inside $C"
 fo_wait_sql "$S1PORT" "select count(*) from t" 3
 fo_wait_sql "$S2PORT" "select count(*) from t" 3

@@ -20,21 +20,9 @@
 #  - radosgw 1 stopped while PostgreSQL archives: archive_command fails (no
 #    false exit 0), and once radosgw is back every segment is archived intact.
 . "$(dirname "$0")/lib/common.sh"
-TOOLS="$(cd "$(dirname "$0")/../tools" && pwd)"
-grep -q -- --store-url <<<"$("$WF" serve --help 2>/dev/null)" || skip "serve --store-url not built"
-bash "$TOOLS/ceph_rgw.sh" available || skip "Ceph packages (ceph-mon ceph-osd radosgw) not installed: run scripts/install-deps.sh"
+. "$(dirname "$0")/lib/ceph.sh"
 ensure_pg_user
-
-CEPH="$T/ceph"
-bash "$TOOLS/ceph_rgw.sh" start "$CEPH" 2 >"$T/ceph-start.log" 2>&1 || { cat "$T/ceph-start.log" >&2; fail "Ceph did not come up"; }
-ceph_cleanup() {  # keeps the exit status for wf_cleanup
-  local rc=$?
-  bash "$TOOLS/ceph_rgw.sh" stop "$CEPH" || true
-  return "$rc"
-}
-trap 'ceph_cleanup || wf_cleanup; wf_cleanup' EXIT
-set -a; . "$CEPH/env"; set +a
-export WALFERRY_S3_ENDPOINT="$S3_ENDPOINT"
+ceph_up 2
 URL=s3://walferry-e2e/archive
 
 "$WF" tls init "$T/tls" --cluster main --cluster race >/dev/null || fail "tls init"

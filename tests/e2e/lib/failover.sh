@@ -10,6 +10,7 @@
 #   fo_wait_sql PORT SQL WANT   waits until SQL returns WANT on PORT (30 s)
 #   fo_compare_wal PGDATA       every archived file also in PGDATA/pg_wal is byte-identical
 #   fo_stored NAME              the archive's copy of NAME, decompressed, to stdout
+#   fo_die_inside_segment PORT PGDATA  the primary's archived WAL ends inside segment C (set), then it dies
 ROOT=$T/archive
 fo_receiver() {
   RPORT=$(free_port)
@@ -128,4 +129,20 @@ fo_compare_wal() {
 # The first page's timeline of a WAL file on stdin (xlp_tli, u32 at offset 4).
 fo_first_page_tli() {
   od -A n -t u4 -j 4 -N 4 | tr -d ' '
+}
+
+# The archive's WAL of the primary on PORT ends inside segment C (global): a
+# row, then one record that starts in C and ends two segments later, which is
+# never archived; then the primary dies (immediate stop). A standby promoted
+# on what the archive holds starts its new timeline inside C.
+fo_die_inside_segment() {
+  local port=$1 dir=$2 c1
+  psql_at "$port" "select pg_switch_wal()" >/dev/null
+  psql_at "$port" "insert into t values (1, 'last archived')"
+  C=$(psql_at "$port" "select pg_walfile_name(pg_current_wal_lsn())")
+  psql_at "$port" "select pg_logical_emit_message(false, 'wf', repeat('x', 36000000))" >/dev/null
+  c1=$(psql_at "$port" "select pg_walfile_name(pg_current_wal_insert_lsn() - 16777216)")
+  [ "${c1:16}" \> "${C:16}" ] || fail "the big record did not span segments ($C, $c1)"
+  fo_archived "$port" "$c1"
+  as_pg "$PGBIN/pg_ctl" -D "$dir" -m immediate stop >/dev/null
 }
