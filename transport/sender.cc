@@ -6,11 +6,13 @@
 #include <algorithm>
 #include <cstring>
 #include <deque>
+#include <future>
 #include <thread>
 
 #include "store/tar_check.h"
 #include "core/buffer_pool.h"
 #include "core/hash.h"
+#include "core/mapped_file.h"
 
 namespace walferry::transport {
 namespace {
@@ -164,21 +166,14 @@ Status Sender::EnsureConnected() {
 }
 
 // True when the receiver holds `name` with exactly this content (HAVE).
-Result<bool> Sender::AskHave(const std::string& path, const std::string& name, std::uint64_t size) {
+// `digest` is the file's XXH3-128, computed by the caller while this connects.
+Result<bool> Sender::AskHave(const std::string& name, std::uint64_t size,
+                             std::future<Result<Hash128>>& digest) {
   WF_TRY(EnsureConnected());
   if ((peer_features_ & kFeatureHave) == 0) return false;
-  WF_ASSIGN(auto src, OpenSource(path));
-  Xxh3Stream hash;
-  std::vector<std::byte> buf(1 << 20);
-  std::uint64_t total = 0;
-  for (;;) {
-    WF_ASSIGN(std::size_t n, src->Read(buf));
-    if (n == 0) break;
-    hash.Update(std::span<const std::byte>(buf.data(), n));
-    total += n;
-  }
-  if (total != size) return false;  // changing under us: let the transfer judge
-  WF_TRY(writer_->Write(HaveFrame{size, hash.Digest(), name}));
+  Result<Hash128> hash = digest.get();
+  if (!hash.ok()) return false;  // changing under us: let the transfer judge
+  WF_TRY(writer_->Write(HaveFrame{size, *hash, name}));
   WF_ASSIGN(Frame f, ReadFrame());
   if (TypeOf(f) != FrameType::kHaveReply) {
     return Protocol("expected HAVE_REPLY, got " + std::string(FrameTypeName(TypeOf(f))));
@@ -356,7 +351,10 @@ Result<SendResult> Sender::SendFile(const std::string& path, const std::string& 
     x.open.raw_size = static_cast<std::uint64_t>(st.st_size);
   }
   if (opts_.ask_have) {
-    auto have = AskHave(path, name, x.open.raw_size);
+    // The hash (a few ms for a segment) runs beside the TLS handshake (as long):
+    // a primary pays both on every push.
+    auto digest = std::async(std::launch::async, HashWholeFile, path, x.open.raw_size);
+    auto have = AskHave(name, x.open.raw_size, digest);
     if (have.ok() && *have) {
       x.result.outcome = WireOutcome::kIdentical;
       x.result.raw_bytes = x.open.raw_size;

@@ -21,6 +21,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <future>
 #include <memory>
 #include <string>
 
@@ -110,7 +111,7 @@ class Sender {
   std::unique_ptr<FrameWriter> writer_;
   bool last_error_remote_ = false;
   std::uint32_t peer_features_ = 0;  // from the receiver's HELLO
-  Result<bool> AskHave(const std::string& path, const std::string& name, std::uint64_t size);
+  Result<bool> AskHave(const std::string& name, std::uint64_t size, std::future<Result<Hash128>>& digest);
   // ERROR kProtocol frames received during the current transfer; retried at
   // most kMaxProtocolRetries times.
   static constexpr int kMaxProtocolRetries = 2;
