@@ -121,27 +121,56 @@ class Server::Session final : public FrameAdmission {
     const std::uint64_t store_need = FrameBufferNeed(0, chunk, recompress) - FrameBufferNeed(0, chunk, false);
     std::uint64_t grown = std::max<std::uint64_t>(b.frame.capacity(), kHeaderSize + h.body_len) +
                           std::max<std::uint64_t>(b.raw.capacity(), chunk) + store_need;
+    Status st = Lease(grown, FrameBufferNeed(h.body_len, chunk, recompress));
+    if (watch_) {
+      auto t = watch_->in_hello.load() ? s_.opts_.handshake_timeout : s_.opts_.idle_timeout;
+      watch_->deadline_ms.store(NowMs() + t.count());  // the body is the peer's to deliver again
+    }
+    if (!st.ok()) busy_ = st.error().code() == ErrorCode::kNetwork;
+    return st;
+  }
+
+  // Makes this connection's share of the budget cover `grown` bytes: nothing
+  // to do when it already does; otherwise frees its own buffers and asks for
+  // `need` at once (waiting at most buffer_wait, the idle clock stopped).
+  Status Lease(std::uint64_t grown, std::uint64_t need) {
+    auto& b = *bufs_;
     if (grown <= b.leased) return Status::Ok();
     b.frame = {};
     b.raw = {};
     s_.budget_->Release(b.leased);
     b.leased = 0;
-    constexpr std::uint64_t kMinLease = 64 * 1024;  // control frames never come back for more
-    std::uint64_t need = std::max(kMinLease, FrameBufferNeed(h.body_len, chunk, recompress));
+    need = std::max(kMinLease, need);
     if (watch_) watch_->deadline_ms.store(0);
-    Status st = s_.budget_->Acquire(
+    WF_TRY(s_.budget_->Acquire(
         need, std::chrono::steady_clock::now() + s_.opts_.buffer_wait, [this] { return s_.DropSpareBuffers(); },
-        [this] { return s_.stopping_.load(); });
-    if (watch_) {
-      auto t = watch_->in_hello.load() ? s_.opts_.handshake_timeout : s_.opts_.idle_timeout;
-      watch_->deadline_ms.store(NowMs() + t.count());  // the body is the peer's to deliver again
-    }
-    if (!st.ok()) {
-      busy_ = st.error().code() == ErrorCode::kNetwork;
-      return st;
-    }
+        [this] { return s_.stopping_.load(); }));
     b.leased = need;
     return Status::Ok();
+  }
+  static constexpr std::uint64_t kMinLease = 64 * 1024;  // control frames never come back for more
+
+  // FETCH and HAVE read a stored entry: the read's buffers (store::Store::
+  // ReadMemory) and, for FETCH, the chunk being sent, its compressed form and
+  // the compressor are charged to the budget as a frame is, for the time of
+  // the read (ShrinkLease gives them back). kNetwork "receiver busy" after
+  // buffer_wait; kRefused when the read needs more than the whole budget.
+  Status LeaseRead(const std::string& name, std::uint64_t bytes) {
+    auto& b = *bufs_;
+    const std::uint64_t own = b.frame.capacity() + b.raw.capacity();
+    Status st = Lease(own + bytes, bytes);
+    if (st.ok() || st.error().code() != ErrorCode::kRefused) return st;
+    return Error(ErrorCode::kRefused, "reading " + name + " needs " + std::to_string((bytes + (1u << 20) - 1) >> 20) +
+                                          " MiB of buffer, more than the receiver's whole budget (serve --max-buffer-mb " +
+                                          std::to_string(s_.budget_->capacity() >> 20) + ")");
+  }
+  // After a read: keeps only what this connection's own buffers hold.
+  void ShrinkLease() {
+    auto& b = *bufs_;
+    const std::uint64_t keep = std::max(kMinLease, b.frame.capacity() + b.raw.capacity());
+    if (b.leased <= keep) return;
+    s_.budget_->Release(b.leased - keep);
+    b.leased = keep;
   }
 
   // Reads the peer's next frame under the watchdog's deadline (HELLO: the
@@ -209,7 +238,9 @@ class Server::Session final : public FrameAdmission {
     WireHave answer = WireHave::kAbsent;
     if (store::ClassifyName(have.name).ok()) {
       auto entry = s_.store_.Find(cluster_, have.name);
-      if (entry.ok()) {
+      // No memory within buffer_wait: answered kAbsent (the frames of the
+      // transfer that follows are admitted one by one).
+      if (entry.ok() && LeaseRead(have.name, s_.store_.ReadMemory(*entry)).ok()) {
         class HashSink final : public ByteSink {
          public:
           Status Write(std::span<const std::byte> d) override {
@@ -226,6 +257,7 @@ class Server::Session final : public FrameAdmission {
           answer = sink.size == have.raw_size && sink.hash.Digest() == have.raw_hash ? WireHave::kIdentical
                                                                                      : WireHave::kDifferent;
         }
+        ShrinkLease();
       }
     }
     if (!writer_.Write(HaveReplyFrame{answer}).ok()) return false;
@@ -263,6 +295,17 @@ class Server::Session final : public FrameAdmission {
       return false;
     }
     constexpr std::uint32_t kFetchChunk = 1u << 20;
+    const std::uint64_t need = s_.store_.ReadMemory(*entry) + kHeaderSize + kFetchChunk +
+                               compress::MaxCompressedSize(kFetchChunk) + kRecompressContext;
+    if (Status lease = LeaseRead(fetch.name, need); !lease.ok()) {
+      busy_ = lease.error().code() == ErrorCode::kNetwork;
+      Fail(lease.error(), what);
+      return false;
+    }
+    struct Shrink {
+      Session& s;
+      ~Shrink() { s.ShrinkLease(); }
+    } shrink{*this};
     OpenFrame open;
     open.raw_size = kUnknownSize;
     open.chunk_size = kFetchChunk;
@@ -604,7 +647,11 @@ Server::Server(store::Store& store, ServerOptions options)
     : store_(store),
       opts_(std::move(options)),
       budget_(std::make_unique<BufferBudget>(opts_.max_buffer_bytes > 0 ? opts_.max_buffer_bytes
-                                                                        : DefaultBufferBudget(opts_.max_connections))) {}
+                                                                        : DefaultBufferBudget(opts_.max_connections))) {
+  // Each FETCH/HAVE decodes on its own connection's thread: the connections
+  // are the parallelism, and a read's memory (charged to the budget) stays small.
+  store_.SetReadThreads(1);
+}
 
 Server::~Server() { Stop(); }
 
