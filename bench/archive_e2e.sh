@@ -5,6 +5,8 @@
 # server is restarted with it and the REAL archiver drains the backlog, one
 # call at a time; the clock runs from server start to the last .ready gone.
 # Configurations, side by side in one run:
+#   floor_true       archive_command = 'true'  (the archiver's own cost: a shell per segment, .ready -> .done)
+#   floor_cp         cp to a local directory, fsync, rename (an uncompressed local copy: no network, no codec)
 #   wf_push          archive_command = walferry push %p       (TLS session resumption)
 #   wf_push_noresume the same with --tls-session-cache off    (full TLS handshake per call)
 #   wf_agent         walferry agent + archive_command = walferry push --agent-socket %p
@@ -123,6 +125,15 @@ start_agent() {
 }
 stop_agent() { kill "$AGENT_PID"; for _ in $(seq 1 100); do kill -0 "$AGENT_PID" 2>/dev/null || break; sleep 0.05; done; rm -f "$T/run/agent.sock"; }
 
+# ---------- floors: what PostgreSQL's archiver costs by itself, and a local copy ----------
+echo "archive_command = 'true'" >"$PGDATA/bench.conf"
+drain floor_true
+mkdir -p "$T/cp-dst"; chown "$WF_PG_USER" "$T/cp-dst"
+echo "archive_command = 'test ! -f $T/cp-dst/%f && cp %p $T/cp-dst/%f.tmp && sync $T/cp-dst/%f.tmp && mv $T/cp-dst/%f.tmp $T/cp-dst/%f && sync $T/cp-dst'" \
+  >"$PGDATA/bench.conf"
+drain floor_cp
+rm -rf "$T/cp-dst"
+
 chown -R "$WF_PG_USER" "$T/tls-main" "$T/run"
 start_receiver
 echo "archive_command = '$WF push $WFCONF %p'" >"$PGDATA/bench.conf"
@@ -215,7 +226,7 @@ fi
 echo
 echo "archiving $NSEG real 16 MiB WAL segments, driven by PostgreSQL 15's archiver ($(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg))"
 printf '%-17s %9s %9s %9s %10s %10s\n' config segments seconds seg/s vs_pgbr_sync vs_pgbr_async
-ORDER="wf_push wf_push_noresume wf_agent wf_module pgbr_sync pgbr_async rsync_ssh"
+ORDER="floor_true floor_cp wf_push wf_push_noresume wf_agent wf_module pgbr_sync pgbr_async rsync_ssh"
 rate() { echo "${COUNT[$1]} / ${SECS[$1]}" | bc -l; }
 : >"$T/chart.dat"
 for k in $ORDER; do

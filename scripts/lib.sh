@@ -1,9 +1,12 @@
 # Shared by the scripts in this directory and .ci/run. Source it:
 #   . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-# Provides WF_ROOT (the repository), WF_JOBS, wf_build and wf_stage.
+# Provides WF_ROOT (the repository), WF_JOBS, WF_TEST_JOBS, wf_build and wf_stage.
 
 WF_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 WF_JOBS=${WF_JOBS:-2}
+# ctest slots: one more than the cores, since most e2e tests wait rather than
+# compute; the CPU-bound ones take two slots (PROCESSORS in tests/CMakeLists.txt).
+WF_TEST_JOBS=${WF_TEST_JOBS:-$((WF_JOBS + 1))}
 
 # wf_build NAME [cmake -D... args] [-- ninja targets...]
 # Configures (once) and builds $WF_ROOT/build/NAME with Ninja. Every build

@@ -9,4 +9,4 @@ bash "$WF_ROOT/scripts/install-deps.sh"
 mkdir -p "$WF_ROOT/build"
 wf_build release -DCMAKE_BUILD_TYPE=Release
 cd "$WF_ROOT/build/release"
-ctest --output-on-failure -j "$WF_JOBS" "$@"
+ctest --output-on-failure -j "$WF_TEST_JOBS" "$@"

@@ -5,6 +5,8 @@
 set -euo pipefail
 
 WF=${WALFERRY_BIN:?WALFERRY_BIN must point at the walferry binary}
+# Absolute: archive_command and the agent run it from other working directories.
+[[ $WF = /* ]] || WF=$(realpath -- "$WF")
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 WF_PG_USER=${WF_PG_USER:-wftest}
 T=$(mktemp -d /tmp/wf-e2e.XXXXXX)
