@@ -60,6 +60,18 @@ class ArchiveImpl final : public Archive {
 
   StoreFormat format() const override { return shared_->format; }
   void SetQuarantineCap(std::uint64_t bytes) override { shared_->quarantine_cap.store(bytes); }
+  void SetReadThreads(std::size_t threads) override { shared_->read_threads.store(threads); }
+
+  Status Read(const StoredEntry& entry, ByteSink& sink) const override {
+    WF_ASSIGN(UniqueFd fd, OpenFile(entry.path, O_RDONLY | O_NOFOLLOW));
+    return ReadStored(fd.get(), entry.path, entry.format, sink, shared_->read_threads.load());
+  }
+
+  std::uint64_t ReadMemory(const StoredEntry& entry) const override {
+    auto fd = OpenFile(entry.path, O_RDONLY | O_NOFOLLOW);
+    if (!fd.ok()) return kDefaultReadMemory;  // the Read fails as soon
+    return StoredReadMemory(fd->get(), entry.format, shared_->read_threads.load(), kDefaultReadMemory);
+  }
   const std::string& root() const override { return shared_->root; }
 
   Result<std::unique_ptr<Incoming>> Begin(const TransferSpec& spec) override {
@@ -98,21 +110,21 @@ class ArchiveImpl final : public Archive {
 
     const std::string cluster_shown = shared_->Path(spec.cluster);
     WF_ASSIGN(UniqueFd cluster_fd,
-              OpenDirAt(shared_->root_fd.get(), spec.cluster, cluster_shown, true));
+              OpenDirAt(shared_->root_fd.get(), spec.cluster, cluster_shown, true, *shared_->fs));
     WF_ASSIGN(UniqueFd dest_fd, OpenDirAt(cluster_fd.get(), std::string(KindDir(kind)),
-                                          Join(cluster_shown, KindDir(kind)), true));
+                                          Join(cluster_shown, KindDir(kind)), true, *shared_->fs));
 
     const std::string data_name = spec.transfer_id + ".data";
     const std::string data_shown = shared_->IncomingPath(data_name);
-    int raw_fd = ::openat(shared_->incoming_fd.get(), data_name.c_str(),
-                          O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
-    if (raw_fd < 0) {
-      if (errno == ELOOP) {
+    UniqueFd data_fd;
+    if (int err = shared_->fs->OpenAt(shared_->incoming_fd.get(), data_name.c_str(),
+                                      O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK, 0600, &data_fd);
+        err != 0) {
+      if (err == ELOOP) {
         return Error(ErrorCode::kRefused, data_shown + " is a symlink; refusing to follow it");
       }
-      return ErrnoError(errno, "open " + data_shown);
+      return ErrnoError(err, "open " + data_shown);
     }
-    UniqueFd data_fd(raw_fd);
     if (::flock(data_fd.get(), LOCK_EX | LOCK_NB) != 0) {
       if (errno == EWOULDBLOCK) {
         return Error(ErrorCode::kRefused, "transfer of " + spec.name + " already in progress");
@@ -248,8 +260,8 @@ class ArchiveImpl final : public Archive {
         ::close(fd);
         if (busy) continue;
       }
-      if (::unlinkat(dfd, file.c_str(), 0) != 0 && errno != ENOENT) {
-        return ErrnoError(errno, "remove " + shared_->IncomingPath(file));
+      if (int err = shared_->fs->Unlink(dfd, file.c_str()); err != 0 && err != ENOENT) {
+        return ErrnoError(err, "remove " + shared_->IncomingPath(file));
       }
     }
     return Status::Ok();
@@ -313,7 +325,7 @@ Result<std::unique_ptr<Archive>> Archive::Open(const std::string& root, StoreFor
   // ROOT itself may be a symlink (operators do that); nothing below it is followed.
   WF_ASSIGN(shared->root_fd, OpenFile(shared->root, O_RDONLY | O_DIRECTORY));
   WF_ASSIGN(shared->incoming_fd, OpenDirAt(shared->root_fd.get(), kIncomingDir,
-                                           shared->Path(kIncomingDir), true));
+                                           shared->Path(kIncomingDir), true, fs));
   return std::unique_ptr<Archive>(new ArchiveImpl(std::move(shared)));
 }
 

@@ -23,7 +23,7 @@ using archive::Recompressor;  // archive/store_codec.h
 using archive::ReadStored;
 
 // Decompresses a stored zstd/gzip stream (any number of frames/members) to `sink`.
-Status Decompress(int fd, const std::string& name, ByteSink& sink);
+Status Decompress(int fd, const std::string& name, ByteSink& sink, std::size_t threads = 0);
 
 // The resume manifest <transfer_id>.state (text, key=value lines, an XXH3-64
 // "check" line last). ParseManifest returns nullopt for anything that is not a
@@ -51,8 +51,10 @@ Result<std::pair<std::uint64_t, Hash128>> HashStored(int fd, const std::string& 
                                                      StoreFormat format);
 
 // Opens directory `name` under `dirfd` without following a symlink, creating it
-// (mode 0700, parent fsynced) when `create` is set. `shown` is the path for messages.
-Result<UniqueFd> OpenDirAt(int dirfd, const std::string& name, const std::string& shown, bool create);
+// (mode 0700, parent fsynced, both through `fs`) when `create` is set. `shown`
+// is the path for messages.
+Result<UniqueFd> OpenDirAt(int dirfd, const std::string& name, const std::string& shown, bool create,
+                           FileSystem& fs = PosixFs());
 // For a NNNNNNNN.history `name`: reads `file` under `dirfd` (stored as
 // `format`) and checks it with ParseTimelineHistory (kCorrupt); Ok for any
 // other name.

@@ -35,9 +35,9 @@ Result<std::unique_ptr<Recompressor>> Recompressor::Make(StoreFormat format) {
 
 namespace internal {
 
-Status Decompress(int fd, const std::string& name, ByteSink& sink) {
+Status Decompress(int fd, const std::string& name, ByteSink& sink, std::size_t threads) {
   auto src = FdSource(fd, name, /*owned=*/false);
-  return compress::DecompressStream(*src, sink);
+  return compress::DecompressStream(*src, sink, threads);
 }
 
 }  // namespace internal

@@ -31,7 +31,7 @@
 namespace walferry::archive::internal {
 
 Result<UniqueFd> OpenDirAt(int dirfd, const std::string& name, const std::string& shown,
-                           bool create) {
+                           bool create, FileSystem& fs) {
   for (int attempt = 0; attempt < 3; ++attempt) {
     int fd = ::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd >= 0) return UniqueFd(fd);
@@ -43,10 +43,10 @@ Result<UniqueFd> OpenDirAt(int dirfd, const std::string& name, const std::string
                            "inside its root (replace it with a real directory)");
     }
     if (err != ENOENT || !create) return ErrnoError(err, "open " + shown);
-    if (::mkdirat(dirfd, name.c_str(), 0700) != 0 && errno != EEXIST) {
-      return ErrnoError(errno, "mkdir " + shown);
+    if (int e = fs.Mkdir(dirfd, name.c_str(), 0700); e != 0 && e != EEXIST) {
+      return ErrnoError(e, "mkdir " + shown);
     }
-    WF_TRY(Fsync(dirfd, "directory of " + shown));
+    WF_TRY(FsyncDir(fs, dirfd, shown));
   }
   return Error(ErrorCode::kIo, "cannot open directory " + shown);
 }

@@ -54,6 +54,7 @@ struct Shared {
   std::set<std::string> active_ids;
   std::mutex sysid_mu;              // serializes system_identifier check-and-record
   std::atomic<std::uint64_t> quarantine_cap{kDefaultQuarantineCap};
+  std::atomic<std::size_t> read_threads{0};  // Store::SetReadThreads
   FileSystem* fs = &PosixFs();      // every placement goes through it (core/fs.h)
 
   std::string Path(std::string_view a) const { return Join(root, a); }

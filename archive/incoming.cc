@@ -98,11 +98,12 @@ class IncomingImpl final : public Incoming {
       manifest_written_ = true;
     } else {
       hash_.Reset();
-      ::unlinkat(shared_->incoming_fd.get(), state_name_.c_str(), 0);
+      (void)shared_->fs->Unlink(shared_->incoming_fd.get(), state_name_.c_str());  // ENOENT: none
     }
-    if (static_cast<std::uint64_t>(st.st_size) != data_length_ &&
-        ::ftruncate(data_fd_.get(), static_cast<off_t>(data_length_)) != 0) {
-      return ErrnoError(errno, "truncate " + DataShown());
+    if (static_cast<std::uint64_t>(st.st_size) != data_length_) {
+      if (int err = shared_->fs->Ftruncate(data_fd_.get(), static_cast<off_t>(data_length_)); err != 0) {
+        return ErrnoError(err, "truncate " + DataShown());
+      }
     }
     // No directory fsync here: the data file's entry only matters once a
     // manifest points at it, and Sync fsyncs the directory after writing one.
@@ -134,7 +135,7 @@ class IncomingImpl final : public Incoming {
         WF_ASSIGN(out, recompressor_->Compress(raw));
       }
     }
-    auto st = io_->WriteAt(data_fd_.get(), out, static_cast<off_t>(data_length_), DataShown());
+    auto st = WriteAllAt(*shared_->fs, *io_, data_fd_.get(), out, static_cast<off_t>(data_length_), DataShown());
     if (!st.ok()) return Fail(st.error());
     // Start writeback now (asynchronously), so the fsync at Sync/Commit finds
     // most of the data already on its way to disk while further chunks arrive.
@@ -151,7 +152,9 @@ class IncomingImpl final : public Incoming {
   Result<std::uint64_t> Sync() override {
     WF_TRY(CheckOpen());
     if (manifest_written_ && durable_chunks_ == next_chunk_) return durable_chunks_;
-    if (::fdatasync(data_fd_.get()) != 0) return Fail(ErrnoError(errno, "fdatasync " + DataShown()));
+    if (int err = shared_->fs->Fdatasync(data_fd_.get()); err != 0) {
+      return Fail(ErrnoError(err, "fdatasync " + DataShown()));
+    }
     Manifest m;
     m.transfer_id = spec_.transfer_id;
     m.cluster = spec_.cluster;
@@ -212,11 +215,12 @@ class IncomingImpl final : public Incoming {
       }
       auto frame = recompressor_->Compress({});
       if (!frame.ok()) return Drop(frame.error());
-      auto st = io_->WriteAt(data_fd_.get(), *frame, 0, DataShown());
+      auto st = WriteAllAt(*shared_->fs, *io_, data_fd_.get(), *frame, 0, DataShown());
       if (!st.ok()) return Fail(st.error());
       data_length_ = frame->size();
     }
-    if (auto st = Fsync(data_fd_.get(), DataShown()); !st.ok()) return Fail(st.error());
+    // No fsync of the data here: RenameDurable (placement) and the quarantine
+    // fsync it first, and nothing before them needs it on disk.
 
     if (auto st = internal::CheckHistoryData(shared_->incoming_fd.get(), data_name_, shared_->format, spec_.name);
         !st.ok()) {

@@ -237,7 +237,7 @@ std::string HandleConflict(const Conflict& c) {
   // Quarantine the newcomer (once per content), within the cap.
   const std::string qname = c.name + "." + c.new_hash.Hex().substr(0, 16) +
                             std::string(StoreSuffix(c.data_format));
-  auto qdir = OpenDirAt(c.cluster_fd, kQuarantineDir, c.cluster_shown + "/" + kQuarantineDir, true);
+  auto qdir = OpenDirAt(c.cluster_fd, kQuarantineDir, c.cluster_shown + "/" + kQuarantineDir, true, *c.fs);
   if (!qdir.ok()) return facts + "; not quarantined: " + qdir.error().message();
   struct stat st{};
   if (::fstatat(qdir->get(), qname.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {

@@ -11,9 +11,13 @@
 
 namespace walferry::archive {
 
-Status ReadStored(int fd, const std::string& name, StoreFormat format, ByteSink& sink) {
+namespace {
+constexpr std::size_t kRawReadBuffer = 256 << 10;
+}  // namespace
+
+Status ReadStored(int fd, const std::string& name, StoreFormat format, ByteSink& sink, std::size_t threads) {
   if (format == StoreFormat::kRaw) {
-    std::vector<std::byte> buf(256 << 10);
+    std::vector<std::byte> buf(kRawReadBuffer);
     off_t offset = 0;
     for (;;) {
       WF_ASSIGN(std::size_t n, PreadFull(fd, buf, offset, name));
@@ -27,7 +31,18 @@ Status ReadStored(int fd, const std::string& name, StoreFormat format, ByteSink&
   struct stat st{};
   if (::fstat(fd, &st) != 0) return ErrnoError(errno, "stat " + name);
   if (st.st_size == 0) return sink.Finish();  // an empty stream stored as an empty file
-  return internal::Decompress(fd, name, sink);  // finishes the sink itself
+  return internal::Decompress(fd, name, sink, threads);  // finishes the sink itself
+}
+
+std::uint64_t StoredReadMemory(int fd, StoreFormat format, std::size_t threads, std::uint64_t fallback) {
+  if (format == StoreFormat::kRaw) return kRawReadBuffer;
+  struct stat st{};
+  if (::fstat(fd, &st) != 0) return fallback;
+  std::vector<std::byte> head(4096);
+  auto n = PreadFull(fd, head, 0, "");
+  if (!n.ok()) return fallback;
+  head.resize(*n);
+  return compress::DecodeMemory(head, static_cast<std::uint64_t>(st.st_size), threads);
 }
 
 namespace internal {

@@ -26,7 +26,11 @@ class Recompressor {
 
 // Reads a stored file (already opened, O_NOFOLLOW) in `format` and streams its
 // raw content to `sink`, then calls sink.Finish(). An empty compressed file is
-// empty content. `name` is shown in errors.
-Status ReadStored(int fd, const std::string& name, StoreFormat format, ByteSink& sink);
+// empty content. `name` is shown in errors. `threads`: as DecompressStream's
+// (0: the machine's cores).
+Status ReadStored(int fd, const std::string& name, StoreFormat format, ByteSink& sink, std::size_t threads = 0);
+// Most bytes of memory ReadStored of the opened file `fd` allocates at once
+// (compress::DecodeMemory of its first bytes); `fallback` when it cannot tell.
+std::uint64_t StoredReadMemory(int fd, StoreFormat format, std::size_t threads, std::uint64_t fallback);
 
 }  // namespace walferry::archive

@@ -134,4 +134,13 @@ Status CompressStream(ByteSource& src, ByteSink& sink, const PipelineOptions& op
 // kCorrupt. An empty input is kInvalidArgument.
 Status DecompressStream(ByteSource& src, ByteSink& sink, std::size_t threads = 0);
 
+// Most bytes of memory DecompressStream(src, sink, threads) allocates at once
+// for a stream of `stream_size` bytes that begins with `head` (its first
+// bytes; 4 KiB hold any header walferry writes), when no later frame/member
+// is larger than the first, as in everything walferry writes (one chunk size
+// per stream): the slots, the input window and the decoders, or for a frame it
+// must stream, the stream buffers and the window its header asks for. For a
+// receiver's memory budget; an upper bound of allocations, not of touched pages.
+std::uint64_t DecodeMemory(std::span<const std::byte> head, std::uint64_t stream_size, std::size_t threads = 0);
+
 }  // namespace walferry::compress

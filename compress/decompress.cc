@@ -448,4 +448,43 @@ Status DecompressStream(ByteSource& src, ByteSink& sink, std::size_t threads) {
   return d.Run();
 }
 
+// Mirrors the Decompressor above: keep the two together.
+std::uint64_t DecodeMemory(std::span<const std::byte> head, std::uint64_t stream_size, std::size_t threads) {
+  constexpr std::uint64_t kRound = 0x10000;   // Buffer::Reserve rounds up to 64 KiB
+  constexpr std::uint64_t kDecoder = 256 << 10;  // a ZSTD_DCtx or libdeflate decompressor, generously
+  auto up = [](std::uint64_t n) { return (n + kRound - 1) & ~(kRound - 1); };
+  const std::uint64_t n_threads = ResolveThreads(threads);
+  const std::uint64_t decoders = n_threads * kDecoder;
+  // A frame that is decoded by streaming: the input window, the output
+  // buffer, and the stream's own window and block buffers.
+  const std::uint64_t stream_base = kWindowSize + kStreamOutSize + decoders + (256u << 10);
+  std::uint64_t in = 0, out = 0;  // the first frame: compressed and raw size
+  if (head.size() >= 4 && LoadLe<std::uint32_t>(head.data()) == kZstdMagic) {
+    ZSTD_frameHeader fh;
+    if (ZSTD_isError(ZSTD_getFrameHeader(&fh, head.data(), head.size())) || fh.frameType != ZSTD_frame) {
+      return stream_base;
+    }
+    if (fh.frameContentSize == ZSTD_CONTENTSIZE_UNKNOWN || fh.frameContentSize > kMaxParallelRaw) {
+      return stream_base + std::min<std::uint64_t>(fh.windowSize, std::uint64_t{1} << kMaxWindowLog);
+    }
+    out = fh.frameContentSize;
+    in = ZSTD_compressBound(static_cast<std::size_t>(out)) + 2 * ZSTD_FRAMEHEADERSIZE_MAX + 64 + 3 * (out / 1024 + 1);
+  } else {
+    gzip::HeaderInfo info;
+    if (gzip::ParseHeader(head, &info) != gzip::ParseState::kOk || !info.member_size || !info.raw_size ||
+        *info.raw_size > kMaxParallelRaw) {
+      return stream_base + (64u << 10);  // zlib's 32 KiB window and state
+    }
+    out = *info.raw_size;
+    in = *info.member_size;
+  }
+  // threads + 2 slots, each with a frame's raw output; their inputs are
+  // distinct frames, so together no more than the stream (and its rounding).
+  const std::uint64_t slots = n_threads + 2;
+  const std::uint64_t inputs = std::min(slots * up(in), up(stream_size) + slots * kRound);
+  // The input window grows by doubling to hold a whole frame.
+  const std::uint64_t window = std::max<std::uint64_t>(kWindowSize, 2 * up(std::min(in, stream_size)));
+  return slots * up(out) + inputs + window + decoders;
+}
+
 }  // namespace walferry::compress

@@ -37,7 +37,18 @@ class PosixFileSystem final : public FileSystem {
     } while (r < 0 && errno == EINTR);
     return r < 0 ? -errno : r;
   }
+  ssize_t WriteAt(FileIo& io, int fd, std::span<const std::byte> buf, off_t offset) override {
+    return io.WriteSomeAt(fd, buf, offset);
+  }
   int Fsync(int fd) override { return ::fsync(fd) == 0 ? 0 : errno; }
+  int Fdatasync(int fd) override { return ::fdatasync(fd) == 0 ? 0 : errno; }
+  int Ftruncate(int fd, off_t length) override {
+    int rc;
+    do {
+      rc = ::ftruncate(fd, length);
+    } while (rc != 0 && errno == EINTR);
+    return rc == 0 ? 0 : errno;
+  }
   int Fchmod(int fd, mode_t mode) override { return ::fchmod(fd, mode) == 0 ? 0 : errno; }
   int Rename(int from_dir, const char* from, int to_dir, const char* to, bool no_replace) override {
     int rc = no_replace ? ::renameat2(from_dir, from, to_dir, to, RENAME_NOREPLACE)
@@ -49,6 +60,9 @@ class PosixFileSystem final : public FileSystem {
   }
   int Unlink(int dirfd, const char* name) override {
     return ::unlinkat(dirfd, name, 0) == 0 ? 0 : errno;
+  }
+  int Mkdir(int dirfd, const char* name, mode_t mode) override {
+    return ::mkdirat(dirfd, name, mode) == 0 ? 0 : errno;
   }
 };
 
@@ -98,6 +112,18 @@ Status WriteAll(FileSystem& fs, int fd, std::span<const std::byte> data, std::st
   std::size_t done = 0;
   while (done < data.size()) {
     ssize_t n = fs.Write(fd, data.data() + done, data.size() - done);
+    if (n < 0) return ErrnoError(static_cast<int>(-n), "write " + Shown(shown));
+    if (n == 0) return ErrnoError(EIO, "write " + Shown(shown));  // no progress
+    done += static_cast<std::size_t>(n);
+  }
+  return Status::Ok();
+}
+
+Status WriteAllAt(FileSystem& fs, FileIo& io, int fd, std::span<const std::byte> data, off_t offset,
+                  std::string_view shown) {
+  std::size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = fs.WriteAt(io, fd, data.subspan(done), offset + static_cast<off_t>(done));
     if (n < 0) return ErrnoError(static_cast<int>(-n), "write " + Shown(shown));
     if (n == 0) return ErrnoError(EIO, "write " + Shown(shown));  // no progress
     done += static_cast<std::size_t>(n);

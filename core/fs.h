@@ -1,8 +1,8 @@
 // The filesystem seam: the few directory-relative calls that place files
 // durably, behind one small interface, and the policy functions built on it.
 //
-// FileSystem is a table of raw calls (open, read, write, fsync, rename, link,
-// unlink). Each returns 0 (or a byte count) on success and a positive errno
+// FileSystem is a table of raw calls (open, read, write, positional write,
+// fsync, fdatasync, ftruncate, rename, link, unlink, mkdir). Each returns 0 (or a byte count) on success and a positive errno
 // value on failure; none of them decides anything. The policy lives in the free
 // functions below, which take the FileSystem to use: RenameDurable owns the
 // crash guarantee of every placement in the tree, WriteAtomic and TempFile
@@ -31,6 +31,7 @@
 #include <string_view>
 
 #include "core/fd.h"
+#include "core/io.h"
 #include "core/result.h"
 
 namespace walferry {
@@ -44,7 +45,14 @@ class FileSystem {
   // not an error (the callers loop).
   virtual ssize_t Read(int fd, void* buf, std::size_t n) = 0;
   virtual ssize_t Write(int fd, const void* buf, std::size_t n) = 0;
+  // One positional write (pwrite(2) semantics) of a prefix of `buf` at
+  // `offset`, made by `io`, the caller's FileIo (core/io.h: io_uring or
+  // pwrite; one per thread): the seam decides, the implementation writes.
+  // Bytes written (a short count is not an error: WriteAllAt loops) or -errno.
+  virtual ssize_t WriteAt(FileIo& io, int fd, std::span<const std::byte> buf, off_t offset) = 0;
   virtual int Fsync(int fd) = 0;
+  virtual int Fdatasync(int fd) = 0;
+  virtual int Ftruncate(int fd, off_t length) = 0;
   virtual int Fchmod(int fd, mode_t mode) = 0;
   // renameat2(2): `no_replace` is RENAME_NOREPLACE (EINVAL or ENOSYS where
   // the filesystem or kernel lacks it), otherwise renameat(2).
@@ -52,6 +60,8 @@ class FileSystem {
                      bool no_replace) = 0;
   virtual int Link(int from_dir, const char* from, int to_dir, const char* to) = 0;
   virtual int Unlink(int dirfd, const char* name) = 0;
+  // mkdirat(2).
+  virtual int Mkdir(int dirfd, const char* name, mode_t mode) = 0;
 };
 
 // The real filesystem (POSIX calls, EINTR retried). Never null; lives forever.
@@ -71,6 +81,11 @@ Result<std::string> ReadSmallAt(FileSystem& fs, int dirfd, const std::string& na
 
 // Writes all of `data` (retrying short writes).
 Status WriteAll(FileSystem& fs, int fd, std::span<const std::byte> data, std::string_view shown);
+// Writes all of `data` at `offset` through fs.WriteAt with `io` (retrying
+// short writes; a write that makes no progress is EIO). The file offset of
+// `fd` does not move.
+Status WriteAllAt(FileSystem& fs, FileIo& io, int fd, std::span<const std::byte> data, off_t offset,
+                  std::string_view shown);
 
 // fsync of directory `dirfd` (after entries in it were created, renamed or removed).
 Status FsyncDir(FileSystem& fs, int dirfd, std::string_view shown);

@@ -3,6 +3,7 @@
 #include <liburing.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <string>
@@ -21,6 +22,13 @@ class PreadIo final : public FileIo {
   Status WriteAt(int fd, std::span<const std::byte> buf, off_t offset,
                  std::string_view what) override {
     return PwriteFull(fd, buf, offset, what);
+  }
+  ssize_t WriteSomeAt(int fd, std::span<const std::byte> buf, off_t offset) override {
+    ssize_t r;
+    do {
+      r = ::pwrite(fd, buf.data(), buf.size(), offset);
+    } while (r < 0 && errno == EINTR);
+    return r < 0 ? -errno : r;
   }
   std::string_view name() const override { return "pread"; }
 };
@@ -68,18 +76,25 @@ class UringIo final : public FileIo {
                  std::string_view what) override {
     std::size_t done = 0;
     while (done < buf.size()) {
-      io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-      io_uring_prep_write(sqe, fd, buf.data() + done, static_cast<unsigned>(buf.size() - done),
-                          static_cast<__u64>(offset) + done);
-      int res = 0;
-      int rc = SubmitAndWait(&res);
-      if (rc < 0) return ErrnoError(-rc, "io_uring write " + std::string(what));
-      if (res == -EINTR || res == -EAGAIN) continue;
-      if (res < 0) return ErrnoError(-res, "write " + std::string(what));
+      ssize_t res = WriteSomeAt(fd, buf.subspan(done), offset + static_cast<off_t>(done));
+      if (res < 0) return ErrnoError(static_cast<int>(-res), "write " + std::string(what));
       if (res == 0) return ErrnoError(EIO, "write " + std::string(what));
       done += static_cast<std::size_t>(res);
     }
     return Status::Ok();
+  }
+
+  ssize_t WriteSomeAt(int fd, std::span<const std::byte> buf, off_t offset) override {
+    for (;;) {
+      io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+      io_uring_prep_write(sqe, fd, buf.data(), static_cast<unsigned>(std::min<std::size_t>(buf.size(), 1u << 30)),
+                          static_cast<__u64>(offset));
+      int res = 0;
+      int rc = SubmitAndWait(&res);
+      if (rc < 0) return rc;
+      if (res == -EINTR || res == -EAGAIN) continue;
+      return res;
+    }
   }
 
   std::string_view name() const override { return "io_uring"; }

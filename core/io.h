@@ -26,6 +26,10 @@ class FileIo {
   // Writes all of `buf` at `offset`.
   virtual Status WriteAt(int fd, std::span<const std::byte> buf, off_t offset,
                          std::string_view what) = 0;
+  // One positional write of (a prefix of) `buf` at `offset`, EINTR/EAGAIN
+  // retried: the bytes written (a short count is not an error), or -errno.
+  // The raw call behind FileSystem::WriteAt (core/fs.h), whose caller loops.
+  virtual ssize_t WriteSomeAt(int fd, std::span<const std::byte> buf, off_t offset) = 0;
   // "io_uring" or "pread", for logs and tests.
   virtual std::string_view name() const = 0;
 };

@@ -159,6 +159,20 @@ class Store {
   // `sink`, verified, then calls sink.Finish(). The disk archive reads
   // entry.path (ReadEntry); an object store reads the object it names.
   virtual Status Read(const StoredEntry& entry, ByteSink& sink) const = 0;
+  // Threads one Read may decompress with (0, the default: the machine's
+  // cores). A receiver serving many connections sets 1: the connections are
+  // its parallelism, and each read's memory stays small (ReadMemory).
+  virtual void SetReadThreads(std::size_t threads) { (void)threads; }
+  // Most bytes of memory one Read of `entry` allocates at once (buffers and
+  // decoder state), which the receiver charges to its buffer budget (serve
+  // --max-buffer-mb) for FETCH and HAVE. The default, for a store that cannot
+  // tell: kDefaultReadMemory, a read of frames of the sender's default chunk
+  // (1 MiB) on two threads.
+  static constexpr std::uint64_t kDefaultReadMemory = 16ull << 20;
+  virtual std::uint64_t ReadMemory(const StoredEntry& entry) const {
+    (void)entry;
+    return kDefaultReadMemory;
+  }
   // Deletes a stored entry (cleanup). Ok when it is already gone.
   virtual Status Remove(const StoredEntry& entry) const = 0;
 

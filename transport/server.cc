@@ -59,7 +59,11 @@ Server::Server(store::Store& store, ServerOptions options)
     : store_(store),
       opts_(std::move(options)),
       budget_(std::make_unique<BufferBudget>(opts_.max_buffer_bytes > 0 ? opts_.max_buffer_bytes
-                                                                        : DefaultBufferBudget(opts_.max_connections))) {}
+                                                                        : DefaultBufferBudget(opts_.max_connections))) {
+  // Each FETCH/HAVE decodes on its own connection's thread: the connections
+  // are the parallelism, and a read's memory (charged to the budget) stays small.
+  store_.SetReadThreads(1);
+}
 
 Server::~Server() { Stop(); }
 

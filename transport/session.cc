@@ -73,24 +73,44 @@ Status Server::Session::Admit(const FrameHeader& h) {
   const std::uint64_t store_need = FrameBufferNeed(0, chunk, recompress) - FrameBufferNeed(0, chunk, false);
   std::uint64_t grown = std::max<std::uint64_t>(b.frame.capacity(), kHeaderSize + h.body_len) +
                         std::max<std::uint64_t>(b.raw.capacity(), chunk) + store_need;
+  Status st = Lease(grown, FrameBufferNeed(h.body_len, chunk, recompress));
+  ArmDeadline();  // the body is the peer's to deliver again
+  if (!st.ok()) busy_ = st.error().code() == ErrorCode::kNetwork;
+  return st;
+}
+
+Status Server::Session::Lease(std::uint64_t grown, std::uint64_t need) {
+  auto& b = *bufs_;
   if (grown <= b.leased) return Status::Ok();
   b.frame = {};
   b.raw = {};
   s_.budget_->Release(b.leased);
   b.leased = 0;
-  constexpr std::uint64_t kMinLease = 64 * 1024;  // control frames never come back for more
-  std::uint64_t need = std::max(kMinLease, FrameBufferNeed(h.body_len, chunk, recompress));
+  need = std::max(kMinLease, need);
   if (watch_) watch_->deadline_ms.store(0);
-  Status st = s_.budget_->Acquire(
+  WF_TRY(s_.budget_->Acquire(
       need, std::chrono::steady_clock::now() + s_.opts_.buffer_wait, [this] { return s_.DropSpareBuffers(); },
-      [this] { return s_.stopping_.load(); });
-  ArmDeadline();  // the body is the peer's to deliver again
-  if (!st.ok()) {
-    busy_ = st.error().code() == ErrorCode::kNetwork;
-    return st;
-  }
+      [this] { return s_.stopping_.load(); }));
   b.leased = need;
   return Status::Ok();
+}
+
+Status Server::Session::LeaseRead(const std::string& name, std::uint64_t bytes) {
+  auto& b = *bufs_;
+  const std::uint64_t own = b.frame.capacity() + b.raw.capacity();
+  Status st = Lease(own + bytes, bytes);
+  if (st.ok() || st.error().code() != ErrorCode::kRefused) return st;
+  return Error(ErrorCode::kRefused, "reading " + name + " needs " + std::to_string((bytes + (1u << 20) - 1) >> 20) +
+                                        " MiB of buffer, more than the receiver's whole budget (serve --max-buffer-mb " +
+                                        std::to_string(s_.budget_->capacity() >> 20) + ")");
+}
+
+void Server::Session::ShrinkLease() {
+  auto& b = *bufs_;
+  const std::uint64_t keep = std::max(kMinLease, b.frame.capacity() + b.raw.capacity());
+  if (b.leased <= keep) return;
+  s_.budget_->Release(b.leased - keep);
+  b.leased = keep;
 }
 
 void Server::Session::ArmDeadline() {

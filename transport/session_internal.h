@@ -72,6 +72,19 @@ class Server::Session final : public FrameAdmission {
   // and asks for the whole need at once (no connection holds part of what
   // it waits for), for at most buffer_wait, while the idle clock stops.
   Status Admit(const FrameHeader& h) override;
+  // Makes this connection's share of the budget cover `grown` bytes: nothing
+  // to do when it already does; otherwise frees its own buffers and asks for
+  // `need` at once (waiting at most buffer_wait, the idle clock stopped).
+  Status Lease(std::uint64_t grown, std::uint64_t need);
+  // FETCH and HAVE read a stored entry: the read's buffers (store::Store::
+  // ReadMemory) and, for FETCH, the chunk being sent, its compressed form and
+  // the compressor are charged to the budget as a frame is, for the time of
+  // the read (ShrinkLease gives them back). kNetwork "receiver busy" after
+  // buffer_wait; kRefused when the read needs more than the whole budget.
+  Status LeaseRead(const std::string& name, std::uint64_t bytes);
+  // After a read: keeps only what this connection's own buffers hold.
+  void ShrinkLease();
+  static constexpr std::uint64_t kMinLease = 64 * 1024;  // control frames never come back for more
   // Reads the peer's next frame under the watchdog's deadline (HELLO: the
   // handshake timeout; later: the idle timeout). The clock runs only while
   // waiting for the peer, never while the receiver itself works.

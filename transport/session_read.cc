@@ -75,10 +75,15 @@ bool Server::Session::Have(const HaveFrame& have) {
   if (store::ClassifyName(have.name).ok()) {
     auto entry = s_.store_.Find(cluster_, have.name);
     HashSink sink;
-    // Through the archive (disk or object store), verified as any read.
-    if (entry.ok() && s_.store_.Read(*entry, sink).ok()) {
-      answer = sink.size == have.raw_size && sink.hash.Digest() == have.raw_hash ? WireHave::kIdentical
-                                                                                 : WireHave::kDifferent;
+    // Through the archive (disk or object store), verified as any read, its
+    // buffers charged to the budget. No memory within buffer_wait: answered
+    // kAbsent (the frames of the transfer that follows are admitted one by one).
+    if (entry.ok() && LeaseRead(have.name, s_.store_.ReadMemory(*entry)).ok()) {
+      if (s_.store_.Read(*entry, sink).ok()) {
+        answer = sink.size == have.raw_size && sink.hash.Digest() == have.raw_hash ? WireHave::kIdentical
+                                                                                   : WireHave::kDifferent;
+      }
+      ShrinkLease();
     }
   }
   if (!writer_.Write(HaveReplyFrame{answer}).ok()) return false;
@@ -110,6 +115,18 @@ bool Server::Session::Fetch(const FetchFrame& fetch) {
     Fail(entry.error(), what);
     return false;
   }
+  const std::uint64_t need = s_.store_.ReadMemory(*entry) + kHeaderSize + kFetchChunk +
+                             compress::MaxCompressedSize(kFetchChunk) + kRecompressContext;
+  if (Status lease = LeaseRead(fetch.name, need); !lease.ok()) {
+    busy_ = lease.error().code() == ErrorCode::kNetwork;
+    Fail(lease.error(), what);
+    return false;
+  }
+  // Gives the read's share back however the FETCH ends.
+  struct Shrink {
+    Session& s;
+    ~Shrink() { s.ShrinkLease(); }
+  } shrink{*this};
   OpenFrame open;
   open.raw_size = kUnknownSize;
   open.chunk_size = kFetchChunk;

@@ -1,8 +1,10 @@
 // Fault injection through the filesystem seam (core/fs.h, tests/support/
 // fault_fs.h) at every step of a receiver-side transfer: Archive::Open, Begin,
-// the temp-data writes, the manifest replacement of Sync (an ACK), Commit's
+// the temp-data writes (positional, through FileSystem::WriteAt), the
+// fdatasync and manifest replacement of Sync (an ACK), Commit's
 // fsync/rename/directory fsync. The N-th call fails with ENOSPC, EIO or EDQUOT,
-// writes short, or the process _exits before or after it (in a forked child).
+// writes short (alone, or followed by ENOSPC), or the process _exits before or
+// after it (in a forked child).
 // After each, the "receiver restarts" (a fresh Archive on the real filesystem)
 // and the invariant is checked:
 //   - no partial or wrong file under the final name, ever;
@@ -190,17 +192,36 @@ TEST_P(ArchiveFaults, ErrnoAtEveryCall) {
     }
   }
   EXPECT_GT(failed, 0);
-  const int writes = Calls(FsOp::kWrite);
-  for (int n = 1; n <= writes; ++n) {
-    std::string label = "short write at write " + std::to_string(n);
-    FaultFs fs;
-    fs.Inject({.op = FsOp::kWrite, .nth = n, .kind = FaultKind::kShortWrite});
-    Outcome o = Run(fs, [](const Outcome&) {});
-    EXPECT_TRUE(o.committed) << label << ": a short write is not an error: " << o.error;
-    CheckFinal(label, o.committed);
-    Restart(label, o, true);
+  // kWrite: manifests (and system identifiers); kWriteAt: the temp data.
+  int writes = 0;
+  for (FsOp op : {FsOp::kWrite, FsOp::kWriteAt}) {
+    const int n_op = Calls(op);
+    EXPECT_GT(n_op, 0);
+    writes += n_op;
+    for (int n = 1; n <= n_op; ++n) {
+      std::string label = std::string(op == FsOp::kWrite ? "short write at write " : "short write at data write ") +
+                          std::to_string(n);
+      FaultFs fs;
+      fs.Inject({.op = op, .nth = n, .kind = FaultKind::kShortWrite});
+      Outcome o = Run(fs, [](const Outcome&) {});
+      EXPECT_TRUE(fs.fired()) << label;
+      EXPECT_TRUE(o.committed) << label << ": a short write is not an error: " << o.error;
+      CheckFinal(label, o.committed);
+      Restart(label, o, true);
+      // A short write, then the disk is full: a clean failure.
+      label += ", then ENOSPC";
+      FaultFs full;
+      full.Inject({.op = op, .nth = n, .kind = FaultKind::kShortThenErrno, .err = ENOSPC});
+      o = Run(full, [](const Outcome&) {});
+      EXPECT_TRUE(full.fired()) << label;
+      EXPECT_FALSE(o.committed) << label;
+      EXPECT_NE(o.error.find("No space left"), std::string::npos) << label << ": " << o.error;
+      CheckFinal(label, false);
+      Restart(label, o, false);
+    }
   }
-  std::printf("[ faults ] %s: %d calls x 3 errnos + %d short writes; %d failed cleanly; %d restarts resumed\n",
+  std::printf("[ faults ] %s: %d calls x 3 errnos + %d short writes (alone and then ENOSPC); %d failed cleanly; "
+              "%d restarts resumed\n",
               GetParam() == StoreFormat::kRaw ? "raw" : "zstd", total, writes, failed, resumed_);
 }
 

@@ -9,6 +9,11 @@
 #   2. 20 hostile clients that each send a nearly complete 16 MiB frame and
 #      stall: the peak stays under the budget plus the overhead, the ones that
 #      get no memory are told "receiver busy", and an honest send still works.
+#   3. 30 clients FETCH a 32 MiB entry at once and read nothing for 12 s (the
+#      receiver's sends block while it holds its read buffers): the peak stays
+#      under a 60 MiB budget plus the overhead (without FETCH in the budget:
+#      30 x ~12 MiB); each FETCH completes or is told "receiver busy"; a `get`
+#      afterwards is byte-identical.
 . "$(dirname "$0")/lib/common.sh"
 . "$(dirname "$0")/../tools/faults_lib.sh"
 need_transfer_commands
@@ -39,6 +44,7 @@ for i in $(seq 1 "$N"); do  # what expect_file records, hashed once
   if [ $((i % 2)) -eq 0 ]; then echo "$sha_r" >"$T/expected/main/f$i.bin"; else echo "$sha_c" >"$T/expected/main/f$i.bin"; fi
 done
 expect_file main honest.bin "$SRC/seed.bin"
+expect_file main fetch.bin "$SRC/r.bin"
 
 hwm_mib() { awk '/^VmHWM/ {printf "%d", $2 / 1024}' "/proc/$1/status"; }
 
@@ -95,6 +101,28 @@ note "2: $N clients each holding 16 MiB - 1 byte of a frame: $out; receiver busy
 "$WF" send "$SRC/seed.bin" --name honest.bin --to "127.0.0.1:$PORT" --insecure-loopback --cluster main \
   --chunk-kib 16384 >"$T/honest.out" 2>&1 || fail "honest send after the hostile clients failed: $(cat "$T/honest.out")"
 assert_stored "$ROOT" main honest.bin "$SRC/seed.bin"
+verify_root "$ROOT"
+stop_receiver
+
+# --- 3. many FETCHes that read nothing: their read buffers are in the budget ------------------
+FETCH_BUDGET_MB=60
+N_FETCH=30
+PORT=$(free_port)
+start_receiver "$ROOT" "$PORT" --insecure-loopback --max-buffer-mb "$FETCH_BUDGET_MB"
+"$WF" send "$SRC/r.bin" --name fetch.bin --to "127.0.0.1:$PORT" --insecure-loopback --cluster main \
+  >"$T/fetch-send.out" 2>&1 || fail "send of fetch.bin failed: $(cat "$T/fetch-send.out")"
+out=$(python3 "$LC" --port "$PORT" --hold 12 --name fetch.bin slow-fetch "$N_FETCH")
+peak=$(hwm_mib "$RECV_PID")
+note "3: $N_FETCH FETCHes of a 32 MiB entry reading nothing for 12 s, budget $FETCH_BUDGET_MB MiB: $out; VmHWM $peak MiB"
+[ "$peak" -le $((FETCH_BUDGET_MB + OVERHEAD_MB)) ] || fail "receiver peak RSS $peak MiB > budget $FETCH_BUDGET_MB + $OVERHEAD_MB MiB"
+read -r _ n _ complete _ busy _ other _ <<<"$out"
+[ "$n" = "$N_FETCH" ] && [ "$other" = 0 ] || fail "FETCHes that neither completed nor were told busy: $out"
+[ "$complete" -ge 1 ] || fail "no FETCH completed: $out"
+[ "$busy" -ge 1 ] || fail "no FETCH was told the receiver is busy (are FETCHes in the budget?): $out"
+"$WF" get fetch.bin "$T/fetched.bin" --from "127.0.0.1:$PORT" --insecure-loopback --cluster main \
+  >"$T/get.out" 2>&1 || fail "get after the FETCHes failed: $(cat "$T/get.out")"
+cmp -s "$T/fetched.bin" "$SRC/r.bin" || fail "get after the FETCHes: content differs"
+kill -0 "$RECV_PID" || fail "receiver died"
 verify_root "$ROOT"
 stop_receiver
 echo PASS

@@ -33,11 +33,15 @@ FaultFs::Action FaultFs::Next(FsOp op) {
   ++counts_[static_cast<int>(FsOp::kAny)];
   if (!armed_ || (fault_.op != FsOp::kAny && fault_.op != op)) return Action::kCall;
   ++seen_;
+  const bool write = op == FsOp::kWrite || op == FsOp::kWriteAt;
+  // The write after a short one: the disk is full now.
+  if (fault_.kind == FaultKind::kShortThenErrno && fired_ && seen_ == fault_.nth + 1) return Action::kFail;
   if (seen_ < fault_.nth || (seen_ > fault_.nth && !fault_.sticky)) return Action::kCall;
   fired_ = true;
   switch (fault_.kind) {
     case FaultKind::kErrno: return Action::kFail;
-    case FaultKind::kShortWrite: return op == FsOp::kWrite ? Action::kShort : Action::kCall;
+    case FaultKind::kShortWrite: return write ? Action::kShort : Action::kCall;
+    case FaultKind::kShortThenErrno: return write ? Action::kShort : Action::kFail;
     case FaultKind::kCrashBefore: return Action::kCrashBefore;
     case FaultKind::kCrashAfter: return Action::kCrashAfter;
   }
@@ -82,8 +86,30 @@ ssize_t FaultFs::Write(int fd, const void* buf, std::size_t n) {
   return real_.Write(fd, buf, n);
 }
 
+ssize_t FaultFs::WriteAt(FileIo& io, int fd, std::span<const std::byte> buf, off_t offset) {
+  switch (Next(FsOp::kWriteAt)) {
+    case Action::kFail: return -static_cast<ssize_t>(fault_.err);
+    case Action::kShort: return real_.WriteAt(io, fd, buf.first(buf.size() > 1 ? buf.size() / 2 : buf.size()), offset);
+    case Action::kCrashBefore: ::_exit(fault_.exit_code);
+    case Action::kCrashAfter: {
+      (void)real_.WriteAt(io, fd, buf, offset);
+      ::_exit(fault_.exit_code);
+    }
+    case Action::kCall: break;
+  }
+  return real_.WriteAt(io, fd, buf, offset);
+}
+
 int FaultFs::Fsync(int fd) {
   return Run(FsOp::kFsync, [&] { return real_.Fsync(fd); }, fault_.err);
+}
+
+int FaultFs::Fdatasync(int fd) {
+  return Run(FsOp::kFsync, [&] { return real_.Fdatasync(fd); }, fault_.err);
+}
+
+int FaultFs::Ftruncate(int fd, off_t length) {
+  return Run(FsOp::kTruncate, [&] { return real_.Ftruncate(fd, length); }, fault_.err);
 }
 
 int FaultFs::Fchmod(int fd, mode_t mode) {
@@ -101,6 +127,10 @@ int FaultFs::Link(int from_dir, const char* from, int to_dir, const char* to) {
 
 int FaultFs::Unlink(int dirfd, const char* name) {
   return Run(FsOp::kUnlink, [&] { return real_.Unlink(dirfd, name); }, fault_.err);
+}
+
+int FaultFs::Mkdir(int dirfd, const char* name, mode_t mode) {
+  return Run(FsOp::kMkdir, [&] { return real_.Mkdir(dirfd, name, mode); }, fault_.err);
 }
 
 }  // namespace walferry::faults

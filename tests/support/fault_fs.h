@@ -1,7 +1,11 @@
 // A FileSystem (core/fs.h) for tests that injects faults into the real one:
 // the N-th call of one kind fails with an errno (ENOSPC, EIO, EDQUOT, ...),
-// writes only part of its buffer (a short write), or ends the process with
-// _exit before or after making the call (a crash point, for a forked child).
+// writes only part of its buffer (a short write, alone or followed by an
+// errno on the next write, as a disk filling up does), or ends the process
+// with _exit before or after making the call (a crash point, for a forked
+// child). kWriteAt is the positional data write (an incoming transfer's temp
+// data); kWrite the sequential one (manifests, system identifiers, info files);
+// Fdatasync counts as kFsync.
 //
 // Usage:
 //   FaultFs fs;                                     // wraps PosixFs()
@@ -22,11 +26,15 @@
 
 namespace walferry::faults {
 
-enum class FsOp : unsigned char { kAny, kOpen, kRead, kWrite, kFsync, kFchmod, kRename, kLink, kUnlink };
+enum class FsOp : unsigned char {
+  kAny, kOpen, kRead, kWrite, kWriteAt, kFsync, kTruncate, kFchmod, kRename, kLink, kUnlink, kMkdir,
+  kCount  // not an operation: the number of them
+};
 
 enum class FaultKind : unsigned char {
   kErrno,       // the call fails with `err` and has no effect
-  kShortWrite,  // kWrite only: writes half the buffer (at least 1 byte) and reports it
+  kShortWrite,  // kWrite/kWriteAt only: writes half the buffer (at least 1 byte) and reports it
+  kShortThenErrno,  // kWrite/kWriteAt: the short write, then the next write of that op fails with `err`
   kCrashBefore, // _exit(exit_code) instead of making the call
   kCrashAfter,  // make the call, then _exit(exit_code)
 };
@@ -52,11 +60,15 @@ class FaultFs final : public FileSystem {
   int OpenAt(int dirfd, const char* name, int flags, mode_t mode, UniqueFd* out) override;
   ssize_t Read(int fd, void* buf, std::size_t n) override;
   ssize_t Write(int fd, const void* buf, std::size_t n) override;
+  ssize_t WriteAt(FileIo& io, int fd, std::span<const std::byte> buf, off_t offset) override;
   int Fsync(int fd) override;
+  int Fdatasync(int fd) override;
+  int Ftruncate(int fd, off_t length) override;
   int Fchmod(int fd, mode_t mode) override;
   int Rename(int from_dir, const char* from, int to_dir, const char* to, bool no_replace) override;
   int Link(int from_dir, const char* from, int to_dir, const char* to) override;
   int Unlink(int dirfd, const char* name) override;
+  int Mkdir(int dirfd, const char* name, mode_t mode) override;
 
  private:
   // What the call of `op` about to be made must do.
@@ -70,7 +82,7 @@ class FaultFs final : public FileSystem {
   Fault fault_;
   bool armed_ = false, fired_ = false;
   int seen_ = 0;  // calls of fault_.op since Inject
-  int counts_[9] = {};
+  int counts_[static_cast<int>(FsOp::kCount)] = {};
 };
 
 }  // namespace walferry::faults

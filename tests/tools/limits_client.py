@@ -17,7 +17,13 @@ Modes:
   hold-open N         N connections, each HELLO + OPEN of its own name
                       (hold-N.bin, 1 MiB announced), then silence; prints
                       "opened K refused R" once every OPEN was answered
-Options: --hold S (seconds to watch; default 30), --interval I (slowloris).
+  slow-fetch N        N connections, each HELLO + FETCH of --name at once, then
+                      nothing is read for --hold seconds (the receiver's sends
+                      block while it holds its read buffers); then each is read
+                      to its end; prints "fetches N complete K busy B other O"
+                      (busy: ERROR "receiver busy"), and the first other error
+Options: --hold S (seconds to watch; default 30), --interval I (slowloris),
+--name NAME (slow-fetch).
 Except in hold-open, prints one line when every connection was closed by the
 receiver or --hold passed:
   "connections N closed K first_close_s X last_close_s Y"
@@ -34,7 +40,7 @@ import sys
 import threading
 import time
 
-HELLO, OPEN, OPENED, CHUNK, ACK, COMMIT, COMMITTED, ERROR = range(1, 9)
+HELLO, OPEN, OPENED, CHUNK, ACK, COMMIT, COMMITTED, ERROR, FETCH = range(1, 10)
 
 
 def frame(ftype, body):
@@ -50,6 +56,72 @@ def open_frame(name, size=1 << 20):
     n = name.encode()
     body = os.urandom(16) + struct.pack("<QIBBH", size, 1 << 20, 0, 1, len(n)) + n
     return frame(OPEN, body)
+
+
+def fetch_frame(name):
+    n = name.encode()
+    return frame(FETCH, struct.pack("<QH", 0, len(n)) + n)
+
+
+def recv_exact(sock, n, buf):
+    """Reads n bytes into buf (a bytearray of at least n); False at EOF."""
+    view = memoryview(buf)
+    got = 0
+    while got < n:
+        k = sock.recv_into(view[got:n])
+        if k == 0:
+            return False
+        got += k
+    return True
+
+
+def read_fetch(sock, buf):
+    """Reads one FETCH answer to its end: "complete", "busy" or an error text."""
+    head = bytearray(8)
+    while True:
+        if not recv_exact(sock, 8, head):
+            return "connection closed"
+        (n,) = struct.unpack("<I", head[4:8])
+        if n > len(buf):
+            return f"frame of {n} bytes"
+        if not recv_exact(sock, n, buf):
+            return "connection closed"
+        t = head[2]
+        if t == COMMIT:
+            return "complete"
+        if t == ERROR:
+            (m,) = struct.unpack("<H", buf[2:4])
+            msg = bytes(buf[4:4 + m]).decode(errors="replace")
+            return "busy" if "receiver busy" in msg else msg
+
+
+def slow_fetch(args):
+    socks = []
+    for _ in range(args.n):
+        s = connect(args)
+        s.sendall(hello(args.cluster) + fetch_frame(args.name))
+        socks.append(s)
+    ready(args)
+    time.sleep(args.hold)
+    counts = {"complete": 0, "busy": 0}
+    other = []
+    buf = bytearray(17 << 20)
+    for s in socks:
+        s.settimeout(120)
+        try:
+            t, _ = read_frame(s)  # the receiver's HELLO
+            r = read_fetch(s, buf) if t == HELLO else f"no HELLO (got {t})"
+        except (OSError, ssl.SSLError) as e:
+            r = f"error {e}"
+        if r in counts:
+            counts[r] += 1
+        else:
+            other.append(r)
+        s.close()
+    print(f"fetches {args.n} complete {counts['complete']} busy {counts['busy']} other {len(other)}", flush=True)
+    for m in other[:1]:
+        print(f"error: {m}", flush=True)
+    return 0
 
 
 def chunk_header(body_len=16 << 20):
@@ -141,7 +213,8 @@ def main():
     p.add_argument("--interval", type=float, default=1)
     p.add_argument("--pid-file")
     p.add_argument("--ready-file")
-    p.add_argument("mode", choices=["idle", "slowloris", "fat-slowloris", "established", "hold-open"])
+    p.add_argument("--name", default="fetch.bin")
+    p.add_argument("mode", choices=["idle", "slowloris", "fat-slowloris", "established", "hold-open", "slow-fetch"])
     p.add_argument("n", type=int)
     args = p.parse_args()
     if args.pid_file:
@@ -150,6 +223,8 @@ def main():
 
     t0 = time.monotonic()
     socks = []
+    if args.mode == "slow-fetch":
+        return slow_fetch(args)
     if args.mode == "idle":
         for _ in range(args.n):
             socks.append(connect(args, handshake=False))

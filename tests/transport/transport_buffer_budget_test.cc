@@ -18,6 +18,7 @@
 #include "archive/archive.h"
 #include "core/hash.h"
 #include "transport/buffer_budget.h"
+#include "transport/fetch.h"
 #include "transport/sender.h"
 #include "transport/server.h"
 
@@ -273,6 +274,90 @@ TEST_F(BudgetServer, AFrameLargerThanTheWholeBudgetIsRefusedAtOnce) {
   EXPECT_EQ(r.error().code(), ErrorCode::kRefused) << r.error().message();
   EXPECT_NE(r.error().message().find("--max-buffer-mb"), std::string::npos) << r.error().message();
   EXPECT_LT(Clock::now() - t0, 4s);  // neither waited for memory nor retried
+}
+
+// FETCH and HAVE read a stored entry: those reads are charged to the same
+// budget (store::Store::ReadMemory plus the chunk being sent). Many FETCHes at
+// once never hold more than the budget together, each is charged (the peak
+// covers at least one read), the ones that get no memory are told "receiver
+// busy" (retryable), and with retries every FETCH completes byte-identical.
+TEST_F(BudgetServer, ConcurrentFetchesAreChargedAndStayWithinTheBudget) {
+  constexpr std::uint64_t kBudget = 24u << 20;
+  Start(kBudget, 200ms);
+  // Stored directly, not through the server: its budget sees only the reads.
+  std::vector<std::byte> data(8u << 20);
+  std::mt19937_64 rng(11);
+  for (std::size_t i = 0; i + 8 <= data.size(); i += 8) {
+    std::uint64_t v = rng() & 0x0f0f0f0f0f0f0f0fULL;  // compressible, not trivially
+    std::memcpy(&data[i], &v, 8);
+  }
+  {
+    auto inc = archive_->Begin({"main", "fetched.bin", "00112233445566778899aabbccddeeff",
+                                static_cast<std::int64_t>(data.size())});
+    ASSERT_TRUE(inc.ok()) << inc.error().message();
+    constexpr std::size_t kPiece = 1u << 20;
+    for (std::size_t i = 0; i * kPiece < data.size(); ++i) {
+      auto raw = std::span<const std::byte>(data).subspan(i * kPiece, kPiece);
+      ASSERT_TRUE((*inc)->Append(i, raw, compress::Algorithm::kRaw, raw).ok());
+    }
+    auto c = (*inc)->Commit(data.size(), Xxh3_128(data));
+    ASSERT_TRUE(c.ok()) << c.error().message();
+  }
+  auto entry = archive_->Find("main", "fetched.bin");
+  ASSERT_TRUE(entry.ok());
+  const std::uint64_t read_need = archive_->ReadMemory(*entry);
+  EXPECT_GT(read_need, 2u << 20) << "a read of 1 MiB frames takes several MiB";
+  EXPECT_LT(read_need, kBudget / 2);
+
+  class Collect final : public ByteSink {
+   public:
+    Status Write(std::span<const std::byte> d) override {
+      bytes.insert(bytes.end(), d.begin(), d.end());
+      return Status::Ok();
+    }
+    Status Finish() override { return Status::Ok(); }
+    std::vector<std::byte> bytes;
+  };
+  const int kClients = 10;
+  std::atomic<int> ok{0}, busy{0};
+  std::vector<std::string> errors(kClients);
+  std::vector<std::thread> ts;
+  const int port = listener_->port();
+  for (int i = 0; i < kClients; ++i) {
+    ts.emplace_back([&, i] {
+      TlsConfig tls;
+      tls.insecure_loopback = true;
+      for (int attempt = 0; attempt < 300; ++attempt) {
+        Collect sink;
+        Status st = Fetch(Endpoint{"127.0.0.1", port}, tls, "main", "fetched.bin", sink);
+        if (st.ok()) {
+          if (sink.bytes == data) ++ok;
+          else errors[static_cast<std::size_t>(i)] = "wrong content";
+          return;
+        }
+        if (st.error().code() == ErrorCode::kNetwork &&
+            st.error().message().find("receiver busy") != std::string::npos) {
+          ++busy;
+          std::this_thread::sleep_for(20ms);
+          continue;
+        }
+        errors[static_cast<std::size_t>(i)] = st.error().message();
+        return;
+      }
+      errors[static_cast<std::size_t>(i)] = "still busy after 300 attempts";
+    });
+  }
+  for (auto& t : ts) t.join();
+  for (const auto& e : errors) EXPECT_TRUE(e.empty()) << e;
+  EXPECT_EQ(ok.load(), kClients);
+  const std::uint64_t peak = server_->buffer_budget().peak();
+  EXPECT_LE(peak, kBudget);
+  EXPECT_GE(peak, read_need) << "FETCH is not charged to the budget";
+  std::printf("[ budget ] %d FETCHes of 8 MiB, budget %llu MiB, a read charged %llu KiB: peak %llu KiB, "
+              "%d busy answers\n",
+              kClients, static_cast<unsigned long long>(kBudget >> 20),
+              static_cast<unsigned long long>(read_need >> 10), static_cast<unsigned long long>(peak >> 10),
+              busy.load());
 }
 
 }  // namespace
