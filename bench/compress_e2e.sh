@@ -11,11 +11,16 @@
 #   WF_BENCH_DATA=/var/tmp/walferry-bench  where the data sets are cached
 #   WF_BENCH_RUNS=1                        runs per measurement (median kept)
 #   WF_BENCH_SCALE=20  WF_BENCH_WAL_MB=1024 WF_BENCH_SKIP_SLOW=1 (skip bzip2/gzip)
+#   WALFERRY_BIN_BEFORE=other/walferry     also measures that binary (e.g. main
+#     before a change) on every walferry row, each run interleaved with the
+#     current binary's, and prints after/before ratios
 # CPU heavy (several minutes on 2 cores): other load on the machine skews it.
 here=$(cd "$(dirname "$0")" && pwd)
 export WALFERRY_BIN=${WALFERRY_BIN:-$here/../build/cli/walferry}
 . "$here/../tests/e2e/lib/common.sh"
 
+BEFORE=${WALFERRY_BIN_BEFORE:-}
+[ -z "$BEFORE" ] || [ -x "$BEFORE" ] || fail "WALFERRY_BIN_BEFORE=$BEFORE is not an executable"
 DATA=${WF_BENCH_DATA:-/var/tmp/walferry-bench}
 RUNS=${WF_BENCH_RUNS:-1}
 SCALE=${WF_BENCH_SCALE:-20}
@@ -73,7 +78,21 @@ secs() {
   done
   printf '%s\n' "${t[@]}" | sort -g | awk '{a[NR]=$1} END {printf "%.3f", a[int((NR+1)/2)]}'
 }
+# secs_pair CMD_A CMD_B: like secs for both, each run of A followed by one of
+# B (interleaved, so load on the machine hits both alike); prints "A B".
+secs_pair() {
+  local ta=() tb=() i s e
+  for ((i = 0; i < RUNS; i++)); do
+    s=$(date +%s.%N); bash -c "$1" || fail "command failed: $1"; e=$(date +%s.%N)
+    ta+=("$(echo "$e - $s" | bc -l)")
+    s=$(date +%s.%N); bash -c "$2" || fail "command failed: $2"; e=$(date +%s.%N)
+    tb+=("$(echo "$e - $s" | bc -l)")
+  done
+  local med='{a[NR]=$1} END {printf "%.3f", a[int((NR+1)/2)]}'
+  echo "$(printf '%s\n' "${ta[@]}" | sort -g | awk "$med") $(printf '%s\n' "${tb[@]}" | sort -g | awk "$med")"
+}
 declare -A SEC SIZE
+BEFORE_ROWS=()  # "set|label|after seconds|before seconds|after bytes|before bytes"
 report_row() {  # report_row LABEL INPUT_BYTES SECONDS OUTPUT_BYTES
   printf '  %-26s %8.2f s %9.1f MB/s %12d bytes  ratio %6.2f\n' "$1" "$3" \
     "$(echo "$2 / 1000000 / $3" | bc -l)" "$4" "$(echo "$2 / $4" | bc -l)"
@@ -101,7 +120,19 @@ cmp_set() {  # cmp_set NAME FILE
   local i
   for i in "${!labels[@]}"; do
     local l=${labels[$i]}
-    SEC[$name/$l]=$(secs "${cmds[$i]}")
+    case "$l" in
+      walferry*)
+        if [ -n "$BEFORE" ]; then
+          local pair bcmd=${cmds[$i]//"'$WF'"/"'$BEFORE'"}
+          bcmd=${bcmd//"'$T/out'"/"'$T/out.before'"}
+          pair=$(secs_pair "${cmds[$i]}" "$bcmd")
+          SEC[$name/$l]=${pair% *}
+          BEFORE_ROWS+=("$name|$l|${pair% *}|${pair#* }|$(stat -c %s "$T/out")|$(stat -c %s "$T/out.before")")
+        else
+          SEC[$name/$l]=$(secs "${cmds[$i]}")
+        fi ;;
+      *) SEC[$name/$l]=$(secs "${cmds[$i]}") ;;
+    esac
     SIZE[$name/$l]=$(stat -c %s "$T/out")
     case $l in
       "pigz -p2 -6") cp "$T/out" "$T/$name.pigz.gz" ;;
@@ -131,7 +162,14 @@ cmp_set() {  # cmp_set NAME FILE
                "'$WF' decompress -p 2 -c '$T/$name.pigz.gz' > /dev/null" "'$WF' decompress -p 2 -c '$T/$name.zstd.zst' > /dev/null")
   local -a ds=()
   for i in "${!dl[@]}"; do
-    ds[$i]=$(secs "${dc[$i]}")
+    if [ -n "$BEFORE" ] && [ "$i" -ge 4 ]; then  # the walferry rows
+      local pair
+      pair=$(secs_pair "${dc[$i]}" "${dc[$i]//"'$WF'"/"'$BEFORE'"}")
+      ds[$i]=${pair% *}
+      BEFORE_ROWS+=("$name|decompress ${dl[$i]#walferry }|${pair% *}|${pair#* }||")
+    else
+      ds[$i]=$(secs "${dc[$i]}")
+    fi
     printf '  %-28s %8.2f s %9.1f MB/s (raw)\n' "${dl[$i]}" "${ds[$i]}" \
       "$(echo "$bytes / 1000000 / ${ds[$i]}" | bc -l)"
   done
@@ -142,5 +180,20 @@ cmp_set() {  # cmp_set NAME FILE
 echo "walferry compression benchmark: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), runs=$RUNS"
 cmp_set base "$DATA/base.tar"
 cmp_set wal "$DATA/wal.bin"
+if [ -n "$BEFORE" ]; then
+  echo
+  echo "== walferry after ($WF) vs before ($BEFORE), interleaved runs =="
+  echo "   (time x = after seconds / before seconds: below 1 is faster; size x = after bytes / before bytes)"
+  for row in "${BEFORE_ROWS[@]}"; do
+    IFS='|' read -r set label ta tb sa sb <<<"$row"
+    if [ -n "$sa" ]; then
+      printf '  %-5s %-30s after %7.2f s  before %7.2f s  time %5.3fx  size %5.3fx\n' "$set" "$label" "$ta" "$tb" \
+        "$(echo "$ta / $tb" | bc -l)" "$(echo "$sa / $sb" | bc -l)"
+    else
+      printf '  %-5s %-30s after %7.2f s  before %7.2f s  time %5.3fx\n' "$set" "$label" "$ta" "$tb" \
+        "$(echo "$ta / $tb" | bc -l)"
+    fi
+  done
+fi
 echo
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

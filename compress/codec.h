@@ -6,8 +6,8 @@
 // decompressed on its own (in parallel, or by a receiver verifying it).
 //
 // Thread-safety: a Codec/Decoder is not thread-safe; each worker owns one and
-// reuses it. The stream functions are called from one thread and run their own
-// workers.
+// reuses it. The stream functions are called from one thread and run their
+// parallel part on a ThreadPool (core/thread_pool.h) of their own.
 #pragma once
 
 #include <cstddef>
@@ -86,8 +86,8 @@ struct PipelineStats {
   std::uint64_t raw_bytes = 0;          // bytes read from the source
   std::size_t buffers_allocated = 0;    // raw buffers the pool ever allocated (<= in_flight)
   std::size_t in_flight = 0;            // the in_flight bound in force
-  // Summed over workers: seconds spent compressing, and seconds spent waiting
-  // for a chunk to compress (from the first read to the end of input).
+  // Summed over the pool's workers: seconds spent hashing and compressing,
+  // and the rest of the run's wall time times the worker count (waiting).
   double worker_busy_seconds = 0;
   double worker_idle_seconds = 0;
 };
@@ -102,9 +102,11 @@ struct PipelineOptions {
 };
 
 // Reads `src` to EOF, compresses chunks in parallel, and calls `emit` for each
-// chunk in index order from the calling thread. `src` is read by the worker
-// threads, one Read at a time in stream order (never concurrently), so it
-// must not depend on the calling thread. Memory is bounded by
+// chunk in index order from the calling thread. The chunks are read and
+// compressed by the tasks of a core/thread_pool.h pool of `threads` workers
+// (one codec each): `src` is read by those workers, one Read at a time in
+// stream order (never concurrently), so it must not depend on the calling
+// thread. Memory is bounded by
 // in_flight * (chunk_size + Bound(chunk_size)) whatever the stream length.
 // Stops at the first error from reading, compressing or `emit`, and returns it.
 // An empty stream emits nothing (callers that need an empty frame add one).
@@ -118,9 +120,8 @@ Status CompressChunks(ByteSource& src, const PipelineOptions& options,
 // produces one empty frame so the output is a valid .zst/.gz.
 Status CompressStream(ByteSource& src, ByteSink& sink, const PipelineOptions& options);
 
-// `src` is read by worker threads (one at a time); `sink` is written in order,
-// by the calling thread or, for streamed frames, by a worker while the calling
-// thread waits (never concurrently).
+// `src` is read and `sink` written by the calling thread only; frames whose
+// size is known are decoded on a core/thread_pool.h pool of `threads` workers.
 // Decompresses any zstd or gzip stream (multi-frame/multi-member, from us or
 // from stock tools) to `sink`, in parallel where the framing allows (our gzip
 // members carry their size in an extra field; zstd frames carry their content

@@ -1,7 +1,7 @@
 // The parallel decompressor. The calling thread reads the input through a
 // bounded window, cuts it into frames/members, hands those whose sizes are
 // known up front (zstd frames with a content size; gzip members with
-// walferry's size field) to worker threads, and writes results in order.
+// walferry's size field) to a ThreadPool, and writes results in order.
 // Anything else (stock gzip/pigz members, streamed zstd frames, huge frames)
 // is decoded in order on the calling thread by zlib / ZSTD_decompressStream.
 #define ZSTD_STATIC_LINKING_ONLY  // ZSTD_getFrameHeader, ZSTD_frameHeader
@@ -10,17 +10,15 @@
 #include <zstd_errors.h>
 
 #include <algorithm>
-#include <condition_variable>
 #include <cstring>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include "compress/codec.h"
 #include "compress/gzip_member.h"
-#include "compress/zstd_internal.h"
 #include "compress/pipeline_internal.h"
-#include <thread>
+#include "compress/zstd_internal.h"
+#include "core/thread_pool.h"
 
 namespace walferry::compress {
 namespace {
@@ -107,15 +105,15 @@ class InputWindow {
   bool eof_ = false;
 };
 
+// One frame/member decoded by a pool worker. The calling thread fills in,
+// in_len, out_len and offset, then submits; the task fills out and status and
+// Sets done; the calling thread writes out after done.
 struct Slot {
   Buffer in, out;
   std::size_t in_len = 0, out_len = 0;
   std::uint64_t offset = 0;  // input offset of the frame, for messages
-  // Guarded by the pipeline mutex:
-  std::uint64_t index = 0;
   Status status;
-  bool written = false;  // streamed straight to the sink by a worker
-  bool done = false;
+  DoneFlag done;
 };
 
 // What the next bytes of the input hold.
@@ -124,11 +122,12 @@ struct Parsed {
   std::size_t in_len = 0, out_len = 0;
 };
 
-// Whichever worker is free takes the input lock, cuts the next frame/member,
-// copies it into its slot, releases the lock and decodes; the calling thread
-// only writes finished slots in order. A frame that must be streamed is
-// decoded by the worker that found it, holding the input lock, once every
-// earlier slot has been written, straight to the sink.
+// The calling thread cuts the input into frames/members, copies each one
+// whose size is known into a free slot and submits its decoding to a
+// ThreadPool (one Decoder per worker), and writes finished slots in order. A
+// frame that must be streamed is decoded by the calling thread itself, once
+// every earlier slot has been written, straight to the sink. So `src` is read
+// and `sink` written only by the calling thread.
 class Decompressor {
  public:
   Decompressor(ByteSource& src, ByteSink& sink, std::size_t threads)
@@ -140,26 +139,7 @@ class Decompressor {
   }
 
   Status Run() {
-    WF_TRY(window_.Ensure(4));
-    if (window_.size() == 0) {
-      return Error(ErrorCode::kInvalidArgument, src_.name() + ": empty input, not a zstd or gzip stream");
-    }
-    auto algo = DetectAlgorithm(window_.avail());
-    if (!algo.ok()) {
-      // A few bytes of a magic number and then the end: a truncated file.
-      auto head = window_.avail();
-      if (head.size() < 4 && window_.eof()) {
-        for (auto [magic, a] : {std::pair{"\x28\xb5\x2f\xfd", Algorithm::kZstd},
-                                std::pair{"\x1f\x8b\x08", Algorithm::kGzip}}) {
-          if (head.size() <= std::strlen(magic) && std::memcmp(head.data(), magic, head.size()) == 0) {
-            algorithm_ = a;
-            return Truncated();
-          }
-        }
-      }
-      return algo.error().Wrap(src_.name());
-    }
-    algorithm_ = *algo;
+    WF_TRY(DetectInput());
     std::vector<std::unique_ptr<Decoder>> decoders;
     for (std::size_t i = 0; i < threads_; ++i) {
       WF_ASSIGN(auto d, MakeDecoder(algorithm_));
@@ -167,124 +147,104 @@ class Decompressor {
     }
     Status result;
     {
-      std::vector<std::thread> workers;
-      struct Joiner {
-        Decompressor& d;
-        std::vector<std::thread>& threads;
-        ~Joiner() {
-          {
-            std::lock_guard lk(d.mu_);
-            d.abort_ = true;
-            d.cv_.notify_all();
-          }
-          for (auto& t : threads) t.join();
-        }
-      } joiner{*this, workers};
-      for (auto& d : decoders) workers.emplace_back([this, dec = d.get()] { Work(*dec); });
-      result = Emit();
+      // After `decoders` and slots_: drained and joined before them, on every path.
+      ThreadPool pool(threads_, in_flight_);
+      result = Loop(pool, decoders);
     }
     if (!result.ok()) return result;
     return sink_.Finish();
   }
 
  private:
-  // The calling thread: writes finished slots in order.
-  Status Emit() {
-    while (true) {
-      Slot& s = slots_[next_emit_ % in_flight_];
-      {
-        std::unique_lock lk(mu_);
-        cv_.wait(lk, [&] {
-          return !error_.ok() || (s.done && s.index == next_emit_) || (eof_ && next_emit_ >= total_);
-        });
-        if (!error_.ok()) return error_;
-        if (!(s.done && s.index == next_emit_)) return Status::Ok();  // all written
-      }
-      if (!s.status.ok()) {
-        if (s.written) return s.status;  // streamed: the message is complete
-        return Error(ErrorCode::kCorrupt, src_.name() + ": " + s.status.error().message() +
-                                              " (at byte " + std::to_string(s.offset) + ")");
-      }
-      if (!s.written) WF_TRY(sink_.Write({s.out.data(), s.out_len}));
-      std::lock_guard lk(mu_);
-      s.done = false;
-      --in_use_;
-      ++next_emit_;
-      cv_.notify_all();
+  // Sets algorithm_ from the first bytes, or says why the input is neither.
+  Status DetectInput() {
+    WF_TRY(window_.Ensure(4));
+    if (window_.size() == 0) {
+      return Error(ErrorCode::kInvalidArgument, src_.name() + ": empty input, not a zstd or gzip stream");
     }
-  }
-
-  void Fail(Error e) {  // with mu_ held
-    if (error_.ok()) error_ = std::move(e);
-    abort_ = true;
-    cv_.notify_all();
-  }
-
-  void Work(Decoder& decoder) {
-    while (true) {
-      {
-        std::unique_lock lk(mu_);
-        cv_.wait(lk, [&] { return abort_ || eof_ || in_use_ < in_flight_; });
-        if (abort_ || eof_) return;
-        ++in_use_;
-      }
-      std::unique_lock ilk(in_mu_);
-      if (input_done_) {
-        std::lock_guard lk(mu_);
-        --in_use_;
-        cv_.notify_all();
-        return;
-      }
-      Result<Parsed> p = Parsed{};
-      do {
-        p = ParseNext();
-      } while (p.ok() && p->kind == Parsed::kSkipped);
-      if (!p.ok() || p->kind == Parsed::kEnd) {
-        input_done_ = true;
-        std::lock_guard lk(mu_);
-        if (!p.ok()) Fail(p.error());
-        eof_ = true;
-        total_ = next_index_;
-        --in_use_;
-        cv_.notify_all();
-        return;
-      }
-      const std::uint64_t index = next_index_++;
-      ++frames_;
-      Slot& s = slots_[index % in_flight_];
-      s.offset = window_.offset();
-      Status st;
-      bool written = false;
-      if (p->kind == Parsed::kParallel) {
-        s.in.Reserve(p->in_len);
-        s.out.Reserve(p->out_len);
-        std::memcpy(s.in.data(), window_.avail().data(), p->in_len);
-        s.in_len = p->in_len;
-        s.out_len = p->out_len;
-        window_.Consume(p->in_len);
-        ilk.unlock();
-        st = decoder.DecompressChunk({s.in.data(), s.in_len}, {s.out.data(), s.out_len});
-      } else {
-        {
-          std::unique_lock lk(mu_);
-          cv_.wait(lk, [&] { return abort_ || next_emit_ == index; });
-          if (abort_) {
-            input_done_ = true;
-            return;
-          }
+    auto algo = DetectAlgorithm(window_.avail());
+    if (algo.ok()) {
+      algorithm_ = *algo;
+      return Status::Ok();
+    }
+    // A few bytes of a magic number and then the end: a truncated file.
+    auto head = window_.avail();
+    if (head.size() < 4 && window_.eof()) {
+      for (auto [magic, a] : {std::pair{"\x28\xb5\x2f\xfd", Algorithm::kZstd},
+                              std::pair{"\x1f\x8b\x08", Algorithm::kGzip}}) {
+        if (head.size() <= std::strlen(magic) && std::memcmp(head.data(), magic, head.size()) == 0) {
+          algorithm_ = a;
+          return Truncated();
         }
-        st = StreamFrame();
-        written = true;
-        if (!st.ok()) input_done_ = true;
-        ilk.unlock();
       }
-      std::lock_guard lk(mu_);
-      s.index = index;
-      s.status = std::move(st);
-      s.written = written;
-      s.done = true;
-      cv_.notify_all();
     }
+    return algo.error().Wrap(src_.name());
+  }
+
+  Slot& Head() { return slots_[next_emit_ % in_flight_]; }
+  std::uint64_t Pending() const { return next_index_ - next_emit_; }
+
+  // Writes whatever is finished first, then keeps the workers fed, and waits
+  // only when neither is possible. Errors come in stream order: a bad frame
+  // is reported after every frame before it has been written.
+  Status Loop(ThreadPool& pool, const std::vector<std::unique_ptr<Decoder>>& decoders) {
+    while (true) {
+      if (Pending() > 0 && Head().done.IsSet()) {
+        WF_TRY(EmitHead());
+      } else if (!input_done_ && Pending() < in_flight_) {
+        WF_TRY(CutNext(pool, decoders));
+      } else if (Pending() > 0) {
+        Head().done.Wait();
+      } else {
+        return cut_error_;
+      }
+    }
+  }
+
+  Status EmitHead() {
+    Slot& s = Head();
+    s.done.Wait();
+    if (!s.status.ok()) {
+      return Error(ErrorCode::kCorrupt, src_.name() + ": " + s.status.error().message() + " (at byte " +
+                                            std::to_string(s.offset) + ")");
+    }
+    WF_TRY(sink_.Write({s.out.data(), s.out_len}));
+    ++next_emit_;
+    return Status::Ok();
+  }
+
+  // Parses the next frame/member: submits it to the pool, or streams it here
+  // after writing every pending slot. A parse error ends the input; Loop
+  // returns it once the frames before it are written.
+  Status CutNext(ThreadPool& pool, const std::vector<std::unique_ptr<Decoder>>& decoders) {
+    Result<Parsed> p = Parsed{};
+    do {
+      p = ParseNext();
+    } while (p.ok() && p->kind == Parsed::kSkipped);
+    if (!p.ok() || p->kind == Parsed::kEnd) {
+      input_done_ = true;
+      if (!p.ok()) cut_error_ = p.error();
+      return Status::Ok();
+    }
+    ++frames_;
+    if (p->kind == Parsed::kStream) {
+      while (Pending() > 0) WF_TRY(EmitHead());
+      return StreamFrame();  // its errors name the frame already
+    }
+    Slot& s = slots_[next_index_++ % in_flight_];
+    s.done.Reset();
+    s.offset = window_.offset();
+    s.in.Reserve(p->in_len);
+    s.out.Reserve(p->out_len);
+    std::memcpy(s.in.data(), window_.avail().data(), p->in_len);
+    s.in_len = p->in_len;
+    s.out_len = p->out_len;
+    window_.Consume(p->in_len);
+    pool.Submit([&s, &decoders](std::size_t worker) {
+      s.status = decoders[worker]->DecompressChunk({s.in.data(), s.in_len}, {s.out.data(), s.out_len});
+      s.done.Set();
+    });
+    return Status::Ok();
   }
 
   Error Corrupt(std::uint64_t offset, const std::string& what) const {
@@ -296,7 +256,7 @@ class Decompressor {
                                           (algorithm_ == Algorithm::kZstd ? "frame" : "member") + ")");
   }
 
-  // With in_mu_ held: what comes next in the input. kParallel leaves the frame
+  // What comes next in the input. kParallel leaves the frame
   // in the window for the caller to copy and consume.
   Result<Parsed> ParseNext() {
     WF_TRY(window_.Ensure(4));
@@ -465,28 +425,20 @@ class Decompressor {
   const std::size_t in_flight_;
   Algorithm algorithm_ = Algorithm::kRaw;
 
-  // Input side, guarded by in_mu_ (after Run's detection).
-  std::mutex in_mu_;
+  // The input, read by the calling thread only.
   InputWindow window_;
   bool input_done_ = false;
-  std::uint64_t next_index_ = 0;
+  Status cut_error_;  // why the input ended early, reported after the frames before it
   std::uint64_t frames_ = 0;
   Buffer stream_out_;
   internal::ZstdDCtxPtr zstream_;  // a ZSTD_DStream is a ZSTD_DCtx
   z_stream zs_{};
   bool zlib_ready_ = false;
 
-  // Slots and progress, guarded by mu_ (slot buffers are owned by whoever
-  // holds the slot: the worker until done, then the emitter).
+  // Slots: a slot is the calling thread's except between Submit and done.
   std::vector<Slot> slots_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::size_t in_use_ = 0;
-  std::uint64_t next_emit_ = 0;  // written by the emitter under mu_
-  std::uint64_t total_ = 0;
-  bool eof_ = false;
-  bool abort_ = false;
-  Status error_;
+  std::uint64_t next_index_ = 0;  // next slot to fill
+  std::uint64_t next_emit_ = 0;   // next slot to write
 };
 
 }  // namespace

@@ -11,8 +11,9 @@ ThreadPool::ThreadPool(std::size_t threads, std::size_t queue_capacity) : tasks_
   if (threads == 0) threads = DefaultThreads();
   threads_.reserve(threads);
   for (std::size_t i = 0; i < threads; ++i) {
-    threads_.emplace_back([this] {
-      while (auto task = tasks_.Pop()) (*task)();
+    // Pop returns nullopt only once the queue is closed and empty: the drain.
+    threads_.emplace_back([this, i] {
+      while (auto task = tasks_.Pop()) (*task)(i);
     });
   }
 }
@@ -22,6 +23,9 @@ ThreadPool::~ThreadPool() {
   for (auto& t : threads_) t.join();
 }
 
-void ThreadPool::Submit(std::function<void()> task) { tasks_.Push(std::move(task)); }
+void ThreadPool::Submit(Task task) {
+  // Push fails only after Close, i.e. during destruction, which the contract excludes.
+  tasks_.Push(std::move(task));
+}
 
 }  // namespace walferry

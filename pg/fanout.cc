@@ -6,10 +6,10 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <thread>
 
 #include "core/fd.h"
 #include "core/path.h"
+#include "core/thread_pool.h"
 
 namespace walferry::pg {
 namespace {
@@ -113,21 +113,42 @@ bool DrainOne(const FanoutOptions& o, std::size_t self, transport::Sender& sende
 
 transport::SendOptions Copy(const transport::SendOptions& s) { return s; }
 
+// On a pool worker: the backlog of target `self`, then the file itself.
+void SendOne(const FanoutOptions& o, std::size_t self, const std::string& path, const std::string& name,
+             TargetOutcome& out) {
+  transport::Sender sender(Copy(o.targets[self].send));
+  if (!DrainOne(o, self, sender, out)) return;  // unreachable: out.error says why
+  auto r = sender.SendFile(path, name);
+  if (r.ok()) {
+    out.durable = true;
+    out.error.reset();
+    out.outcome = r->outcome;
+    o.backlog->RecordResult(o.targets[self].name, true, "");
+  } else {
+    out.error = Named(r.error(), o.targets[self].name);
+    o.backlog->RecordResult(o.targets[self].name, false, r.error().message());
+  }
+}
+
 
 }  // namespace
 
 FanoutResult DrainBacklogs(const FanoutOptions& o) {
   FanoutResult res;
+  if (o.targets.empty()) return res;
   res.targets.resize(o.targets.size());
-  std::vector<std::thread> threads;
-  for (std::size_t i = 0; i < o.targets.size(); ++i) {
-    res.targets[i].target = o.targets[i].name;
-    threads.emplace_back([&o, &res, i] {
-      transport::Sender sender(Copy(o.targets[i].send));
-      res.targets[i].durable = DrainOne(o, i, sender, res.targets[i]);
-    });
+  {
+    // One worker per target, so a slow target never delays another; the
+    // destructor joins them all. Each task reports in its own res.targets[i].
+    ThreadPool pool(o.targets.size(), o.targets.size());
+    for (std::size_t i = 0; i < o.targets.size(); ++i) {
+      res.targets[i].target = o.targets[i].name;
+      pool.Submit([&o, &res, i](std::size_t) {
+        transport::Sender sender(Copy(o.targets[i].send));
+        res.targets[i].durable = DrainOne(o, i, sender, res.targets[i]);
+      });
+    }
   }
-  for (auto& th : threads) th.join();
   return res;
 }
 
@@ -143,26 +164,13 @@ Status FanoutSendFile(const FanoutOptions& o, const std::string& path, const std
   FanoutResult& res = result ? *result : local;
   res = FanoutResult{};
   res.targets.resize(o.targets.size());
-  std::vector<std::thread> threads;
-  for (std::size_t i = 0; i < o.targets.size(); ++i) {
-    res.targets[i].target = o.targets[i].name;
-    threads.emplace_back([&o, &res, &path, &name, i] {
-      TargetOutcome& out = res.targets[i];
-      transport::Sender sender(Copy(o.targets[i].send));
-      if (!DrainOne(o, i, sender, out)) return;  // unreachable: out.error says why
-      auto r = sender.SendFile(path, name);
-      if (r.ok()) {
-        out.durable = true;
-        out.error.reset();
-        out.outcome = r->outcome;
-        o.backlog->RecordResult(o.targets[i].name, true, "");
-      } else {
-        out.error = Named(r.error(), o.targets[i].name);
-        o.backlog->RecordResult(o.targets[i].name, false, r.error().message());
-      }
-    });
+  {
+    ThreadPool pool(o.targets.size(), o.targets.size());  // one worker per target, joined here
+    for (std::size_t i = 0; i < o.targets.size(); ++i) {
+      res.targets[i].target = o.targets[i].name;
+      pool.Submit([&o, &res, &path, &name, i](std::size_t) { SendOne(o, i, path, name, res.targets[i]); });
+    }
   }
-  for (auto& th : threads) th.join();
 
   std::optional<Error> conflict, first;
   for (const auto& t : res.targets) {

@@ -1,5 +1,5 @@
-// BoundedQueue, ThreadPool and BufferPool: the pieces that bound a pipeline's
-// memory and keep its workers busy. Run under TSan in CI.
+// BoundedQueue and BufferPool: the pieces that bound a pipeline's memory
+// (ThreadPool's promises: core_thread_pool_test.cc). Run under TSan in CI.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -143,61 +143,6 @@ TEST(BoundedQueue, ManyProducersManyConsumersDeliverEachItemOnce) {
   for (int i = 0; i < kProducers * kPerProducer; ++i) ASSERT_EQ(all[i], i);
 }
 
-TEST(ThreadPool, RunsEveryTaskAndDrainsOnDestruction) {
-  std::atomic<int> sum{0};
-  {
-    ThreadPool pool(3, 4);
-    EXPECT_EQ(pool.size(), 3u);
-    for (int i = 1; i <= 1000; ++i) pool.Submit([&sum, i] { sum += i; });
-  }  // destructor finishes queued tasks
-  EXPECT_EQ(sum.load(), 500500);
-}
-
-TEST(ThreadPool, ZeroThreadsMeansHardwareConcurrency) {
-  ThreadPool pool(0);
-  EXPECT_EQ(pool.size(), ThreadPool::DefaultThreads());
-  EXPECT_GE(pool.size(), 1u);
-}
-
-TEST(ThreadPool, TasksRunConcurrently) {
-  std::promise<void> a_started, b_started;
-  auto fa = a_started.get_future();
-  auto fb = b_started.get_future();
-  std::atomic<bool> done{false};
-  ThreadPool pool(2);  // declared last: joined before what its tasks use is destroyed
-  // Each task waits for the other: only two threads running at once finish.
-  pool.Submit([&] {
-    a_started.set_value();
-    fb.wait();
-  });
-  pool.Submit([&] {
-    b_started.set_value();
-    fa.wait();
-    done = true;
-  });
-  ASSERT_TRUE(Eventually([&] { return done.load(); }));
-}
-
-TEST(ThreadPool, SubmitBlocksWhenQueueIsFull) {
-  std::promise<void> release;
-  auto gate = release.get_future().share();
-  std::atomic<int> ran{0};
-  ThreadPool pool(1, 1);  // declared last: joined before `ran` goes away
-  pool.Submit([gate, &ran] { gate.wait(); ++ran; });  // occupies the worker
-  std::atomic<int> submitted{0};
-  std::thread submitter([&] {
-    for (int i = 0; i < 3; ++i) {
-      pool.Submit([&ran] { ++ran; });
-      ++submitted;
-    }
-  });
-  std::this_thread::sleep_for(30ms);
-  EXPECT_LE(submitted.load(), 1);  // worker busy + 1 queued: the rest wait
-  release.set_value();
-  submitter.join();
-  EXPECT_TRUE(Eventually([&] { return ran.load() == 4; }));
-}
-
 TEST(BufferPool, AllocatesLazilyAndReuses) {
   BufferPool pool(4096, 3);
   EXPECT_EQ(pool.allocated(), 0u);
@@ -226,7 +171,7 @@ TEST(BufferPool, NeverAllocatesMoreThanMax) {
   {
     ThreadPool workers(6);
     for (int i = 0; i < 400; ++i) {
-      workers.Submit([&] {
+      workers.Submit([&](std::size_t) {
         PooledBuffer b = pool.Acquire();
         int now = ++out;
         int prev = max_out.load();
