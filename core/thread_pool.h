@@ -23,7 +23,8 @@
 // - Errors are values: a task returns nothing and reports through state it
 //   captured (a Status per job, an atomic flag). A task must not throw: an
 //   exception escaping a task calls std::terminate, as for any std::thread.
-// - Destructor: runs every task already queued (it drains, it does not
+// - Destructor: waits until every submitted task has finished, including
+//   tasks that running tasks submit while it waits (it drains, it does not
 //   cancel), then joins every worker. A caller that wants to stop early tells
 //   its tasks through their own state (e.g. an atomic "stop" they check first).
 // - Lifetimes: everything a task references must outlive the task's end.
@@ -33,7 +34,7 @@
 //   from a task; but a task that Submits to its own pool while the queue is
 //   full blocks its worker, and when every worker does that nothing is ever
 //   dequeued again (deadlock). The pool must not be destroyed from one of its
-//   own tasks, nor Submitted to during or after destruction.
+//   own tasks, nor Submitted to from outside its tasks once destruction began.
 #pragma once
 
 #include <condition_variable>
@@ -68,6 +69,9 @@ class ThreadPool {
 
  private:
   BoundedQueue<Task> tasks_;
+  std::mutex mu_;
+  std::condition_variable idle_;
+  std::size_t unfinished_ = 0;  // submitted and not yet finished; guarded by mu_
   std::vector<std::thread> threads_;
 };
 
