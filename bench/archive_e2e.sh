@@ -21,6 +21,7 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/../tests/e2e/lib/common.sh"
+. "$HERE/lib/sshd.sh"
 NSEG=${1:-500}
 RSYNC_CAP_S=${RSYNC_CAP_S:-120}
 MODULE=${WALFERRY_PGMODULE:-$(dirname "$WF")/../pgmodule/walferry_archive.so}
@@ -197,27 +198,9 @@ done
 # ---------- rsync over ssh ----------
 if [ -z "${SKIP_SSH:-}" ]; then
   SSHD=$T/ssh
-  mkdir -p "$SSHD" /run/sshd "$T/rsync-dst"
-  ssh-keygen -q -t ed25519 -N '' -f "$SSHD/host_key"
-  ssh-keygen -q -t ed25519 -N '' -f "$SSHD/client_key"
-  cp "$SSHD/client_key.pub" "$SSHD/authorized_keys"
-  SPORT=$(free_port)
-  cat >"$SSHD/sshd_config" <<CONF
-Port $SPORT
-ListenAddress 127.0.0.1
-HostKey $SSHD/host_key
-AuthorizedKeysFile $SSHD/authorized_keys
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-StrictModes no
-UsePAM no
-PidFile $SSHD/sshd.pid
-CONF
-  /usr/sbin/sshd -f "$SSHD/sshd_config" -D -e 2>"$SSHD/sshd.log" &
-  WF_PIDS+=("$!")
-  wait_port "$SPORT"
+  mkdir -p "$T/rsync-dst"
+  start_loopback_sshd "$SSHD"
   chown "$WF_PG_USER" "$SSHD/client_key"; chmod 0600 "$SSHD/client_key"
-  SSH="ssh -p $SPORT -i $SSHD/client_key -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR"
   echo "archive_command = 'rsync -a -e \"$SSH\" %p root@127.0.0.1:$T/rsync-dst/%f'" >"$PGDATA/bench.conf"
   drain rsync_ssh "$RSYNC_CAP_S"
 fi

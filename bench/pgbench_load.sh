@@ -28,6 +28,7 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/../tests/e2e/lib/common.sh"
+. "$HERE/lib/sshd.sh"
 DURATION=${WF_LOAD_SECONDS:-120}
 TOOLS=${WF_LOAD_TOOLS:-true wf_push wf_agent pgbr_sync pgbr_async rsync}
 DRAIN_CAP=${WF_DRAIN_CAP_S:-300}
@@ -122,27 +123,8 @@ RSYNC_CMD="rsync -a %p $T/rsync-dst/%f"
 mkdir -p "$T/rsync-dst"
 if has rsync && [ -x /usr/sbin/sshd ] && [ "$(id -u)" -eq 0 ]; then
   SSHD=$T/ssh
-  mkdir -p "$SSHD" /run/sshd
-  ssh-keygen -q -t ed25519 -N '' -f "$SSHD/host_key"
-  ssh-keygen -q -t ed25519 -N '' -f "$SSHD/client_key"
-  cp "$SSHD/client_key.pub" "$SSHD/authorized_keys"
-  SPORT=$(free_port)
-  cat >"$SSHD/sshd_config" <<CONF
-Port $SPORT
-ListenAddress 127.0.0.1
-HostKey $SSHD/host_key
-AuthorizedKeysFile $SSHD/authorized_keys
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-StrictModes no
-UsePAM no
-PidFile $SSHD/sshd.pid
-CONF
-  /usr/sbin/sshd -f "$SSHD/sshd_config" -D -e 2>"$SSHD/sshd.log" &
-  WF_PIDS+=("$!")
-  wait_port "$SPORT"
+  start_loopback_sshd "$SSHD"
   chown "$WF_PG_USER" "$SSHD/client_key"; chmod 0600 "$SSHD/client_key"
-  SSH="ssh -p $SPORT -i $SSHD/client_key -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR"
   RSYNC_CMD="rsync -a -e \"$SSH\" %p root@127.0.0.1:$T/rsync-dst/%f"
   RSYNC_KIND=ssh
 elif has rsync; then

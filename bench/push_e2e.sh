@@ -11,6 +11,7 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/../tests/e2e/lib/common.sh"
+. "$HERE/lib/sshd.sh"
 NSEG=${1:-200}
 ensure_pg_user
 
@@ -98,27 +99,7 @@ timeit pgbackrest pgbr_push
 # ---------- rsync / scp over ssh ----------
 if [ -z "${SKIP_SSH:-}" ]; then
 SSHD=$T/ssh
-mkdir -p "$SSHD" /run/sshd
-ssh-keygen -q -t ed25519 -N '' -f "$SSHD/host_key"
-ssh-keygen -q -t ed25519 -N '' -f "$SSHD/client_key"
-cp "$SSHD/client_key.pub" "$SSHD/authorized_keys"
-SPORT=$(free_port)
-cat >"$SSHD/sshd_config" <<CONF
-Port $SPORT
-ListenAddress 127.0.0.1
-HostKey $SSHD/host_key
-AuthorizedKeysFile $SSHD/authorized_keys
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-StrictModes no
-UsePAM no
-PidFile $SSHD/sshd.pid
-Subsystem sftp internal-sftp
-CONF
-/usr/sbin/sshd -f "$SSHD/sshd_config" -D -e 2>"$SSHD/sshd.log" &
-WF_PIDS+=("$!")
-wait_port "$SPORT"
-SSH="ssh -p $SPORT -i $SSHD/client_key -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR"
+start_loopback_sshd "$SSHD"
 mkdir -p "$T/rsync-dst" "$T/scp-dst"
 rsync_push() { rsync -a -e "$SSH" "$T/wal/$1" "root@127.0.0.1:$T/rsync-dst/"; }
 scp_push() { scp -q -P "$SPORT" -i "$SSHD/client_key" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \

@@ -9,6 +9,7 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/../tests/e2e/lib/common.sh"
+. "$HERE/lib/sshd.sh"
 SCALE=${1:-50}
 RUNS=${2:-3}
 ensure_pg_user
@@ -31,28 +32,9 @@ wait_port "$WPORT"
 
 # sshd
 SSHD=$T/ssh
-mkdir -p "$SSHD" /run/sshd "$T/ssh-dst"
-ssh-keygen -q -t ed25519 -N '' -f "$SSHD/host_key"
-ssh-keygen -q -t ed25519 -N '' -f "$SSHD/client_key"
-cp "$SSHD/client_key.pub" "$SSHD/authorized_keys"
-SPORT=$(free_port)
-cat >"$SSHD/sshd_config" <<CONF
-Port $SPORT
-ListenAddress 127.0.0.1
-HostKey $SSHD/host_key
-AuthorizedKeysFile $SSHD/authorized_keys
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-StrictModes no
-UsePAM no
-PidFile $SSHD/sshd.pid
-Subsystem sftp internal-sftp
-CONF
-/usr/sbin/sshd -f "$SSHD/sshd_config" -D -e 2>"$SSHD/sshd.log" &
-WF_PIDS+=("$!")
-wait_port "$SPORT"
-SSH=(ssh -p "$SPORT" -i "$SSHD/client_key" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null
-     -o BatchMode=yes -o LogLevel=ERROR root@127.0.0.1)
+mkdir -p "$T/ssh-dst"
+start_loopback_sshd "$SSHD"
+read -ra SSH <<<"$SSH root@127.0.0.1"
 
 declare -A TIMES SIZE
 run() {  # NAME RUN_INDEX COMMAND(string): times one run

@@ -33,6 +33,26 @@ struct GetArgs {
   std::uint32_t segment_size = 0;
 };
 
+// What restore_command's get needs: the name, where to, the prefetch
+// settings and how to start prefetch workers (this binary, by absolute path).
+pg::GetOptions GetOptionsFor(const GetArgs& a, const std::string& cluster,
+                             const std::vector<std::string>& worker_args) {
+  pg::GetOptions o;
+  o.name = a.name;
+  o.dest = a.dest;
+  o.cluster = cluster;
+  o.prefetch = a.prefetch;
+  o.prefetch_dir = a.prefetch_dir;
+  o.prefetch_max_bytes = static_cast<std::uint64_t>(std::max(16, a.prefetch_max_mb)) << 20;
+  o.self = a.prefetch > 0 ? pg::SelfCommand() : "";
+  if (!o.self.empty() && o.self[0] != '/') {
+    auto exe = SelfExePath();
+    o.self = exe.ok() ? *exe : "";
+  }
+  o.worker_args = worker_args;
+  return o;
+}
+
 void RunGet(const GetArgs& a, Context& ctx) {
   if (a.from.empty()) {
     Fail(ctx, Error(ErrorCode::kInvalidArgument,
@@ -73,19 +93,7 @@ void RunGet(const GetArgs& a, Context& ctx) {
     Fail(ctx, kind.error());
     return;
   }
-  pg::GetOptions o;
-  o.name = a.name;
-  o.dest = a.dest;
-  o.cluster = cluster;
-  o.prefetch = a.prefetch;
-  o.prefetch_dir = a.prefetch_dir;
-  o.prefetch_max_bytes = static_cast<std::uint64_t>(std::max(16, a.prefetch_max_mb)) << 20;
-  o.self = a.prefetch > 0 ? pg::SelfCommand() : "";
-  if (!o.self.empty() && o.self[0] != '/') {
-    auto exe = SelfExePath();
-    o.self = exe.ok() ? *exe : "";
-  }
-  o.worker_args = worker_args;
+  pg::GetOptions o = GetOptionsFor(a, cluster, worker_args);
   Status st = pg::GetFromArchive(*source, o);
   if (!st.ok()) {
     // Not archived (yet): PostgreSQL asks for such names all the time. Quiet exit 1.

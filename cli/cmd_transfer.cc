@@ -91,7 +91,7 @@ transport::ServerOptions ServeLimits(const ServeArgs& a, bool insecure) {
   return so;
 }
 
-// `walferry serve`: ~70 lines on purpose: the wiring of the receiver in the
+// `walferry serve`: ~75 lines on purpose: the wiring of the receiver in the
 // order it must happen (signals blocked before any thread starts, the store
 // and listener before the server, the signal thread around Run).
 int RunServe(const ServeArgs& a) {

@@ -84,6 +84,18 @@ struct SpawnAttr {
   posix_spawnattr_t attr;
 };
 
+// posix_spawnp of argv with the file actions `fa` (destroyed here) and
+// SpawnAttr; the child's pid.
+Result<pid_t> SpawnWith(const std::vector<std::string>& argv, posix_spawn_file_actions_t* fa) {
+  pid_t pid;
+  auto args = Argv(argv);
+  SpawnAttr attr;
+  int rc = ::posix_spawnp(&pid, argv[0].c_str(), fa, &attr.attr, args.data(), environ);
+  posix_spawn_file_actions_destroy(fa);
+  if (rc != 0) return ErrnoError(rc, "run " + argv[0]);
+  return pid;
+}
+
 }  // namespace
 
 Result<RunResult> Run(const std::vector<std::string>& argv) {
@@ -99,12 +111,7 @@ Result<RunResult> Run(const std::vector<std::string>& argv) {
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(&fa, out_w.get(), 1);
   posix_spawn_file_actions_adddup2(&fa, err_w.get(), 2);
-  pid_t pid;
-  auto args = Argv(argv);
-  SpawnAttr attr;
-  int rc = ::posix_spawnp(&pid, argv[0].c_str(), &fa, &attr.attr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) return ErrnoError(rc, "run " + argv[0]);
+  WF_ASSIGN(pid_t pid, SpawnWith(argv, &fa));
   out_w.Reset();
   err_w.Reset();
   RunResult r;
@@ -146,12 +153,7 @@ Result<Child> Child::Spawn(const std::vector<std::string>& argv, PipeEnd end) {
   } else {
     posix_spawn_file_actions_adddup2(&fa, r.get(), 0);
   }
-  pid_t pid;
-  auto args = Argv(argv);
-  SpawnAttr attr;
-  int rc = ::posix_spawnp(&pid, argv[0].c_str(), &fa, &attr.attr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) return ErrnoError(rc, "run " + argv[0]);
+  WF_ASSIGN(pid_t pid, SpawnWith(argv, &fa));
   return Child(pid, end == PipeEnd::kFromChild ? std::move(r) : std::move(w));
 }
 

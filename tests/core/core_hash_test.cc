@@ -27,6 +27,12 @@ std::vector<std::byte> RandomBytes(std::size_t n, unsigned seed) {
   return v;
 }
 
+// A checked-in input of fuzz/corpus/xxh3_state/ ("" when missing).
+std::string Xxh3StateSeed(const std::string& file) {
+  std::ifstream in(std::string(WALFERRY_SOURCE_DIR) + "/fuzz/corpus/xxh3_state/" + file, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
 // Run as a child by RestoresAStateSavedByAnotherProcess (WF_XXH3_SAVE_TO set):
 // hashes a prefix, writes the saved state and exits before any test runs.
 [[maybe_unused]] const bool kSavedForParent = [] {
@@ -186,10 +192,7 @@ TEST(Xxh3Stream, RestoreRefusesForeignOrCorruptBlobs) {
 // 25 more bytes wrapped the length to 19 with 70 bytes buffered, a state that
 // Restore itself refuses. Lengths beyond 2^62 are refused now.
 TEST(Xxh3Stream, RestoreRefusesALengthThatWouldWrap) {
-  std::ifstream in(std::string(WALFERRY_SOURCE_DIR) +
-                       "/fuzz/corpus/xxh3_state/crash-4aeaddacee708ee1d92bda9b68c676db58ac74c1",
-                   std::ios::binary);
-  const std::string fuzz((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string fuzz = Xxh3StateSeed("crash-4aeaddacee708ee1d92bda9b68c676db58ac74c1");
   ASSERT_FALSE(fuzz.empty());
   Xxh3Stream s;
   EXPECT_FALSE(s.Restore(fuzz));
@@ -208,10 +211,7 @@ TEST(Xxh3Stream, RestoreRefusesALengthThatWouldWrap) {
 // length cannot come from XXH3_update: past the buffer it consumes whole
 // stripes, and the stripe counter follows the bytes consumed.
 TEST(Xxh3Stream, RestoreRefusesALengthThatDisagreesWithTheStripes) {
-  std::ifstream in(std::string(WALFERRY_SOURCE_DIR) +
-                       "/fuzz/corpus/xxh3_state/crash-b9e59efcac2a6ffbdc8cb7af4dff0b9bc9bc2bec",
-                   std::ios::binary);
-  const std::string fuzz((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string fuzz = Xxh3StateSeed("crash-b9e59efcac2a6ffbdc8cb7af4dff0b9bc9bc2bec");
   ASSERT_FALSE(fuzz.empty());
   Xxh3Stream s;
   EXPECT_FALSE(s.Restore(fuzz));
