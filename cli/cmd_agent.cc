@@ -20,6 +20,7 @@
 #include "cli/fanout_run.h"
 #include "cli/log.h"
 #include "cli/metrics.h"
+#include "cli/signals.h"
 
 namespace walferry::cli {
 namespace {
@@ -42,11 +43,7 @@ struct AgentArgs {
 // sigtimedwait on the returned set; SIGPIPE ignored, so a peer that goes away
 // gives EPIPE.
 sigset_t BlockStopSignals() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  const sigset_t set = BlockSignals({SIGTERM, SIGINT});
   ::signal(SIGPIPE, SIG_IGN);
   return set;
 }
@@ -120,33 +117,23 @@ int RunAgent(const AgentArgs& a) {
   if (!ag.ok()) return ReportError(ag.error());
   MetricsRegistry metrics;
   DescribeAgentMetrics(metrics);
-  std::unique_ptr<MetricsServer> metrics_server;
-  if (!a.metrics.empty()) {
-    agent::Agent* agp = ag->get();
-    auto m = MetricsServer::Start(a.metrics, metrics, [&metrics, agp] {
-      UpdateAgentMetrics(metrics, agp->Stats(), static_cast<double>(std::time(nullptr)));
-    });
-    if (!m.ok()) return ReportError(m.error());
-    metrics_server = std::move(m).value();
-    log.Log(LogLevel::kInfo, "agent: metrics on http://" + a.metrics.substr(0, a.metrics.rfind(':')) + ":" +
-                                 std::to_string(metrics_server->port()) + "/metrics");
-  }
+  agent::Agent* agp = ag->get();
+  auto metrics_server = StartMetrics(
+      a.metrics, metrics,
+      [&metrics, agp] { UpdateAgentMetrics(metrics, agp->Stats(), static_cast<double>(std::time(nullptr))); }, log,
+      "agent");
+  if (!metrics_server.ok()) return ReportError(metrics_server.error());
   std::atomic<bool> done{false};
-  std::thread signals([&] {
-    timespec ts{0, 200 * 1000 * 1000};
-    while (!done.load()) {
-      int sig = sigtimedwait(&set, nullptr, &ts);
-      if (sig == SIGTERM || sig == SIGINT) {
-        log.Log(LogLevel::kInfo, "agent: signal " + std::to_string(sig) + ", finishing transfers in flight");
-        (*ag)->Stop();
-        return;
-      }
-    }
+  std::thread signals = SignalWaiter(set, done, [&](int sig) {
+    if (sig != SIGTERM && sig != SIGINT) return false;
+    log.Log(LogLevel::kInfo, "agent: signal " + std::to_string(sig) + ", finishing transfers in flight");
+    (*ag)->Stop();
+    return true;
   });
   Status st = (*ag)->Run();
   done.store(true);
   signals.join();
-  metrics_server.reset();  // its thread reads the agent: stop it first
+  metrics_server->reset();  // its thread reads the agent: stop it first
   if (!st.ok()) return ReportError(st.error());
   return kExitOk;
 }

@@ -10,18 +10,48 @@
 #include "core/path.h"
 #include "core/result.h"
 #include "pg/backup_estimate.h"
+#include "pg/base_backup.h"
 #include "pg/process.h"
 
 namespace walferry::cli {
 using namespace pgcmd;
 
+namespace {
+
+struct BasebackupArgs {
+  std::string to, name, cluster, tls_dir, config, pgbin;
+  bool insecure = false;
+  ProgressMode progress = ProgressMode::kAuto;
+};
+
+// `walferry send - --name NAME --expect tar ...` with the receiver options.
+std::vector<std::string> SenderArgv(const BasebackupArgs& a, const std::vector<std::string>& extras) {
+  std::string self = pg::SelfCommand();
+  if (auto exe = SelfExePath(); exe.ok()) self = *exe;
+  // --expect tar: the receiver stores the stream only as a complete tar
+  // with a verified backup_manifest, whatever happens to pg_basebackup.
+  std::vector<std::string> send = {self, "send", "-", "--name", a.name, "--expect", "tar"};
+  if (!a.to.empty()) send.insert(send.end(), {"--to", a.to});
+  if (!a.cluster.empty()) send.insert(send.end(), {"--cluster", a.cluster});
+  if (!a.tls_dir.empty()) send.insert(send.end(), {"--tls-dir", a.tls_dir});
+  if (!a.config.empty()) send.insert(send.end(), {"--config", a.config});
+  if (a.insecure) send.push_back("--insecure-loopback");
+  if (ProgressEnabled(a.progress)) {
+    // The percentage and ETA come from the server's own figure for its size.
+    send.push_back("--progress");
+    if (auto est = pg::EstimateBackupSize(extras, a.pgbin); est.ok()) {
+      send.insert(send.end(), {"--expected-size", std::to_string(*est)});
+    }
+  } else {
+    send.push_back("--no-progress");
+  }
+  return send;
+}
+
+}  // namespace
+
 void AddBasebackup(CLI::App& app, Context& ctx) {
-  struct Args {
-    std::string to, name, cluster, tls_dir, config, pgbin;
-    bool insecure = false;
-    ProgressMode progress = ProgressMode::kAuto;
-  };
-  auto a = std::make_shared<Args>();
+  auto a = std::make_shared<BasebackupArgs>();
   auto* c = app.add_subcommand(
       "basebackup", "run pg_basebackup -Ft -D - -X fetch and send the tar stream to a receiver");
   c->set_help_flag("--help", "print this help");
@@ -48,46 +78,10 @@ void AddBasebackup(CLI::App& app, Context& ctx) {
     std::vector<std::string> bb = {pg::FindPgProgram("pg_basebackup", 0, a->pgbin), "-Ft", "-D",
                                    "-", "-X", "fetch"};
     for (const auto& extra : c->remaining()) bb.push_back(extra);
-    std::string self = pg::SelfCommand();
-    if (auto exe = SelfExePath(); exe.ok()) self = *exe;
-    // --expect tar: the receiver stores the stream only as a complete tar
-    // with a verified backup_manifest, whatever happens to pg_basebackup.
-    std::vector<std::string> send = {self, "send", "-", "--name", a->name, "--expect", "tar"};
-    if (!a->to.empty()) send.insert(send.end(), {"--to", a->to});
-    if (!a->cluster.empty()) send.insert(send.end(), {"--cluster", a->cluster});
-    if (!a->tls_dir.empty()) send.insert(send.end(), {"--tls-dir", a->tls_dir});
-    if (!a->config.empty()) send.insert(send.end(), {"--config", a->config});
-    if (a->insecure) send.push_back("--insecure-loopback");
-    if (ProgressEnabled(a->progress)) {
-      // The percentage and ETA come from the server's own figure for its size.
-      send.push_back("--progress");
-      if (auto est = pg::EstimateBackupSize(c->remaining(), a->pgbin); est.ok()) {
-        send.insert(send.end(), {"--expected-size", std::to_string(*est)});
-      }
-    } else {
-      send.push_back("--no-progress");
-    }
-    auto sender = pg::Child::Spawn(send, pg::Child::PipeEnd::kToChild);
-    if (!sender.ok()) return void(Fail(ctx, sender.error()));
-    auto producer = pg::Child::Spawn(bb, pg::Child::PipeEnd::kFromChild);
-    if (!producer.ok()) return void(Fail(ctx, producer.error()));
-    // Relay pg_basebackup's stdout into the sender, and end the sender's input
-    // (which makes it commit) only once pg_basebackup has exited 0: a failed
-    // backup must never be placed under its final name.
+    std::vector<std::string> send = SenderArgv(*a, c->remaining());
+    // pg/base_backup.h: the stream is committed only when pg_basebackup exited 0.
     IgnoreSigpipe();  // a sender that dies early must give EPIPE, not kill us
-    Status relay = pg::Relay(producer->fd(), sender->fd());
-    auto bb_rc = producer->Wait();
-    if (!bb_rc.ok()) return void(Fail(ctx, bb_rc.error()));
-    if (*bb_rc != 0 || !relay.ok()) {
-      sender->Kill();  // before EOF reaches it: nothing is committed
-      if (*bb_rc != 0) {
-        return void(Fail(ctx, Error(ErrorCode::kIo, "pg_basebackup failed (exit " +
-                                                        std::to_string(*bb_rc) +
-                                                        "); nothing was stored")));
-      }
-      return void(Fail(ctx, relay.error().Wrap("sending the base backup")));
-    }
-    auto send_rc = sender->Wait();
+    auto send_rc = pg::PipeBaseBackup(bb, send);
     if (!send_rc.ok()) return void(Fail(ctx, send_rc.error()));
     if (*send_rc != 0) {
       ctx.exit_code = *send_rc > 125 ? kExitInternal : *send_rc;

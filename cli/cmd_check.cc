@@ -210,15 +210,36 @@ void CheckCertificates(const CheckArgs& a, Report& r) {
   }
 }
 
-int RunCheck(CheckArgs a) {
-  Report r;
-  int major_hint = 0;
-  if (!a.conn.pgdata.empty()) {
-    if (auto m = pg::DetectMajorVersion(a.conn.pgdata); m.ok()) major_hint = *m;
-  }
-  pg::Psql psql(a.conn, major_hint);
-  bool server_ok = false, primary = false, archiving_on = false;
+// What the settings check learnt of the server, for the later checks.
+struct ServerFacts {
+  bool ok = false, primary = false, archiving_on = false;
   std::string archive_command;
+};
+
+// archive_library or archive_command: walferry's?
+void CheckArchiving(const std::string& library, const std::string& archive_command, Report& r) {
+  if (!library.empty()) {
+    if (library.find("walferry") != std::string::npos) {
+      r.Ok("archiving", "archive_library = '" + library + "'");
+    } else {
+      r.Bad("archiving", "archive_library = '" + library + "' is not walferry's",
+            "set archive_library = 'walferry_archive', or unset it and use archive_command");
+    }
+  } else if (archive_command.find("walferry") != std::string::npos &&
+             archive_command.find(" push") != std::string::npos && archive_command.find("%p") != std::string::npos) {
+    r.Ok("archiving", "archive_command = '" + archive_command + "'");
+  } else {
+    r.Bad("archiving",
+          "archive_command = '" + archive_command + "'" +
+              (archive_command.empty() || archive_command == "(disabled)" ? " (not set)" : " is not walferry push %p"),
+          "set archive_command = 'walferry push %p --to HOST:PORT --tls-dir DIR' "
+          "(walferry setup primary --to HOST:PORT --tls-dir DIR --apply), then reload");
+  }
+}
+
+// The settings PostgreSQL runs with (one query).
+ServerFacts CheckSettings(pg::Psql& psql, Report& r) {
+  ServerFacts f;
   auto head = psql.Query(
       "SELECT current_setting('server_version_num'), pg_is_in_recovery(), current_setting('wal_level'), "
       "current_setting('archive_mode'), current_setting('archive_command'), "
@@ -228,70 +249,53 @@ int RunCheck(CheckArgs a) {
     r.Bad("server", "cannot ask PostgreSQL (" + psql.target() + "): " +
                         (head.ok() ? std::string("unexpected answer") : head.error().message()),
           "is it running? give --pgdata DIR, or -h/-p/-U as for psql");
-  } else {
-    const auto& v = (*head)[0];
-    server_ok = true;
-    auto major = pg::MajorFromVersionNum(v[0]);
-    primary = v[1] != "t";
-    std::string who = "PostgreSQL " + (major.ok() ? std::to_string(*major) : v[0]) + " " +
-                      (primary ? "primary" : "standby") + " (" + psql.target() + ")";
-    if (primary) {
-      r.Ok("server", who);
-    } else {
-      r.Bad("server", who + " is in recovery", "run walferry check on the primary");
-    }
-    if (v[2] == "replica" || v[2] == "logical") {
-      r.Ok("wal_level", "wal_level = " + v[2]);
-    } else {
-      r.Bad("wal_level", "wal_level = " + v[2] + " (WAL cannot feed a standby)",
-            "set wal_level = replica (walferry setup primary --apply) and restart PostgreSQL");
-    }
-    archiving_on = v[3] == "on" || v[3] == "always";
-    if (archiving_on) {
-      r.Ok("archive_mode", "archive_mode = " + v[3]);
-    } else {
-      r.Bad("archive_mode", "archive_mode = " + v[3] + " (nothing is archived)",
-            "set archive_mode = on (walferry setup primary --apply) and restart PostgreSQL");
-    }
-    archive_command = v[4];
-    const std::string& library = v[5];
-    if (!library.empty()) {
-      if (library.find("walferry") != std::string::npos) {
-        r.Ok("archiving", "archive_library = '" + library + "'");
-      } else {
-        r.Bad("archiving", "archive_library = '" + library + "' is not walferry's",
-              "set archive_library = 'walferry_archive', or unset it and use archive_command");
-      }
-    } else if (archive_command.find("walferry") != std::string::npos &&
-               archive_command.find(" push") != std::string::npos && archive_command.find("%p") != std::string::npos) {
-      r.Ok("archiving", "archive_command = '" + archive_command + "'");
-    } else {
-      r.Bad("archiving",
-            "archive_command = '" + archive_command + "'" +
-                (archive_command.empty() || archive_command == "(disabled)" ? " (not set)" : " is not walferry push %p"),
-            "set archive_command = 'walferry push %p --to HOST:PORT --tls-dir DIR' "
-            "(walferry setup primary --to HOST:PORT --tls-dir DIR --apply), then reload");
-    }
-    int senders = std::atoi(v[6].c_str());
-    if (senders > 0) {
-      r.Ok("max_wal_senders", "max_wal_senders = " + v[6]);
-    } else {
-      r.Bad("max_wal_senders", "max_wal_senders = " + v[6] + " (no standby can stream)",
-            "set max_wal_senders = 10 (walferry setup primary --apply) and restart PostgreSQL");
-    }
-    if (v[7].empty()) {
-      r.Ok("restart", "no changed setting waits for a restart");
-    } else {
-      r.Bad("restart", "changed settings wait for a restart: " + v[7],
-            "restart PostgreSQL (pg_ctl -D PGDATA restart)");
-    }
+    return f;
   }
+  const auto& v = (*head)[0];
+  f.ok = true;
+  auto major = pg::MajorFromVersionNum(v[0]);
+  f.primary = v[1] != "t";
+  std::string who = "PostgreSQL " + (major.ok() ? std::to_string(*major) : v[0]) + " " +
+                    (f.primary ? "primary" : "standby") + " (" + psql.target() + ")";
+  if (f.primary) {
+    r.Ok("server", who);
+  } else {
+    r.Bad("server", who + " is in recovery", "run walferry check on the primary");
+  }
+  if (v[2] == "replica" || v[2] == "logical") {
+    r.Ok("wal_level", "wal_level = " + v[2]);
+  } else {
+    r.Bad("wal_level", "wal_level = " + v[2] + " (WAL cannot feed a standby)",
+          "set wal_level = replica (walferry setup primary --apply) and restart PostgreSQL");
+  }
+  f.archiving_on = v[3] == "on" || v[3] == "always";
+  if (f.archiving_on) {
+    r.Ok("archive_mode", "archive_mode = " + v[3]);
+  } else {
+    r.Bad("archive_mode", "archive_mode = " + v[3] + " (nothing is archived)",
+          "set archive_mode = on (walferry setup primary --apply) and restart PostgreSQL");
+  }
+  f.archive_command = v[4];
+  CheckArchiving(v[5], f.archive_command, r);
+  int senders = std::atoi(v[6].c_str());
+  if (senders > 0) {
+    r.Ok("max_wal_senders", "max_wal_senders = " + v[6]);
+  } else {
+    r.Bad("max_wal_senders", "max_wal_senders = " + v[6] + " (no standby can stream)",
+          "set max_wal_senders = 10 (walferry setup primary --apply) and restart PostgreSQL");
+  }
+  if (v[7].empty()) {
+    r.Ok("restart", "no changed setting waits for a restart");
+  } else {
+    r.Bad("restart", "changed settings wait for a restart: " + v[7],
+          "restart PostgreSQL (pg_ctl -D PGDATA restart)");
+  }
+  return f;
+}
 
-  // The receiver: options, else the running archive_command's, else the config file's.
-  FromArchiveCommand(archive_command, a);
-  FromConfigFile(a);
+// The receiver reachable (its endpoint when it answered).
+std::optional<transport::Endpoint> CheckReceiver(const CheckArgs& a, const transport::TlsConfig& tls, Report& r) {
   std::optional<transport::Endpoint> endpoint;
-  transport::TlsConfig tls{a.tls_dir, a.cluster, a.insecure};
   if (a.to.empty()) {
     r.Bad("receiver", "no receiver to check (none in archive_command, the config or --to)",
           "give --to HOST:PORT --tls-dir DIR");
@@ -320,82 +324,105 @@ int RunCheck(CheckArgs a) {
     }
     if (!a.insecure && !a.tls_dir.empty()) CheckCertificates(a, r);
   }
+  return endpoint;
+}
 
-  // Recent archiver failures.
-  if (server_ok && primary) {
-    auto arch = psql.Query(
-        "SELECT archived_count, coalesce(last_archived_wal,''), failed_count, coalesce(last_failed_wal,''), "
-        "coalesce(last_failed_time > coalesce(last_archived_time, '-infinity'), false) FROM pg_stat_archiver");
-    if (arch.ok() && !arch->empty() && (*arch)[0].size() >= 5) {
-      const auto& v = (*arch)[0];
-      if (v[4] == "t") {
-        r.Bad("archiver", "archiver: the last archive_command failed (" + v[3] + "), " + v[2] + " failure(s) in all",
-              "see the PostgreSQL server log for walferry's one-line reason");
-      } else {
-        r.Ok("archiver", "archiver: " + v[0] + " segment(s) archived, last " + (v[1].empty() ? "-" : v[1]) +
-                             ", no failure since");
-      }
-    }
-  }
-
-  // A forced WAL switch, followed to the archive.
-  if (server_ok && primary && archiving_on) {
-    auto t0 = std::chrono::steady_clock::now();
-    auto seg = psql.Value("SELECT pg_create_restore_point('walferry check')");
-    if (seg.ok()) seg = psql.Value("SELECT pg_walfile_name(pg_switch_wal())");
-    if (!seg.ok() || seg->empty()) {
-      r.Bad("wal_switch", "cannot switch WAL: " + (seg.ok() ? std::string("no answer") : seg.error().message()),
-            "run walferry check as a superuser (psql -U postgres), or GRANT EXECUTE ON FUNCTION "
-            "pg_switch_wal() and pg_create_restore_point(text)");
+// PostgreSQL's own record of archiving failures.
+void CheckArchiver(pg::Psql& psql, Report& r) {
+  auto arch = psql.Query(
+      "SELECT archived_count, coalesce(last_archived_wal,''), failed_count, coalesce(last_failed_wal,''), "
+      "coalesce(last_failed_time > coalesce(last_archived_time, '-infinity'), false) FROM pg_stat_archiver");
+  if (arch.ok() && !arch->empty() && (*arch)[0].size() >= 5) {
+    const auto& v = (*arch)[0];
+    if (v[4] == "t") {
+      r.Bad("archiver", "archiver: the last archive_command failed (" + v[3] + "), " + v[2] + " failure(s) in all",
+            "see the PostgreSQL server log for walferry's one-line reason");
     } else {
-      const std::string name = *seg;
-      std::string failure;
-      bool archived = false;
-      auto deadline = t0 + std::chrono::seconds(a.timeout);
-      while (std::chrono::steady_clock::now() < deadline) {
-        auto st = psql.Query(
-            "SELECT coalesce(last_archived_wal,'') >= '" + name + "', coalesce(last_failed_wal,'') = '" + name +
-            "' AND coalesce(last_failed_time > coalesce(last_archived_time, '-infinity'), false) FROM pg_stat_archiver");
-        if (st.ok() && !st->empty() && (*st)[0].size() >= 2) {
-          if ((*st)[0][0] == "t") {
-            archived = true;
-            break;
-          }
-          if ((*st)[0][1] == "t") {
-            failure = "archive_command failed for " + name;
-            break;
-          }
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      r.Ok("archiver", "archiver: " + v[0] + " segment(s) archived, last " + (v[1].empty() ? "-" : v[1]) +
+                           ", no failure since");
+    }
+  }
+}
+
+// Polls pg_stat_archiver until `name` is archived (true), or PostgreSQL
+// reports its archiving failed (`failure` says so), or `deadline` passes.
+bool WaitArchived(pg::Psql& psql, const std::string& name, std::chrono::steady_clock::time_point deadline,
+                  std::string* failure) {
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto st = psql.Query(
+        "SELECT coalesce(last_archived_wal,'') >= '" + name + "', coalesce(last_failed_wal,'') = '" + name +
+        "' AND coalesce(last_failed_time > coalesce(last_archived_time, '-infinity'), false) FROM pg_stat_archiver");
+    if (st.ok() && !st->empty() && (*st)[0].size() >= 2) {
+      if ((*st)[0][0] == "t") {
+        return true;
       }
-      double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      if (!archived) {
-        r.Bad("wal_switch",
-              failure.empty() ? "switched to a new segment; " + name + " not archived after " + Seconds(secs)
-                              : failure + " (after " + Seconds(secs) + ")",
-              "see the PostgreSQL server log for walferry's one-line reason; `walferry status` shows the backlog");
-      } else if (!endpoint) {
-        r.Bad("wal_switch", name + " archived by PostgreSQL after " + Seconds(secs) +
-                                ", but no receiver to read it back from",
-              "give --to HOST:PORT --tls-dir DIR");
+      if ((*st)[0][1] == "t") {
+        *failure = "archive_command failed for " + name;
+        return false;
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  return false;
+}
+
+// A forced WAL switch, followed to the archive.
+void CheckWalSwitch(pg::Psql& psql, const CheckArgs& a, const transport::TlsConfig& tls,
+                    const std::optional<transport::Endpoint>& endpoint, Report& r) {
+  auto t0 = std::chrono::steady_clock::now();
+  auto seg = psql.Value("SELECT pg_create_restore_point('walferry check')");
+  if (seg.ok()) seg = psql.Value("SELECT pg_walfile_name(pg_switch_wal())");
+  if (!seg.ok() || seg->empty()) {
+    r.Bad("wal_switch", "cannot switch WAL: " + (seg.ok() ? std::string("no answer") : seg.error().message()),
+          "run walferry check as a superuser (psql -U postgres), or GRANT EXECUTE ON FUNCTION "
+          "pg_switch_wal() and pg_create_restore_point(text)");
+  } else {
+    const std::string name = *seg;
+    std::string failure;
+    bool archived = WaitArchived(psql, name, t0 + std::chrono::seconds(a.timeout), &failure);
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (!archived) {
+      r.Bad("wal_switch",
+            failure.empty() ? "switched to a new segment; " + name + " not archived after " + Seconds(secs)
+                            : failure + " (after " + Seconds(secs) + ")",
+            "see the PostgreSQL server log for walferry's one-line reason; `walferry status` shows the backlog");
+    } else if (!endpoint) {
+      r.Bad("wal_switch", name + " archived by PostgreSQL after " + Seconds(secs) +
+                              ", but no receiver to read it back from",
+            "give --to HOST:PORT --tls-dir DIR");
+    } else {
+      auto source = pg::RemoteSource({*endpoint, tls, a.cluster});
+      CountingSink sink;
+      Status st = source->Read(name, sink);
+      if (st.ok()) {
+        r.Ok("wal_switch", "WAL switch: " + name + " durable in the archive after " + Seconds(secs) + " (" +
+                               Mib(sink.bytes()) + " read back from the receiver, checksums verified)");
+      } else if (st.error().code() == ErrorCode::kNotFound) {
+        r.Bad("wal_switch", name + " archived by PostgreSQL but not on receiver " + a.to,
+              "archive_command ships somewhere else: check its --to and --cluster");
       } else {
-        auto source = pg::RemoteSource({*endpoint, tls, a.cluster});
-        CountingSink sink;
-        Status st = source->Read(name, sink);
-        if (st.ok()) {
-          r.Ok("wal_switch", "WAL switch: " + name + " durable in the archive after " + Seconds(secs) + " (" +
-                                 Mib(sink.bytes()) + " read back from the receiver, checksums verified)");
-        } else if (st.error().code() == ErrorCode::kNotFound) {
-          r.Bad("wal_switch", name + " archived by PostgreSQL but not on receiver " + a.to,
-                "archive_command ships somewhere else: check its --to and --cluster");
-        } else {
-          r.Bad("wal_switch", name + ": reading it back from " + a.to + " failed: " + st.error().message(),
-                "run walferry verify on the receiver");
-        }
+        r.Bad("wal_switch", name + ": reading it back from " + a.to + " failed: " + st.error().message(),
+              "run walferry verify on the receiver");
       }
     }
   }
+}
 
+int RunCheck(CheckArgs a) {
+  Report r;
+  int major_hint = 0;
+  if (!a.conn.pgdata.empty()) {
+    if (auto m = pg::DetectMajorVersion(a.conn.pgdata); m.ok()) major_hint = *m;
+  }
+  pg::Psql psql(a.conn, major_hint);
+  const ServerFacts server = CheckSettings(psql, r);
+  // The receiver: options, else the running archive_command's, else the config file's.
+  FromArchiveCommand(server.archive_command, a);
+  FromConfigFile(a);
+  transport::TlsConfig tls{a.tls_dir, a.cluster, a.insecure};
+  const auto endpoint = CheckReceiver(a, tls, r);
+  if (server.ok && server.primary) CheckArchiver(psql, r);
+  if (server.ok && server.primary && server.archiving_on) CheckWalSwitch(psql, a, tls, endpoint, r);
   if (a.json) {
     std::fputs(r.Json().c_str(), stdout);
   } else {

@@ -19,13 +19,88 @@
 namespace walferry::cli {
 using namespace pgcmd;
 
+namespace {
+
+struct RestoreBaseArgs {
+  std::string name, from, cluster, pgdata, conninfo, restore_command, cleanup_command, trigger,
+      slot, config, tls_dir;
+  bool force = false, keep_archiving = false, no_cleanup = false, insecure = false;
+};
+
+// Where the backup is read from: a receiver (--from HOST:PORT) or a local
+// archive (then `arch` holds it, and `cluster` becomes the one found).
+Result<std::unique_ptr<pg::EntrySource>> OpenBackupSource(const RestoreBaseArgs& a, bool remote,
+                                                          std::unique_ptr<archive::Archive>& arch,
+                                                          std::string& cluster) {
+  if (remote) {
+    WF_ASSIGN(transport::Endpoint ep, transport::ParseEndpoint(a.from));
+    return pg::RemoteSource({ep, {a.tls_dir, cluster, a.insecure}, cluster});
+  }
+  WF_ASSIGN(auto opened, OpenCluster(a.from, a.cluster));
+  arch = std::move(opened.archive);
+  cluster = opened.cluster;
+  if (auto found = arch->Find(cluster, a.name); !found.ok()) {
+    if (found.error().code() == ErrorCode::kNotFound) {
+      return Error(ErrorCode::kNotFound,
+                   "no base backup '" + a.name + "' in " + a.from + " (cluster " + cluster + ")");
+    }
+    return found.error();
+  }
+  return pg::LocalSource(*arch, cluster);
+}
+
+// The standby's settings: restore_command (and archive_cleanup_command) read
+// from where the backup came from.
+pg::StandbyOptions StandbyFor(const RestoreBaseArgs& a, const std::string& cluster, bool remote) {
+  const std::string self = pg::SelfCommand();
+  const std::string root = remote ? a.from : Absolute(a.from);
+  std::string cluster_arg = a.cluster.empty() ? "" : " --cluster " + pg::ShellQuote(cluster);
+  if (remote && !a.tls_dir.empty()) cluster_arg += " --tls-dir " + pg::ShellQuote(Absolute(a.tls_dir));
+  if (remote && a.insecure) cluster_arg += " --insecure-loopback";
+  pg::StandbyOptions o;
+  o.primary_conninfo = a.conninfo;
+  o.restore_command = !a.restore_command.empty()
+                          ? a.restore_command
+                          : pg::ShellQuote(self) + " get %f %p --from " + pg::ShellQuote(root) + cluster_arg;
+  if (!a.no_cleanup && (!remote || !a.cleanup_command.empty())) {
+    o.archive_cleanup_command = !a.cleanup_command.empty()
+                                    ? a.cleanup_command
+                                    : pg::ShellQuote(self) + " cleanup %r --root " + pg::ShellQuote(root) + cluster_arg;
+  }
+  o.trigger_file = a.trigger;
+  o.primary_slot_name = a.slot;
+  o.disable_archiving = !a.keep_archiving;
+  return o;
+}
+
+void RunRestoreBase(const RestoreBaseArgs& a, Context& ctx) {
+  const bool remote = IsRemote(a.from);
+  std::unique_ptr<archive::Archive> arch;
+  std::string cluster = a.cluster;
+  auto source = OpenBackupSource(a, remote, arch, cluster);
+  if (!source.ok()) return void(Fail(ctx, source.error()));
+  const std::string pgdata = Absolute(a.pgdata);
+  Status st = pg::PrepareEmptyDataDir(pgdata, a.force);
+  if (!st.ok()) return void(Fail(ctx, st.error()));
+  IgnoreSigpipe();  // a tar that dies early must give EPIPE, not kill us
+  st = pg::UnpackTar(pgdata, [&](ByteSink& sink) { return (*source)->Read(a.name, sink); });
+  if (!st.ok()) {
+    if (st.error().code() == ErrorCode::kNotFound) {
+      return void(Fail(ctx, Error(ErrorCode::kNotFound, "no base backup '" + a.name + "' on " + a.from)));
+    }
+    return void(Fail(ctx, st.error().Wrap("restore " + a.name)));
+  }
+  auto w = pg::WriteStandbyConfig(pgdata, StandbyFor(a, cluster, remote));
+  if (!w.ok()) return void(Fail(ctx, w.error()));
+  std::printf("restored %s into %s (PostgreSQL %d standby: %s)\n", a.name.c_str(), pgdata.c_str(),
+              w->major, Join(w->files, ", ").c_str());
+  std::printf("start it with: pg_ctl -D %s start\n", pg::ShellQuote(pgdata).c_str());
+}
+
+}  // namespace
+
 void AddRestoreBase(CLI::App& app, Context& ctx) {
-  struct Args {
-    std::string name, from, cluster, pgdata, conninfo, restore_command, cleanup_command, trigger,
-        slot, config, tls_dir;
-    bool force = false, keep_archiving = false, no_cleanup = false, insecure = false;
-  };
-  auto a = std::make_shared<Args>();
+  auto a = std::make_shared<RestoreBaseArgs>();
   auto* c = app.add_subcommand(
       "restore-base", "unpack a stored base backup into an empty data directory and make it a standby");
   c->footer(
@@ -60,63 +135,7 @@ void AddRestoreBase(CLI::App& app, Context& ctx) {
   c->add_flag("--keep-archiving", a->keep_archiving, "keep the primary's archive settings");
   c->callback([a, c, &ctx] {
     if (Status st = ApplyConfig(*c, a->config); !st.ok()) return void(Fail(ctx, st.error()));
-    const bool remote = IsRemote(a->from);
-    std::unique_ptr<archive::Archive> arch;
-    std::unique_ptr<pg::EntrySource> source;
-    std::string cluster = a->cluster;
-    if (remote) {
-      auto ep = transport::ParseEndpoint(a->from);
-      if (!ep.ok()) return void(Fail(ctx, ep.error()));
-      source = pg::RemoteSource({*ep, {a->tls_dir, cluster, a->insecure}, cluster});
-    } else {
-      auto opened = OpenCluster(a->from, a->cluster);
-      if (!opened.ok()) return void(Fail(ctx, opened.error()));
-      arch = std::move(opened->archive);
-      cluster = opened->cluster;
-      if (auto found = arch->Find(cluster, a->name); !found.ok()) {
-        if (found.error().code() == ErrorCode::kNotFound) {
-          return void(Fail(ctx, Error(ErrorCode::kNotFound, "no base backup '" + a->name + "' in " +
-                                                                a->from + " (cluster " + cluster + ")")));
-        }
-        return void(Fail(ctx, found.error()));
-      }
-      source = pg::LocalSource(*arch, cluster);
-    }
-    const std::string pgdata = Absolute(a->pgdata);
-    Status st = pg::PrepareEmptyDataDir(pgdata, a->force);
-    if (!st.ok()) return void(Fail(ctx, st.error()));
-    IgnoreSigpipe();  // a tar that dies early must give EPIPE, not kill us
-    st = pg::UnpackTar(pgdata, [&](ByteSink& sink) { return source->Read(a->name, sink); });
-    if (!st.ok()) {
-      if (st.error().code() == ErrorCode::kNotFound) {
-        return void(Fail(ctx, Error(ErrorCode::kNotFound, "no base backup '" + a->name + "' on " + a->from)));
-      }
-      return void(Fail(ctx, st.error().Wrap("restore " + a->name)));
-    }
-    const std::string self = pg::SelfCommand();
-    const std::string root = remote ? a->from : Absolute(a->from);
-    std::string cluster_arg = a->cluster.empty() ? "" : " --cluster " + pg::ShellQuote(cluster);
-    if (remote && !a->tls_dir.empty()) cluster_arg += " --tls-dir " + pg::ShellQuote(Absolute(a->tls_dir));
-    if (remote && a->insecure) cluster_arg += " --insecure-loopback";
-    pg::StandbyOptions o;
-    o.primary_conninfo = a->conninfo;
-    o.restore_command = !a->restore_command.empty()
-                            ? a->restore_command
-                            : pg::ShellQuote(self) + " get %f %p --from " + pg::ShellQuote(root) + cluster_arg;
-    if (!a->no_cleanup && (!remote || !a->cleanup_command.empty())) {
-      o.archive_cleanup_command = !a->cleanup_command.empty()
-                                      ? a->cleanup_command
-                                      : pg::ShellQuote(self) + " cleanup %r --root " +
-                                            pg::ShellQuote(root) + cluster_arg;
-    }
-    o.trigger_file = a->trigger;
-    o.primary_slot_name = a->slot;
-    o.disable_archiving = !a->keep_archiving;
-    auto w = pg::WriteStandbyConfig(pgdata, o);
-    if (!w.ok()) return void(Fail(ctx, w.error()));
-    std::printf("restored %s into %s (PostgreSQL %d standby: %s)\n", a->name.c_str(), pgdata.c_str(),
-                w->major, Join(w->files, ", ").c_str());
-    std::printf("start it with: pg_ctl -D %s start\n", pg::ShellQuote(pgdata).c_str());
+    RunRestoreBase(*a, ctx);
   });
 }
 

@@ -22,6 +22,7 @@
 #include "cli/fanout_run.h"
 #include "cli/log.h"
 #include "cli/metrics.h"
+#include "cli/signals.h"
 #include "cli/progress.h"
 #include "core/path.h"
 #include "core/stream.h"
@@ -60,6 +61,39 @@ std::chrono::milliseconds SecondsOption(double s) {
   return std::chrono::milliseconds(static_cast<std::int64_t>(s * 1000));
 }
 
+// The receiver's TLS settings; --insecure-loopback only on a loopback address.
+Result<transport::TlsConfig> ServeTls(const ServeArgs& a, const transport::Endpoint& ep) {
+  transport::TlsConfig tls;
+  tls.tls_dir = a.tls_dir;
+  tls.insecure_loopback = a.insecure;
+  tls.handshake_timeout = SecondsOption(a.handshake_timeout_s);
+  if (tls.tls_dir.empty() && !tls.insecure_loopback) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "serve needs --tls-dir DIR (made by `walferry tls init`)");
+  }
+  if (tls.insecure_loopback && !transport::IsLoopback(ep)) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "--insecure-loopback is refused for non-loopback address " + a.listen);
+  }
+  return tls;
+}
+
+// The limits of `serve`'s options.
+transport::ServerOptions ServeLimits(const ServeArgs& a, bool insecure) {
+  transport::ServerOptions so;
+  so.insecure = insecure;
+  so.max_connections = std::max<std::size_t>(1, a.max_connections);
+  so.max_transfers_per_cluster = a.max_transfers_per_cluster;
+  so.handshake_timeout = SecondsOption(a.handshake_timeout_s);
+  so.idle_timeout = SecondsOption(a.idle_timeout_s);
+  so.max_incoming_bytes_per_cluster = a.max_incoming_mib << 20;
+  so.max_buffer_bytes = a.max_buffer_mb << 20;
+  return so;
+}
+
+// `walferry serve`: ~70 lines on purpose: the wiring of the receiver in the
+// order it must happen (signals blocked before any thread starts, the store
+// and listener before the server, the signal thread around Run).
 int RunServe(const ServeArgs& a) {
   auto level = ParseLogLevel(a.log_level);
   if (!level.ok()) return ReportError(level.error());
@@ -70,25 +104,11 @@ int RunServe(const ServeArgs& a) {
   if (!ep.ok()) return ReportError(ep.error());
   auto store = archive::ParseStoreFormat(a.store);
   if (!store.ok()) return ReportError(store.error());
-  transport::TlsConfig tls;
-  tls.tls_dir = a.tls_dir;
-  tls.insecure_loopback = a.insecure;
-  tls.handshake_timeout = SecondsOption(a.handshake_timeout_s);
-  if (tls.tls_dir.empty() && !tls.insecure_loopback) {
-    return ReportError(Error(ErrorCode::kInvalidArgument,
-                             "serve needs --tls-dir DIR (made by `walferry tls init`)"));
-  }
-  if (tls.insecure_loopback && !transport::IsLoopback(*ep)) {
-    return ReportError(Error(ErrorCode::kInvalidArgument,
-                             "--insecure-loopback is refused for non-loopback address " + a.listen));
-  }
+  auto tls_or = ServeTls(a, *ep);
+  if (!tls_or.ok()) return ReportError(tls_or.error());
+  const transport::TlsConfig tls = *tls_or;
   // Signals are taken by one thread (sigtimedwait); every other thread blocks them.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  const sigset_t set = BlockSignals({SIGTERM, SIGINT, SIGHUP});
   IgnoreSigpipe();
 
   auto archive = a.store_url.empty() ? archive::Archive::Open(a.root, *store)
@@ -102,28 +122,16 @@ int RunServe(const ServeArgs& a) {
   // keep freed 16 MiB buffers in per-thread arenas, and the memory the
   // receiver holds would exceed what --max-buffer-mb admits (docs/receiver-limits.md).
   ::mallopt(M_MMAP_THRESHOLD, 1 << 20);
-  transport::ServerOptions so;
-  so.insecure = tls.insecure_loopback;
-  so.max_connections = std::max<std::size_t>(1, a.max_connections);
+  transport::ServerOptions so = ServeLimits(a, tls.insecure_loopback);
   MetricsRegistry metrics;
   DescribeServeMetrics(metrics);
   so.log = [&log, &metrics](const std::string& line) {
     log.Log(ServeEventLevel(line), line);
     ObserveServeEvent(metrics, line, static_cast<double>(::time(nullptr)));
   };
-  std::unique_ptr<MetricsServer> metrics_server;
-  if (!a.metrics.empty()) {
-    auto m = MetricsServer::Start(a.metrics, metrics, [&metrics, root = a.root] { UpdateArchiveGauges(metrics, root); });
-    if (!m.ok()) return ReportError(m.error());
-    metrics_server = std::move(m).value();
-    log.Log(LogLevel::kInfo, "serve: metrics on http://" + a.metrics.substr(0, a.metrics.rfind(':')) + ":" +
-                                 std::to_string(metrics_server->port()) + "/metrics");
-  }
-  so.max_transfers_per_cluster = a.max_transfers_per_cluster;
-  so.handshake_timeout = SecondsOption(a.handshake_timeout_s);
-  so.idle_timeout = SecondsOption(a.idle_timeout_s);
-  so.max_incoming_bytes_per_cluster = a.max_incoming_mib << 20;
-  so.max_buffer_bytes = a.max_buffer_mb << 20;
+  auto metrics_server = StartMetrics(a.metrics, metrics, [&metrics, root = a.root] { UpdateArchiveGauges(metrics, root); },
+                                     log, "serve");
+  if (!metrics_server.ok()) return ReportError(metrics_server.error());
   transport::Server server(**archive, so);
   log.Log(LogLevel::kInfo, "serve: listening on " + ep->host + " port " + std::to_string((*listener)->port()) +
                                ", root " + (a.store_url.empty() ? a.root : a.store_url) + ", store " + a.store +
@@ -137,26 +145,21 @@ int RunServe(const ServeArgs& a) {
     }
   }
   std::atomic<bool> done{false};
-  std::thread signals([&] {
-    timespec ts{0, 200 * 1000 * 1000};
-    while (!done.load()) {
-      int sig = sigtimedwait(&set, nullptr, &ts);
-      if (sig == SIGHUP) {
-        // New TLS files (renewed certificate, crl.pem) for new connections; open ones go on.
-        auto r = (*listener)->Reload();
-        if (r.ok()) {
-          log.Log(LogLevel::kInfo, "serve: SIGHUP: " + *r);
-        } else {
-          log.Log(LogLevel::kWarn, "serve: SIGHUP: reload failed, keeping the old TLS files: " + r.error().message());
-        }
-        continue;
+  std::thread signals = SignalWaiter(set, done, [&](int sig) {
+    if (sig == SIGHUP) {
+      // New TLS files (renewed certificate, crl.pem) for new connections; open ones go on.
+      auto r = (*listener)->Reload();
+      if (r.ok()) {
+        log.Log(LogLevel::kInfo, "serve: SIGHUP: " + *r);
+      } else {
+        log.Log(LogLevel::kWarn, "serve: SIGHUP: reload failed, keeping the old TLS files: " + r.error().message());
       }
-      if (sig == SIGTERM || sig == SIGINT) {
-        log.Log(LogLevel::kInfo, "serve: signal " + std::to_string(sig) + ", shutting down");
-        server.Stop();
-        return;
-      }
+      return false;
     }
+    if (sig != SIGTERM && sig != SIGINT) return false;
+    log.Log(LogLevel::kInfo, "serve: signal " + std::to_string(sig) + ", shutting down");
+    server.Stop();
+    return true;
   });
   Status st = server.Run(**listener);
   done.store(true);
@@ -188,10 +191,168 @@ std::optional<int> PushThroughAgent(const std::string& socket, const std::string
   return ReportError(Error(a->code, a->message).Wrap("push " + name + " (through the agent)"));
 }
 
-}  // namespace
+struct PushArgs {
+  ClientArgs client;
+  std::string path;
+  int level = 0;
+  std::size_t chunk_kib = 1024;
+  std::string agent_socket;
+  int agent_timeout = 600;
+};
 
-void AddTransferCommands(CLI::App& app, Context& ctx) {
-  // serve
+struct SendArgs {
+  ClientArgs client;
+  std::string input;
+  std::string name;
+  std::size_t threads = 0;
+  bool zstd = false, gzip = false;
+  int level = 0;
+  std::size_t chunk_kib = 1024;
+  ProgressMode progress = ProgressMode::kAuto;
+  long long expected_size = -1;
+  std::string expect = "auto";
+};
+
+// Lean: a 16 MiB segment needs few chunk buffers; PostgreSQL retries a failed push.
+void TunePush(transport::SendOptions& o, const PushArgs& a, bool fanout) {
+  o.kind = transport::WireKind::kWal;
+  o.threads = std::min<std::size_t>(2, std::max(1u, std::thread::hardware_concurrency()));
+  if (fanout) o.threads = 1;  // one compression thread per target's connection
+  o.in_flight = o.threads + 1;
+  // With several targets a dead one costs each push its reconnects: one
+  // (the backlog catches it up later).
+  if (a.client.retries < 0) o.max_retries = fanout ? 1 : 3;
+  // zstd -1 by default: on WAL it stores within ~3% of -3 at ~60% of the CPU,
+  // and CPU is what bounds a serial archive_command.
+  o.level = a.level > 0 ? a.level : 1;
+  o.chunk_size = a.chunk_kib * 1024;
+  // archive_mode = always re-archives what the primary archived: ask first.
+  o.ask_have = true;
+}
+
+// `walferry push PATH`: one WAL segment, through the agent when it runs,
+// else shipped here (to each target with several --to).
+int RunPush(const PushArgs& a) {
+  auto targets = ClientTargets(a.client);
+  if (!targets.ok()) {
+    return ReportError(targets.error());
+  }
+  const bool fanout = targets->size() > 1;
+  auto tune = [&a, fanout](transport::SendOptions& o) { TunePush(o, a, fanout); };
+  std::string name = BaseName(a.path);
+  IgnoreSigpipe();
+  if (fanout) {
+    // The agent ships to one receiver; with several, push ships itself.
+    Status st = RunFanout(a.client, *targets, tune, a.path, name, DirName(a.path), "push " + name);
+    if (!st.ok()) {
+      Error e = st.error().Wrap("push " + name);
+      (void)pg::RecordPushFailure(a.path, e.message());
+      return ReportError(e);
+    }
+    pg::ClearPushFailure(a.path);
+    return kExitOk;
+  }
+  auto o = ClientOptions(a.client);
+  if (!o.ok()) {
+    return ReportError(o.error());
+  }
+  if (!a.agent_socket.empty()) {
+    if (auto rc = PushThroughAgent(a.agent_socket, a.path, a.agent_timeout)) {
+      return *rc;
+    }
+  }
+  tune(*o);
+  transport::Sender sender(std::move(*o));
+  auto r = sender.SendFile(a.path, name);
+  if (!r.ok()) {
+    Error e = r.error().Wrap("push " + name);
+    (void)pg::RecordPushFailure(a.path, e.message());  // for `walferry status`
+    return ReportError(e);
+  }
+  pg::ClearPushFailure(a.path);
+  return kExitOk;
+}
+
+// send with several --to: a file each target reads on its own.
+int SendFanout(const SendArgs& a, const std::vector<std::string>& targets) {
+  IgnoreSigpipe();
+  if (a.input == "-") {
+    return ReportError(Error(ErrorCode::kInvalidArgument,
+                             "send to several --to needs a FILE, not stdin (a target that "
+                             "missed it must be able to read it again later)"));
+  }
+  auto tune = [&a](transport::SendOptions& o) {
+    o.threads = 1;
+    o.chunk_size = a.chunk_kib * 1024;
+    if (a.level > 0) o.level = a.level;
+    if (a.expect == "tar") o.kind = transport::WireKind::kTar;
+    if (a.expect == "any") o.kind = transport::WireKind::kAny;
+    o.ask_have = true;
+    if (a.client.retries < 0) o.max_retries = 2;
+  };
+  Status st = RunFanout(a.client, targets, tune, a.input, a.name, "", "send " + a.name);
+  return st.ok() ? kExitOk : ReportError(st.error().Wrap("send " + a.name));
+}
+
+// send to one receiver: a file (re-read on resume) or a stream.
+int SendOne(const SendArgs& a) {
+  auto o = ClientOptions(a.client);
+  if (!o.ok()) {
+    return ReportError(o.error());
+  }
+  IgnoreSigpipe();
+  o->threads = a.threads;
+  o->chunk_size = a.chunk_kib * 1024;
+  if (a.level > 0) o->level = a.level;
+  if (a.expect == "tar") o->kind = transport::WireKind::kTar;
+  if (a.expect == "any") o->kind = transport::WireKind::kAny;
+  auto src = OpenSource(a.input);
+  if (!src.ok()) {
+    return ReportError(src.error());
+  }
+  const long long total = (*src)->SizeHint() >= 0 ? (*src)->SizeHint() : a.expected_size;
+  Progress progress("", total, ProgressEnabled(a.progress));
+  o->note = [&progress](const std::string& m) {
+    progress.Break();
+    std::fprintf(stderr, "walferry send: %s\n", m.c_str());
+  };
+  o->progress = [&progress](std::uint64_t done) { progress.Update(done); };
+  transport::Sender sender(std::move(*o));
+  Result<transport::SendResult> r = Error(ErrorCode::kInternal, "not run");
+  if ((*src)->SizeHint() >= 0 && a.input != "-") {
+    src->reset();  // SendFile re-opens the file itself (and again to resume)
+    r = sender.SendFile(a.input, a.name);
+  } else {
+    r = sender.SendStream(**src, a.name);
+  }
+  if (!r.ok()) {
+    progress.Break();
+    return ReportError(r.error().Wrap("send " + a.name));
+  }
+  progress.Finish(r->raw_bytes);
+  return kExitOk;
+}
+
+// `walferry send FILE|-`.
+int RunSend(SendArgs& a) {
+  if (a.name.empty()) {
+    if (a.input == "-") {
+      return ReportError(Error(ErrorCode::kInvalidArgument, "sending stdin needs --name NAME"));
+    }
+    a.name = BaseName(a.input);
+  }
+  if (a.chunk_kib < 64 || a.chunk_kib > 16 * 1024) {
+    return ReportError(Error(ErrorCode::kInvalidArgument, "--chunk-kib must be 64..16384"));
+  }
+  auto targets = ClientTargets(a.client);
+  if (!targets.ok()) {
+    return ReportError(targets.error());
+  }
+  if (targets->size() > 1) return SendFanout(a, *targets);
+  return SendOne(a);
+}
+
+void AddServe(CLI::App& app, Context& ctx) {
   auto serve_args = std::make_shared<ServeArgs>();
   CLI::App* serve = app.add_subcommand("serve", "Receive WAL and files (runs on the standby)");
   AddConfigOption(serve, &serve_args->config);
@@ -238,16 +399,9 @@ void AddTransferCommands(CLI::App& app, Context& ctx) {
     }
     ctx.exit_code = RunServe(*serve_args);
   });
+}
 
-  // push
-  struct PushArgs {
-    ClientArgs client;
-    std::string path;
-    int level = 0;
-    std::size_t chunk_kib = 1024;
-    std::string agent_socket;
-    int agent_timeout = 600;
-  };
+void AddPush(CLI::App& app, Context& ctx) {
   auto push_args = std::make_shared<PushArgs>();
   CLI::App* push = app.add_subcommand("push", "Archive one WAL file (archive_command = 'walferry push %p')");
   push->add_option("PATH", push_args->path, "WAL file (relative to the data directory)")->required();
@@ -263,81 +417,11 @@ void AddTransferCommands(CLI::App& app, Context& ctx) {
       ctx.exit_code = ReportError(st.error());
       return;
     }
-    auto targets = ClientTargets(push_args->client);
-    if (!targets.ok()) {
-      ctx.exit_code = ReportError(targets.error());
-      return;
-    }
-    const bool fanout = targets->size() > 1;
-    auto tune = [push_args, fanout](transport::SendOptions& o) {
-      // Lean: a 16 MiB segment needs few chunk buffers; PostgreSQL retries a failed push.
-      o.kind = transport::WireKind::kWal;
-      o.threads = std::min<std::size_t>(2, std::max(1u, std::thread::hardware_concurrency()));
-      if (fanout) o.threads = 1;  // one compression thread per target's connection
-      o.in_flight = o.threads + 1;
-      // With several targets a dead one costs each push its reconnects: one
-      // (the backlog catches it up later).
-      if (push_args->client.retries < 0) o.max_retries = fanout ? 1 : 3;
-      // zstd -1 by default: on WAL it stores within ~3% of -3 at ~60% of the CPU,
-      // and CPU is what bounds a serial archive_command.
-      o.level = push_args->level > 0 ? push_args->level : 1;
-      o.chunk_size = push_args->chunk_kib * 1024;
-      // archive_mode = always re-archives what the primary archived: ask first.
-      o.ask_have = true;
-    };
-    std::string name = BaseName(push_args->path);
-    IgnoreSigpipe();
-    if (fanout) {
-      // The agent ships to one receiver; with several, push ships itself.
-      Status st = RunFanout(push_args->client, *targets, tune, push_args->path, name, DirName(push_args->path),
-                            "push " + name);
-      if (!st.ok()) {
-        Error e = st.error().Wrap("push " + name);
-        (void)pg::RecordPushFailure(push_args->path, e.message());
-        ctx.exit_code = ReportError(e);
-        return;
-      }
-      pg::ClearPushFailure(push_args->path);
-      ctx.exit_code = kExitOk;
-      return;
-    }
-    auto o = ClientOptions(push_args->client);
-    if (!o.ok()) {
-      ctx.exit_code = ReportError(o.error());
-      return;
-    }
-    if (!push_args->agent_socket.empty()) {
-      if (auto rc = PushThroughAgent(push_args->agent_socket, push_args->path, push_args->agent_timeout)) {
-        ctx.exit_code = *rc;
-        return;
-      }
-    }
-    tune(*o);
-    transport::Sender sender(std::move(*o));
-    auto r = sender.SendFile(push_args->path, name);
-    if (!r.ok()) {
-      Error e = r.error().Wrap("push " + name);
-      (void)pg::RecordPushFailure(push_args->path, e.message());  // for `walferry status`
-      ctx.exit_code = ReportError(e);
-      return;
-    }
-    pg::ClearPushFailure(push_args->path);
-    ctx.exit_code = kExitOk;
+    ctx.exit_code = RunPush(*push_args);
   });
+}
 
-  // send
-  struct SendArgs {
-    ClientArgs client;
-    std::string input;
-    std::string name;
-    std::size_t threads = 0;
-    bool zstd = false, gzip = false;
-    int level = 0;
-    std::size_t chunk_kib = 1024;
-    ProgressMode progress = ProgressMode::kAuto;
-    long long expected_size = -1;
-    std::string expect = "auto";
-  };
+void AddSend(CLI::App& app, Context& ctx) {
   auto send_args = std::make_shared<SendArgs>();
   CLI::App* send = app.add_subcommand("send", "Ship a file or stdin to the receiver");
   send->add_option("FILE", send_args->input, "File to send, or - for stdin")->required();
@@ -360,83 +444,16 @@ void AddTransferCommands(CLI::App& app, Context& ctx) {
       ctx.exit_code = ReportError(st.error());
       return;
     }
-    auto& a = *send_args;
-    if (a.name.empty()) {
-      if (a.input == "-") {
-        ctx.exit_code = ReportError(Error(ErrorCode::kInvalidArgument, "sending stdin needs --name NAME"));
-        return;
-      }
-      a.name = BaseName(a.input);
-    }
-    if (a.chunk_kib < 64 || a.chunk_kib > 16 * 1024) {
-      ctx.exit_code = ReportError(Error(ErrorCode::kInvalidArgument, "--chunk-kib must be 64..16384"));
-      return;
-    }
-    auto targets = ClientTargets(a.client);
-    if (!targets.ok()) {
-      ctx.exit_code = ReportError(targets.error());
-      return;
-    }
-    if (targets->size() > 1) {
-      IgnoreSigpipe();
-      if (a.input == "-") {
-        ctx.exit_code = ReportError(Error(ErrorCode::kInvalidArgument,
-                                          "send to several --to needs a FILE, not stdin (a target that "
-                                          "missed it must be able to read it again later)"));
-        return;
-      }
-      auto tune = [&a](transport::SendOptions& o) {
-        o.threads = 1;
-        o.chunk_size = a.chunk_kib * 1024;
-        if (a.level > 0) o.level = a.level;
-        if (a.expect == "tar") o.kind = transport::WireKind::kTar;
-        if (a.expect == "any") o.kind = transport::WireKind::kAny;
-        o.ask_have = true;
-        if (a.client.retries < 0) o.max_retries = 2;
-      };
-      Status st = RunFanout(a.client, *targets, tune, a.input, a.name, "", "send " + a.name);
-      ctx.exit_code = st.ok() ? kExitOk : ReportError(st.error().Wrap("send " + a.name));
-      return;
-    }
-    auto o = ClientOptions(a.client);
-    if (!o.ok()) {
-      ctx.exit_code = ReportError(o.error());
-      return;
-    }
-    IgnoreSigpipe();
-    o->threads = a.threads;
-    o->chunk_size = a.chunk_kib * 1024;
-    if (a.level > 0) o->level = a.level;
-    if (a.expect == "tar") o->kind = transport::WireKind::kTar;
-    if (a.expect == "any") o->kind = transport::WireKind::kAny;
-    auto src = OpenSource(a.input);
-    if (!src.ok()) {
-      ctx.exit_code = ReportError(src.error());
-      return;
-    }
-    const long long total = (*src)->SizeHint() >= 0 ? (*src)->SizeHint() : a.expected_size;
-    Progress progress("", total, ProgressEnabled(a.progress));
-    o->note = [&progress](const std::string& m) {
-      progress.Break();
-      std::fprintf(stderr, "walferry send: %s\n", m.c_str());
-    };
-    o->progress = [&progress](std::uint64_t done) { progress.Update(done); };
-    transport::Sender sender(std::move(*o));
-    Result<transport::SendResult> r = Error(ErrorCode::kInternal, "not run");
-    if ((*src)->SizeHint() >= 0 && a.input != "-") {
-      src->reset();  // SendFile re-opens the file itself (and again to resume)
-      r = sender.SendFile(a.input, a.name);
-    } else {
-      r = sender.SendStream(**src, a.name);
-    }
-    if (!r.ok()) {
-      progress.Break();
-      ctx.exit_code = ReportError(r.error().Wrap("send " + a.name));
-      return;
-    }
-    progress.Finish(r->raw_bytes);
-    ctx.exit_code = kExitOk;
+    ctx.exit_code = RunSend(*send_args);
   });
+}
+
+}  // namespace
+
+void AddTransferCommands(CLI::App& app, Context& ctx) {
+  AddServe(app, ctx);
+  AddPush(app, ctx);
+  AddSend(app, ctx);
 }
 
 }  // namespace walferry::cli

@@ -287,4 +287,14 @@ void MetricsServer::Answer(int client) {
   }
 }
 
+Result<std::unique_ptr<MetricsServer>> StartMetrics(const std::string& host_port, MetricsRegistry& registry,
+                                                    std::function<void()> before_render, Logger& log,
+                                                    const std::string& who) {
+  if (host_port.empty()) return std::unique_ptr<MetricsServer>();
+  WF_ASSIGN(auto m, MetricsServer::Start(host_port, registry, std::move(before_render)));
+  log.Log(LogLevel::kInfo, who + ": metrics on http://" + host_port.substr(0, host_port.rfind(':')) + ":" +
+                               std::to_string(m->port()) + "/metrics");
+  return m;
+}
+
 }  // namespace walferry::cli

@@ -21,6 +21,7 @@
 
 #include "core/fd.h"
 #include "core/result.h"
+#include "cli/log.h"
 
 namespace walferry::cli {
 
@@ -93,5 +94,19 @@ class MetricsServer {
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };
+
+// The endpoint of a long-running command (`who`: "serve", "agent"): none
+// when `host_port` is empty; else started and logged as
+// "WHO: metrics on http://HOST:PORT/metrics". Errors of MetricsServer::Start.
+Result<std::unique_ptr<MetricsServer>> StartMetrics(const std::string& host_port, MetricsRegistry& registry,
+                                                    std::function<void()> before_render, Logger& log,
+                                                    const std::string& who);
+
+// The endpoint of a long-running command (`who`: "serve", "agent"): none
+// when `host_port` is empty; else started and logged as
+// "WHO: metrics on http://HOST:PORT/metrics". Errors of MetricsServer::Start.
+Result<std::unique_ptr<MetricsServer>> StartMetrics(const std::string& host_port, MetricsRegistry& registry,
+                                                    std::function<void()> before_render, Logger& log,
+                                                    const std::string& who);
 
 }  // namespace walferry::cli

@@ -1,8 +1,12 @@
 #include "core/mapped_file.h"
 
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 
 #include <cerrno>
+
+#include "core/fd.h"
 
 namespace walferry {
 
@@ -27,6 +31,22 @@ MappedFile& MappedFile::operator=(MappedFile&& o) noexcept {
 
 MappedFile::~MappedFile() {
   if (data_) ::munmap(data_, size_);
+}
+
+}  // namespace walferry
+
+namespace walferry {
+
+Result<Hash128> HashWholeFile(const std::string& path, std::uint64_t expect_size) {
+  WF_ASSIGN(UniqueFd fd, OpenFile(path, O_RDONLY | O_CLOEXEC));
+  struct stat st{};
+  if (::fstat(fd.get(), &st) != 0) return ErrnoError(errno, path);
+  if (static_cast<std::uint64_t>(st.st_size) != expect_size) {
+    return Error(ErrorCode::kInvalidArgument, path + ": size changed while reading");
+  }
+  if (expect_size == 0) return Xxh3_128({});
+  WF_ASSIGN(MappedFile map, MappedFile::Map(fd.get(), static_cast<std::size_t>(expect_size), path));
+  return Xxh3_128(map.bytes());
 }
 
 }  // namespace walferry

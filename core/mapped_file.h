@@ -12,6 +12,7 @@
 #include <span>
 #include <string>
 
+#include "core/hash.h"
 #include "core/result.h"
 
 namespace walferry {
@@ -32,5 +33,10 @@ class MappedFile {
   void* data_ = nullptr;
   std::size_t size_ = 0;
 };
+
+// XXH3-128 of the whole regular file at `path`, read through a mapping (no
+// copy through a buffer). kInvalidArgument when its size is not `expect_size`
+// (it changed since the caller looked). Thread-safe (no shared state).
+Result<Hash128> HashWholeFile(const std::string& path, std::uint64_t expect_size);
 
 }  // namespace walferry

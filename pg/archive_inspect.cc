@@ -94,6 +94,38 @@ Result<CleanupResult> CleanupArchive(const archive::Archive& a, const std::strin
   return r;
 }
 
+namespace {
+
+// --full: reads `e` whole (every checksum), checks a history file's content
+// and a segment's header; what is wrong goes to rep.problems.
+void VerifyEntry(const archive::Archive& a, const archive::StoredEntry& e, ClusterReport& rep) {
+  CheckingSink check(nullptr, false, 0, IsWalSegmentName(e.name) ? e.name : std::string());
+  Status st = a.Read(e, check);
+  if (!st.ok()) {
+    rep.problems.push_back(e.name + ": " + st.error().message());
+    return;
+  }
+  if (std::uint32_t tli = archive::HistoryNameTimeline(e.name); tli != 0) {
+    Status hs = CheckHistoryEntry(a, e, tli);
+    if (!hs.ok()) rep.problems.push_back(e.name + ": " + hs.error().message());
+    return;
+  }
+  if (!IsWalSegmentName(e.name)) return;
+  walfmt::WalSegmentInfo info;
+  Status c = check.CheckSegment(e.name, &info, true);
+  if (!c.ok()) {
+    rep.problems.push_back(e.name + ": " + c.error().message());
+  } else if (rep.segment_size == 0) {
+    rep.segment_size = info.segment_size;
+  } else if (rep.segment_size != info.segment_size) {
+    rep.problems.push_back(e.name + ": segment size " + std::to_string(info.segment_size) +
+                           " differs from the cluster's " +
+                           std::to_string(rep.segment_size));
+  }
+}
+
+}  // namespace
+
 Result<std::vector<ClusterReport>> InspectArchive(const archive::Archive& a,
                                                   const std::vector<std::string>& clusters,
                                                   bool full) {
@@ -121,29 +153,7 @@ Result<std::vector<ClusterReport>> InspectArchive(const archive::Archive& a,
     if (full) {
       for (const auto* list : {&wal, &files}) {
         for (const auto& e : *list) {
-          CheckingSink check(nullptr, false, 0, IsWalSegmentName(e.name) ? e.name : std::string());
-          Status st = a.Read(e, check);
-          if (!st.ok()) {
-            rep.problems.push_back(e.name + ": " + st.error().message());
-            continue;
-          }
-          if (std::uint32_t tli = archive::HistoryNameTimeline(e.name); tli != 0) {
-            Status hs = CheckHistoryEntry(a, e, tli);
-            if (!hs.ok()) rep.problems.push_back(e.name + ": " + hs.error().message());
-            continue;
-          }
-          if (!IsWalSegmentName(e.name)) continue;
-          walfmt::WalSegmentInfo info;
-          Status c = check.CheckSegment(e.name, &info, true);
-          if (!c.ok()) {
-            rep.problems.push_back(e.name + ": " + c.error().message());
-          } else if (rep.segment_size == 0) {
-            rep.segment_size = info.segment_size;
-          } else if (rep.segment_size != info.segment_size) {
-            rep.problems.push_back(e.name + ": segment size " + std::to_string(info.segment_size) +
-                                   " differs from the cluster's " +
-                                   std::to_string(rep.segment_size));
-          }
+          VerifyEntry(a, e, rep);
         }
       }
     } else if (!rep.newest_segment.empty()) {

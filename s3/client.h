@@ -7,7 +7,7 @@
 // the way (400 BadDigest -> kCorrupt). Payloads are UNSIGNED-PAYLOAD unless
 // sign_payload is set (then the SHA-256 is computed and signed as well).
 //
-// Errors: one function (HttpError in client.cc) turns HTTP statuses, S3 error
+// Errors: one function (HttpError in http.cc) turns HTTP statuses, S3 error
 // codes and curl errors into walferry errors: 404/NoSuchKey/NoSuchUpload ->
 // kNotFound, 412 -> kExists, 403 -> kAuth, 400 BadDigest -> kCorrupt, other
 // 4xx -> kRefused, 5xx/throttling/transport failures -> kNetwork after the

@@ -81,6 +81,37 @@ class TcpListener : public Listener {
     cv_.notify_all();
   }
 
+  // The TLS handshake of an accepted connection, on a thread of its own
+  // (at most kMaxHandshakes at once; beyond, the connection is refused).
+  void StartHandshake(UniqueFd c, std::string peer) {
+    SslCtxPtr ctx;
+    {
+      std::lock_guard lk(mu_);
+      if (handshaking_ >= kMaxHandshakes) {
+        ready_.push_back(Error(ErrorCode::kRefused,
+                               "refused " + peer + ": too many TLS handshakes in progress"));
+        cv_.notify_all();
+        return;
+      }
+      ++handshaking_;
+      SSL_CTX_up_ref(ctx_.get());
+      ctx = SslCtxPtr(ctx_.get());
+    }
+    auto conn = std::make_unique<TlsConn>(std::move(c), peer, std::move(ctx));
+    std::thread([this, conn = std::move(conn)]() mutable {
+      Status st = conn->Init(true, "");
+      if (st.ok()) st = conn->Handshake(true, Clock::now() + handshake_timeout_, wake_.get());
+      Result<std::unique_ptr<Conn>> r =
+          st.ok() ? Result<std::unique_ptr<Conn>>(std::unique_ptr<Conn>(std::move(conn)))
+                  : Result<std::unique_ptr<Conn>>(st.error());
+      conn.reset();
+      std::lock_guard lk(mu_);
+      ready_.push_back(std::move(r));
+      --handshaking_;
+      cv_.notify_all();
+    }).detach();
+  }
+
   void AcceptLoop() {
     for (;;) {
       {
@@ -119,32 +150,7 @@ class TcpListener : public Listener {
         Push(std::unique_ptr<Conn>(new SocketConn(std::move(c), std::move(peer))));
         continue;
       }
-      SslCtxPtr ctx;
-      {
-        std::lock_guard lk(mu_);
-        if (handshaking_ >= kMaxHandshakes) {
-          ready_.push_back(Error(ErrorCode::kRefused,
-                                 "refused " + peer + ": too many TLS handshakes in progress"));
-          cv_.notify_all();
-          continue;
-        }
-        ++handshaking_;
-        SSL_CTX_up_ref(ctx_.get());
-        ctx = SslCtxPtr(ctx_.get());
-      }
-      auto conn = std::make_unique<TlsConn>(std::move(c), peer, std::move(ctx));
-      std::thread([this, conn = std::move(conn)]() mutable {
-        Status st = conn->Init(true, "");
-        if (st.ok()) st = conn->Handshake(true, Clock::now() + handshake_timeout_, wake_.get());
-        Result<std::unique_ptr<Conn>> r =
-            st.ok() ? Result<std::unique_ptr<Conn>>(std::unique_ptr<Conn>(std::move(conn)))
-                    : Result<std::unique_ptr<Conn>>(st.error());
-        conn.reset();
-        std::lock_guard lk(mu_);
-        ready_.push_back(std::move(r));
-        --handshaking_;
-        cv_.notify_all();
-      }).detach();
+      StartHandshake(std::move(c), std::move(peer));
     }
     std::lock_guard lk(mu_);
     stopped_ = true;

@@ -21,6 +21,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <future>
 #include <memory>
 #include <string>
 
@@ -100,6 +101,13 @@ class Sender {
   Status ReadAck(Xfer& x);
   Result<WireOutcome> Commit(Xfer& x, std::uint64_t size, const Hash128& hash);
   Status Recover(Xfer& x, int* attempt);
+  // One attempt of SendFile: OPEN, the file from the resume point, COMMIT.
+  // `first`: the first OPEN that succeeds records the resume point.
+  Result<WireOutcome> SendFileOnce(Xfer& x, const std::string& path, int* attempt, bool* first);
+  // One chunk of SendStream: into the window, then sent (Recover on loss).
+  Status StreamChunk(Xfer& x, const ChunkFrame& f, int* attempt);
+  // SendStream's COMMIT, recovering and resending until it is answered.
+  Result<SendResult> CommitStream(Xfer& x, std::uint64_t size, const Hash128& hash, int* attempt);
   bool Retryable(const Error& e) const;
   void Backoff(int attempt);
   compress::PipelineOptions Pipeline(WireCodec codec) const;
@@ -110,7 +118,7 @@ class Sender {
   std::unique_ptr<FrameWriter> writer_;
   bool last_error_remote_ = false;
   std::uint32_t peer_features_ = 0;  // from the receiver's HELLO
-  Result<bool> AskHave(const std::string& path, const std::string& name, std::uint64_t size);
+  Result<bool> AskHave(const std::string& name, std::uint64_t size, std::future<Result<Hash128>>& digest);
   // ERROR kProtocol frames received during the current transfer; retried at
   // most kMaxProtocolRetries times.
   static constexpr int kMaxProtocolRetries = 2;

@@ -97,6 +97,11 @@ class Server {
   bool DropSpareBuffers();
   void Log(const std::string& line);
   void ServeWatched(Conn& conn, Watch* watch);
+  // Run's accept loop: joins the threads of finished connections (all: every one).
+  void Reap(bool all);
+  // Starts a session for `conn`, or refuses it (too many connections);
+  // false when the server is stopping.
+  bool Dispatch(std::unique_ptr<Conn> conn);
   // Drops connections whose peer missed its deadline; runs on its own thread in Run.
   void WatchDeadlines();
   // Accounts `bytes` more temp space to `cluster`; kNoSpace over the cap.

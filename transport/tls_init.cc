@@ -246,6 +246,41 @@ Status RenewTlsCert(const std::string& dir, const std::string& which) {
   return FsyncDir(dir);
 }
 
+namespace {
+
+struct CrlDeleter {
+  void operator()(X509_CRL* c) const { X509_CRL_free(c); }
+};
+using CrlPtr = std::unique_ptr<X509_CRL, CrlDeleter>;
+
+// Fills `crl` with the entries of `old` (may be null) and, unless already
+// there, `victim`'s serial revoked at `now`.
+Status CopyAndRevoke(X509_CRL* crl, X509_CRL* old, X509* victim, ASN1_TIME* now) {
+  bool already = false;
+  if (old) {
+    STACK_OF(X509_REVOKED)* entries = X509_CRL_get_REVOKED(old);
+    for (int i = 0; entries && i < sk_X509_REVOKED_num(entries); ++i) {
+      X509_REVOKED* r = sk_X509_REVOKED_value(entries, i);
+      if (ASN1_INTEGER_cmp(X509_REVOKED_get0_serialNumber(r), X509_get0_serialNumber(victim)) == 0) {
+        already = true;
+      }
+      X509_REVOKED* copy = X509_REVOKED_dup(r);
+      if (!copy || !X509_CRL_add0_revoked(crl, copy)) return CryptoError("copy CRL entry");
+    }
+  }
+  if (!already) {
+    X509_REVOKED* r = X509_REVOKED_new();
+    if (!r || !X509_REVOKED_set_serialNumber(r, X509_get_serialNumber(victim)) ||
+        !X509_REVOKED_set_revocationDate(r, now) || !X509_CRL_add0_revoked(crl, r)) {
+      X509_REVOKED_free(r);
+      return CryptoError("add CRL entry");
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 Result<std::string> RevokeTlsClient(const std::string& dir, const std::string& cluster) {
   if (!ValidateClusterName(cluster).ok()) {
     return Error(ErrorCode::kInvalidArgument, "invalid cluster name \"" + cluster + "\"");
@@ -254,10 +289,6 @@ Result<std::string> RevokeTlsClient(const std::string& dir, const std::string& c
   std::string crt = dir + "/client-" + cluster + ".crt";
   if (!Exists(crt)) return Error(ErrorCode::kNotFound, crt + " does not exist");
   WF_ASSIGN(X509Ptr victim, LoadCert(crt));
-  struct CrlDeleter {
-    void operator()(X509_CRL* c) const { X509_CRL_free(c); }
-  };
-  using CrlPtr = std::unique_ptr<X509_CRL, CrlDeleter>;
   CrlPtr old;
   std::string crl_path = dir + "/crl.pem";
   if (Exists(crl_path)) {
@@ -276,26 +307,7 @@ Result<std::string> RevokeTlsClient(const std::string& dir, const std::string& c
   X509_time_adj_ex(next.get(), kValidDays, 0, nullptr);
   X509_CRL_set1_lastUpdate(crl.get(), now.get());
   X509_CRL_set1_nextUpdate(crl.get(), next.get());
-  bool already = false;
-  if (old) {
-    STACK_OF(X509_REVOKED)* entries = X509_CRL_get_REVOKED(old.get());
-    for (int i = 0; entries && i < sk_X509_REVOKED_num(entries); ++i) {
-      X509_REVOKED* r = sk_X509_REVOKED_value(entries, i);
-      if (ASN1_INTEGER_cmp(X509_REVOKED_get0_serialNumber(r), X509_get0_serialNumber(victim.get())) == 0) {
-        already = true;
-      }
-      X509_REVOKED* copy = X509_REVOKED_dup(r);
-      if (!copy || !X509_CRL_add0_revoked(crl.get(), copy)) return CryptoError("copy CRL entry");
-    }
-  }
-  if (!already) {
-    X509_REVOKED* r = X509_REVOKED_new();
-    if (!r || !X509_REVOKED_set_serialNumber(r, X509_get_serialNumber(victim.get())) ||
-        !X509_REVOKED_set_revocationDate(r, now.get()) || !X509_CRL_add0_revoked(crl.get(), r)) {
-      X509_REVOKED_free(r);
-      return CryptoError("add CRL entry");
-    }
-  }
+  WF_TRY(CopyAndRevoke(crl.get(), old.get(), victim.get(), now.get()));
   X509_CRL_sort(crl.get());
   if (X509_CRL_sign(crl.get(), ca.first.get(), nullptr) == 0) return CryptoError("sign CRL");
   BioPtr bio(BIO_new(BIO_s_mem()));
@@ -334,17 +346,11 @@ Result<std::vector<std::string>> ListClientClusters(const std::string& dir) {
 
 }  // namespace internal
 
-Status InitTlsDir(const std::string& dir, const std::vector<std::string>& clusters_in,
-                  const std::vector<std::string>& server_names, bool force) {
-  std::vector<std::string> clusters = clusters_in;
-  if (clusters.empty()) clusters.push_back("main");
-  for (const auto& c : clusters) {
-    if (!ValidateClusterName(c).ok()) {
-      return Error(ErrorCode::kInvalidArgument,
-                   "invalid cluster name \"" + c +
-                       "\" (1-64 letters, digits, '.', '_' or '-'; not starting with '.' or '-')");
-    }
-  }
+namespace {
+
+// The server certificate's subjectAltName: localhost, the loopback
+// addresses, this host's name and `server_names`, each once.
+Result<std::string> SubjectAltNames(const std::vector<std::string>& server_names) {
   std::vector<std::string> names = {"localhost", "127.0.0.1", "::1"};
   char host[256] = {};
   if (::gethostname(host, sizeof host - 1) == 0 && host[0] && ValidServerName(host)) {
@@ -363,7 +369,11 @@ Status InitTlsDir(const std::string& dir, const std::vector<std::string>& cluste
     seen.push_back(n);
     san += (san.empty() ? "" : ",") + SanEntry(n);
   }
+  return san;
+}
 
+// DIR (and its parents) created, a directory, mode 0700.
+Status MakePrivateDir(const std::string& dir) {
   std::error_code ec;
   std::filesystem::path parent = std::filesystem::path(dir).parent_path();
   if (!parent.empty()) std::filesystem::create_directories(parent, ec);  // as mkdir -p
@@ -374,22 +384,45 @@ Status InitTlsDir(const std::string& dir, const std::vector<std::string>& cluste
   if (::stat(dir.c_str(), &st) != 0) return ErrnoError(errno, dir);
   if (!S_ISDIR(st.st_mode)) return Error(ErrorCode::kInvalidArgument, dir + " is not a directory");
   if (::chmod(dir.c_str(), 0700) != 0) return ErrnoError(errno, "chmod " + dir);
+  return Status::Ok();
+}
+
+// kExists when a client pair of `clusters` exists, or half a CA.
+Status RefuseReplacing(const std::string& dir, const std::vector<std::string>& clusters) {
+  for (const auto& c : clusters) {
+    std::string p = dir + "/client-" + c + ".crt";
+    if (Exists(p) || Exists(dir + "/client-" + c + ".key")) {
+      return Error(ErrorCode::kExists, p + " exists (use --force to replace it)");
+    }
+  }
+  bool has_crt = Exists(dir + "/ca.crt"), has_key = Exists(dir + "/ca.key");
+  if (has_crt != has_key) {
+    return Error(ErrorCode::kExists,
+                 dir + " holds only half of a CA (ca.crt/ca.key); use --force to replace it");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status InitTlsDir(const std::string& dir, const std::vector<std::string>& clusters_in,
+                  const std::vector<std::string>& server_names, bool force) {
+  std::vector<std::string> clusters = clusters_in;
+  if (clusters.empty()) clusters.push_back("main");
+  for (const auto& c : clusters) {
+    if (!ValidateClusterName(c).ok()) {
+      return Error(ErrorCode::kInvalidArgument,
+                   "invalid cluster name \"" + c +
+                       "\" (1-64 letters, digits, '.', '_' or '-'; not starting with '.' or '-')");
+    }
+  }
+  WF_ASSIGN(const std::string san, SubjectAltNames(server_names));
+
+  WF_TRY(MakePrivateDir(dir));
 
   // Without --force: nothing that exists is replaced. An existing CA is reused
   // (so clusters can be added later); an existing server certificate is kept.
-  if (!force) {
-    for (const auto& c : clusters) {
-      std::string p = dir + "/client-" + c + ".crt";
-      if (Exists(p) || Exists(dir + "/client-" + c + ".key")) {
-        return Error(ErrorCode::kExists, p + " exists (use --force to replace it)");
-      }
-    }
-    bool has_crt = Exists(dir + "/ca.crt"), has_key = Exists(dir + "/ca.key");
-    if (has_crt != has_key) {
-      return Error(ErrorCode::kExists,
-                   dir + " holds only half of a CA (ca.crt/ca.key); use --force to replace it");
-    }
-  }
+  if (!force) WF_TRY(RefuseReplacing(dir, clusters));
 
   PkeyPtr ca_key;
   X509Ptr ca_cert;

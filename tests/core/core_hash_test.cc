@@ -15,6 +15,7 @@
 #include <gtest/gtest.h>
 
 #include "core/hash.h"
+#include "core/mapped_file.h"
 
 namespace walferry {
 namespace {
@@ -231,6 +232,28 @@ TEST(Xxh3Stream, RestoreRefusesALengthThatDisagreesWithTheStripes) {
   std::uint64_t total = 10000 + 1024;
   std::memcpy(block.data() + block.size() - 8, &total, 8);
   EXPECT_TRUE(s.Restore(block));
+}
+
+// The sender's HAVE digest: the whole file through a mapping, equal to the
+// one-shot hash of its bytes; a size that changed since the caller's stat is
+// refused rather than hashed.
+TEST(HashWholeFile, EqualsOneShotAndRefusesAChangedSize) {
+  char dir[] = "/tmp/wf-hashfile-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  const std::string path = std::string(dir) + "/f";
+  for (std::size_t n : {std::size_t{0}, std::size_t{1}, std::size_t{4096}, std::size_t{(1 << 20) + 17}}) {
+    auto data = RandomBytes(n, static_cast<unsigned>(n));
+    { std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(data.data()), n); }
+    auto h = HashWholeFile(path, n);
+    ASSERT_TRUE(h.ok()) << h.error().message();
+    EXPECT_EQ(*h, Xxh3_128(data)) << n;
+    auto changed = HashWholeFile(path, n + 1);
+    ASSERT_FALSE(changed.ok());
+    EXPECT_EQ(changed.error().code(), ErrorCode::kInvalidArgument);
+  }
+  EXPECT_FALSE(HashWholeFile(std::string(dir) + "/missing", 0).ok());
+  ::unlink(path.c_str());
+  ::rmdir(dir);
 }
 
 }  // namespace
