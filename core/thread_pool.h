@@ -33,7 +33,8 @@
 //   from a task; but a task that Submits to its own pool while the queue is
 //   full blocks its worker, and when every worker does that nothing is ever
 //   dequeued again (deadlock). The pool must not be destroyed from one of its
-//   own tasks, nor Submitted to during or after destruction.
+//   own tasks, nor Submitted to during or after destruction: a task that the
+//   destructor is draining and that Submits has its new task dropped, unrun.
 #pragma once
 
 #include <condition_variable>
