@@ -120,8 +120,9 @@ Status CompressChunks(ByteSource& src, const PipelineOptions& options,
 // produces one empty frame so the output is a valid .zst/.gz.
 Status CompressStream(ByteSource& src, ByteSink& sink, const PipelineOptions& options);
 
-// `src` is read and `sink` written by the calling thread only; frames whose
-// size is known are decoded on a core/thread_pool.h pool of `threads` workers.
+// `src` is read by the `threads` workers of a core/thread_pool.h pool (one
+// Read at a time, never concurrently) and by the calling thread for streamed
+// frames; `sink` is written by the calling thread only.
 // Decompresses any zstd or gzip stream (multi-frame/multi-member, from us or
 // from stock tools) to `sink`, in parallel where the framing allows (our gzip
 // members carry their size in an extra field; zstd frames carry their content

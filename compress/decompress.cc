@@ -1,16 +1,19 @@
-// The parallel decompressor. The calling thread reads the input through a
-// bounded window, cuts it into frames/members, hands those whose sizes are
-// known up front (zstd frames with a content size; gzip members with
-// walferry's size field) to a ThreadPool, and writes results in order.
-// Anything else (stock gzip/pigz members, streamed zstd frames, huge frames)
-// is decoded in order on the calling thread by zlib / ZSTD_decompressStream.
+// The parallel decompressor. Tasks on a ThreadPool read the input through a
+// bounded window, one at a time, and cut it into frames/members; those whose
+// sizes are known up front (zstd frames with a content size; gzip members with
+// walferry's size field) the task decodes itself; the calling thread writes
+// results in order. Anything else (stock gzip/pigz members, streamed zstd
+// frames, huge frames) is decoded in order on the calling thread by zlib /
+// ZSTD_decompressStream.
 #define ZSTD_STATIC_LINKING_ONLY  // ZSTD_getFrameHeader, ZSTD_frameHeader
 #include <zlib.h>
 #include <zstd.h>
 #include <zstd_errors.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -105,10 +108,16 @@ class InputWindow {
   bool eof_ = false;
 };
 
-// One frame/member decoded by a pool worker. The calling thread fills in,
-// in_len, out_len and offset, then submits; the task fills out and status and
-// Sets done; the calling thread writes out after done.
+// What the task of one index found, and for a frame what it decoded. The
+// task writes every field it uses, then Sets done; the calling thread reads
+// them after done and Resets it before the slot's next task.
 struct Slot {
+  enum Kind {
+    kFrame,   // a frame decoded into out (or status says why not)
+    kStream,  // a frame to stream: left in the window, the input paused
+    kVoid,    // nothing: the input was paused for an earlier kStream
+    kEnd,     // the input ended here (status: why, if it ended early)
+  } kind = kEnd;
   Buffer in, out;
   std::size_t in_len = 0, out_len = 0;
   std::uint64_t offset = 0;  // input offset of the frame, for messages
@@ -122,12 +131,14 @@ struct Parsed {
   std::size_t in_len = 0, out_len = 0;
 };
 
-// The calling thread cuts the input into frames/members, copies each one
-// whose size is known into a free slot and submits its decoding to a
-// ThreadPool (one Decoder per worker), and writes finished slots in order. A
-// frame that must be streamed is decoded by the calling thread itself, once
-// every earlier slot has been written, straight to the sink. So `src` is read
-// and `sink` written only by the calling thread.
+// The calling thread keeps one task queued per free slot on a ThreadPool (one
+// Decoder per worker) and writes finished slots in order. A task takes the
+// input lock, takes the next index, cuts the next frame/member, copies it
+// into the slot of its index, releases the lock and decodes: no thread hop
+// between cutting and decoding. A frame that must be streamed pauses the
+// input; the calling thread decodes it, holding the input lock, once every
+// earlier slot is written, straight to the sink. So `sink` is written only by
+// the calling thread, and `src` read by one thread at a time.
 class Decompressor {
  public:
   Decompressor(ByteSource& src, ByteSink& sink, std::size_t threads)
@@ -150,6 +161,7 @@ class Decompressor {
       // After `decoders` and slots_: drained and joined before them, on every path.
       ThreadPool pool(threads_, in_flight_);
       result = Loop(pool, decoders);
+      if (!result.ok()) stop_.store(true, std::memory_order_relaxed);
     }
     if (!result.ok()) return result;
     return sink_.Finish();
@@ -181,70 +193,88 @@ class Decompressor {
     return algo.error().Wrap(src_.name());
   }
 
-  Slot& Head() { return slots_[next_emit_ % in_flight_]; }
-  std::uint64_t Pending() const { return next_index_ - next_emit_; }
+  Slot& SlotOf(std::uint64_t index) { return slots_[index % in_flight_]; }
 
-  // Writes whatever is finished first, then keeps the workers fed, and waits
-  // only when neither is possible. Errors come in stream order: a bad frame
-  // is reported after every frame before it has been written.
+  // Writes the slots in index order; errors come in stream order (a bad
+  // frame is reported after every frame before it has been written).
   Status Loop(ThreadPool& pool, const std::vector<std::unique_ptr<Decoder>>& decoders) {
     while (true) {
-      if (Pending() > 0 && Head().done.IsSet()) {
-        WF_TRY(EmitHead());
-      } else if (!input_done_ && Pending() < in_flight_) {
-        WF_TRY(CutNext(pool, decoders));
-      } else if (Pending() > 0) {
-        Head().done.Wait();
-      } else {
-        return cut_error_;
+      while (submitted_ - next_emit_ < in_flight_) {
+        SlotOf(submitted_++).done.Reset();
+        pool.Submit([this, &decoders](std::size_t worker) { CutAndDecode(*decoders[worker]); });
       }
+      Slot& s = SlotOf(next_emit_);
+      s.done.Wait();
+      switch (s.kind) {
+        case Slot::kEnd:
+          return s.status;  // every later slot is an end too
+        case Slot::kVoid:
+          break;
+        case Slot::kStream:
+          WF_TRY(StreamPaused());
+          break;
+        case Slot::kFrame:
+          if (!s.status.ok()) {
+            return Error(ErrorCode::kCorrupt, src_.name() + ": " + s.status.error().message() +
+                                                  " (at byte " + std::to_string(s.offset) + ")");
+          }
+          WF_TRY(sink_.Write({s.out.data(), s.out_len}));
+          break;
+      }
+      ++next_emit_;
     }
   }
 
-  Status EmitHead() {
-    Slot& s = Head();
-    s.done.Wait();
-    if (!s.status.ok()) {
-      return Error(ErrorCode::kCorrupt, src_.name() + ": " + s.status.error().message() + " (at byte " +
-                                            std::to_string(s.offset) + ")");
-    }
-    WF_TRY(sink_.Write({s.out.data(), s.out_len}));
-    ++next_emit_;
-    return Status::Ok();
+  // The calling thread, every earlier slot written: decodes the frame that
+  // paused the input, then resumes it. Its errors name the frame already.
+  Status StreamPaused() {
+    std::lock_guard lk(in_mu_);
+    Status st = StreamFrame();
+    if (!st.ok()) input_done_ = true;
+    paused_ = false;
+    return st;
   }
 
-  // Parses the next frame/member: submits it to the pool, or streams it here
-  // after writing every pending slot. A parse error ends the input; Loop
-  // returns it once the frames before it are written.
-  Status CutNext(ThreadPool& pool, const std::vector<std::unique_ptr<Decoder>>& decoders) {
+  // On a pool worker: fills the slot of the next index.
+  void CutAndDecode(Decoder& decoder) {
+    std::unique_lock lk(in_mu_);
+    Slot& s = SlotOf(next_index_++);
+    s.status = Status::Ok();
+    s.kind = input_done_ || stop_.load(std::memory_order_relaxed) ? Slot::kEnd
+             : paused_                                           ? Slot::kVoid
+                                                                 : Cut(s);
+    lk.unlock();
+    if (s.kind == Slot::kFrame) {
+      s.status = decoder.DecompressChunk({s.in.data(), s.in_len}, {s.out.data(), s.out_len});
+    }
+    s.done.Set();
+  }
+
+  // With in_mu_ held: parses the next frame/member into `s` (kFrame), or
+  // pauses the input at a frame to stream, or ends it (at a parse error too).
+  Slot::Kind Cut(Slot& s) {
     Result<Parsed> p = Parsed{};
     do {
       p = ParseNext();
     } while (p.ok() && p->kind == Parsed::kSkipped);
     if (!p.ok() || p->kind == Parsed::kEnd) {
       input_done_ = true;
-      if (!p.ok()) cut_error_ = p.error();
-      return Status::Ok();
+      if (!p.ok()) s.status = p.error();
+      return Slot::kEnd;
     }
     ++frames_;
-    if (p->kind == Parsed::kStream) {
-      while (Pending() > 0) WF_TRY(EmitHead());
-      return StreamFrame();  // its errors name the frame already
-    }
-    Slot& s = slots_[next_index_++ % in_flight_];
-    s.done.Reset();
     s.offset = window_.offset();
+    if (p->kind == Parsed::kStream) {
+      paused_ = true;
+      return Slot::kStream;
+    }
     s.in.Reserve(p->in_len);
     s.out.Reserve(p->out_len);
     std::memcpy(s.in.data(), window_.avail().data(), p->in_len);
     s.in_len = p->in_len;
     s.out_len = p->out_len;
     window_.Consume(p->in_len);
-    pool.Submit([&s, &decoders](std::size_t worker) {
-      s.status = decoders[worker]->DecompressChunk({s.in.data(), s.in_len}, {s.out.data(), s.out_len});
-      s.done.Set();
-    });
-    return Status::Ok();
+    return Slot::kFrame;
   }
 
   Error Corrupt(std::uint64_t offset, const std::string& what) const {
@@ -425,20 +455,23 @@ class Decompressor {
   const std::size_t in_flight_;
   Algorithm algorithm_ = Algorithm::kRaw;
 
-  // The input, read by the calling thread only.
+  // The input, guarded by in_mu_ once Loop has started (DetectInput runs before).
+  std::mutex in_mu_;
   InputWindow window_;
   bool input_done_ = false;
-  Status cut_error_;  // why the input ended early, reported after the frames before it
+  bool paused_ = false;  // a kStream slot waits for the calling thread
+  std::uint64_t next_index_ = 0;  // index of the next task to cut
   std::uint64_t frames_ = 0;
   Buffer stream_out_;
   internal::ZstdDCtxPtr zstream_;  // a ZSTD_DStream is a ZSTD_DCtx
   z_stream zs_{};
   bool zlib_ready_ = false;
 
-  // Slots: a slot is the calling thread's except between Submit and done.
   std::vector<Slot> slots_;
-  std::uint64_t next_index_ = 0;  // next slot to fill
-  std::uint64_t next_emit_ = 0;   // next slot to write
+  std::atomic<bool> stop_{false};
+  // The calling thread's.
+  std::uint64_t submitted_ = 0;  // index one past the last submitted task
+  std::uint64_t next_emit_ = 0;  // next slot to write
 };
 
 }  // namespace

@@ -203,6 +203,9 @@ TEST(ThreadPool, SubmitFromSeveralThreadsAndFromATaskWithRoom) {
       });
     }
     for (auto& s : submitters) s.join();
+    // The nested Submits must happen before the destructor starts (a Submit
+    // during destruction, even from a task being drained, is dropped).
+    EXPECT_TRUE(Eventually([&] { return sum.load() == 4 * (500 * 501 / 2) + 4 * 1000000; }));
   }
   EXPECT_EQ(sum.load(), 4 * (500 * 501 / 2) + 4 * 1000000);
 }
