@@ -1,7 +1,6 @@
 // S3 requests on one libcurl easy handle per Client: connection kept alive
 // between requests, every request signed (SigV4), retried on transient
 // failures with exponential backoff and full jitter.
-#include <curl/curl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -14,6 +13,7 @@
 
 #include "core/bytes.h"
 #include "s3/client_internal.h"
+#include "s3/curl_api_internal.h"
 #include "s3/xml.h"
 
 namespace walferry::s3 {
@@ -65,7 +65,9 @@ namespace {
 
 using internal::Lower;
 
-std::once_flag g_curl_once;
+// libcurl's functions. Client::Make loads the library (and fails when it is
+// absent), so every later call finds it loaded.
+const CurlApi& Curl() { return **LoadCurl(); }
 
 size_t WriteCb(char* p, size_t size, size_t n, void* ud) {
   auto* body = static_cast<std::string*>(ud);
@@ -120,25 +122,25 @@ SignRequest Signed(const Client::Request& r, const std::string& path, const Clie
 curl_slist* HeaderList(const SignRequest& s, const ClientOptions& o) {
   std::string auth = Authorization(s, o.credentials);
   curl_slist* list = nullptr;
-  for (const auto& [k, v] : s.headers) list = curl_slist_append(list, (k + ": " + v).c_str());
-  list = curl_slist_append(list, ("authorization: " + auth).c_str());
-  list = curl_slist_append(list, "Expect:");  // no 100-continue round trip
-  if (s.method == "PUT" || s.method == "POST") list = curl_slist_append(list, "Content-Type:");
+  for (const auto& [k, v] : s.headers) list = Curl().slist_append(list, (k + ": " + v).c_str());
+  list = Curl().slist_append(list, ("authorization: " + auth).c_str());
+  list = Curl().slist_append(list, "Expect:");  // no 100-continue round trip
+  if (s.method == "PUT" || s.method == "POST") list = Curl().slist_append(list, "Content-Type:");
   return list;
 }
 
 // The method and its body on the handle.
 void SetMethod(CURL* h, const Client::Request& r, ReadState* rs) {
   if (r.method == "HEAD") {
-    curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+    Curl().easy_setopt(h, CURLOPT_NOBODY, 1L);
   } else if (r.method == "PUT" || r.method == "POST") {
-    curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
-    curl_easy_setopt(h, CURLOPT_READFUNCTION, ReadCb);
-    curl_easy_setopt(h, CURLOPT_READDATA, rs);
-    curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(r.body.size()));
-    if (r.method == "POST") curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "POST");
+    Curl().easy_setopt(h, CURLOPT_UPLOAD, 1L);
+    Curl().easy_setopt(h, CURLOPT_READFUNCTION, ReadCb);
+    Curl().easy_setopt(h, CURLOPT_READDATA, rs);
+    Curl().easy_setopt(h, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(r.body.size()));
+    if (r.method == "POST") Curl().easy_setopt(h, CURLOPT_CUSTOMREQUEST, "POST");
   } else if (r.method != "GET") {
-    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, r.method.c_str());
+    Curl().easy_setopt(h, CURLOPT_CUSTOMREQUEST, r.method.c_str());
   }
 }
 
@@ -150,11 +152,11 @@ Client::Client(ClientOptions o) : opts_(std::move(o)) {
 }
 
 Client::~Client() {
-  if (curl_) curl_easy_cleanup(static_cast<CURL*>(curl_));
+  if (curl_) Curl().easy_cleanup(static_cast<CURL*>(curl_));
 }
 
 Result<std::unique_ptr<Client>> Client::Make(ClientOptions o) {
-  std::call_once(g_curl_once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+  if (auto curl = LoadCurl(); !curl.ok()) return curl.error();
   std::string ep = o.endpoint;
   while (!ep.empty() && ep.back() == '/') ep.pop_back();
   std::size_t scheme_end = ep.find("://");
@@ -167,14 +169,14 @@ Result<std::unique_ptr<Client>> Client::Make(ClientOptions o) {
   std::unique_ptr<Client> c(new Client(std::move(o)));
   c->base_ = ep;
   c->host_ = ep.substr(scheme_end + 3);
-  c->curl_ = curl_easy_init();
+  c->curl_ = Curl().easy_init();
   if (!c->curl_) return Error(ErrorCode::kInternal, "curl_easy_init failed");
   return c;
 }
 
 Result<Client::Response> Client::Once(const Request& r) {
   CURL* h = static_cast<CURL*>(curl_);
-  curl_easy_reset(h);  // keeps the live connection
+  Curl().easy_reset(h);  // keeps the live connection
   std::string path = "/" + opts_.bucket + (r.key.empty() ? "" : "/" + r.key);
   std::string url = base_ + UriEncode(path, true);
   std::string q = CanonicalQuery(r.query);
@@ -183,27 +185,27 @@ Result<Client::Response> Client::Once(const Request& r) {
 
   Response resp;
   ReadState rs{r.body, 0, opts_.test_damage_bodies};
-  curl_easy_setopt(h, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(h, CURLOPT_HTTPHEADER, list);
-  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(opts_.connect_timeout.count()));
-  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(opts_.request_timeout.count()));
-  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, WriteCb);
-  curl_easy_setopt(h, CURLOPT_WRITEDATA, &resp.body);
-  curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, HeaderCb);
-  curl_easy_setopt(h, CURLOPT_HEADERDATA, &resp.headers);
-  curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
+  Curl().easy_setopt(h, CURLOPT_URL, url.c_str());
+  Curl().easy_setopt(h, CURLOPT_HTTPHEADER, list);
+  Curl().easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  Curl().easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(opts_.connect_timeout.count()));
+  Curl().easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(opts_.request_timeout.count()));
+  Curl().easy_setopt(h, CURLOPT_WRITEFUNCTION, WriteCb);
+  Curl().easy_setopt(h, CURLOPT_WRITEDATA, &resp.body);
+  Curl().easy_setopt(h, CURLOPT_HEADERFUNCTION, HeaderCb);
+  Curl().easy_setopt(h, CURLOPT_HEADERDATA, &resp.headers);
+  Curl().easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
   if (!opts_.verify_tls) {
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+    Curl().easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+    Curl().easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
   }
   SetMethod(h, r, &rs);
-  CURLcode rc = curl_easy_perform(h);
-  curl_slist_free_all(list);
+  CURLcode rc = Curl().easy_perform(h);
+  Curl().slist_free_all(list);
   if (rc != CURLE_OK) {
-    return Error(ErrorCode::kNetwork, r.op + ": " + curl_easy_strerror(rc) + " (" + base_ + ")");
+    return Error(ErrorCode::kNetwork, r.op + ": " + Curl().easy_strerror(rc) + " (" + base_ + ")");
   }
-  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp.status);
+  Curl().easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp.status);
   return resp;
 }
 
