@@ -21,6 +21,7 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/../tests/e2e/lib/common.sh"
+. "$HERE/lib/pgbackrest.sh"
 . "$HERE/lib/sshd.sh"
 NSEG=${1:-500}
 RSYNC_CAP_S=${RSYNC_CAP_S:-120}
@@ -159,31 +160,9 @@ else
 fi
 
 # ---------- pgBackRest ----------
-pgbr_conf() {  # DIR ASYNC
-  mkdir -p "$1/repo" "$1/log" "$1/lock" "$1/spool"
-  cat >"$1/pgbackrest.conf" <<CONF
-[global]
-repo1-path=$1/repo
-compress-type=zst
-archive-async=$2
-process-max=2
-log-level-console=warn
-log-level-file=off
-log-path=$1/log
-lock-path=$1/lock
-spool-path=$1/spool
-
-[bench]
-pg1-path=$PGDATA
-pg1-port=$PGPORT
-pg1-socket-path=/tmp
-pg1-user=postgres
-CONF
-  share_scratch
-}
 for mode in sync async; do
   D="$T/pgbr-$mode"
-  pgbr_conf "$D" "$([ $mode = async ] && echo y || echo n)"
+  pgbr_conf "$D/pgbackrest.conf" "$D" "$([ $mode = async ] && echo y || echo n)" "$PGDATA"
   : >"$PGDATA/bench.conf"
   start_pg
   as_pg pgbackrest --config="$D/pgbackrest.conf" --stanza=bench stanza-create >"$T/pgbr.log" 2>&1 \

@@ -11,6 +11,7 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/../tests/e2e/lib/common.sh"
+. "$HERE/lib/pgbackrest.sh"
 . "$HERE/lib/sshd.sh"
 NSEG=${1:-200}
 ensure_pg_user
@@ -72,25 +73,7 @@ timeit walferry wf_push
 
 # ---------- pgBackRest ----------
 PGBR="$T/pgbr"
-mkdir -p "$PGBR/repo" "$PGBR/log" "$PGBR/lock" "$PGBR/spool"
-cat >"$PGBR/pgbackrest.conf" <<CONF
-[global]
-repo1-path=$PGBR/repo
-compress-type=zst
-archive-async=n
-log-level-console=warn
-log-level-file=off
-log-path=$PGBR/log
-lock-path=$PGBR/lock
-spool-path=$PGBR/spool
-
-[bench]
-pg1-path=$PGDATA
-pg1-port=$PGPORT
-pg1-socket-path=/tmp
-pg1-user=postgres
-CONF
-share_scratch
+pgbr_conf "$PGBR/pgbackrest.conf" "$PGBR" n "$PGDATA"
 as_pg pgbackrest --config="$PGBR/pgbackrest.conf" --stanza=bench stanza-create >"$T/pgbr.log" 2>&1 \
   || { cat "$T/pgbr.log" >&2; fail "pgbackrest stanza-create"; }
 pgbr_push() { as_pg pgbackrest --config="$PGBR/pgbackrest.conf" --stanza=bench archive-push "$T/wal/$1"; }

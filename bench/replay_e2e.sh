@@ -18,6 +18,7 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/../tests/e2e/lib/common.sh"
+. "$HERE/lib/pgbackrest.sh"
 NSEG=${1:-${WF_SEGMENTS:-200}}
 TOOLS=${WF_REPLAY_TOOLS:-cp_raw wf_get wf_get_noprefetch pgbr_get_async pgbr_get}
 ensure_pg_user
@@ -60,28 +61,7 @@ for f in $(ls "$T/raw" | sort); do
 done
 if grep -q pgbr <<<"$TOOLS"; then
   PGBR="$T/pgbr"
-  mkdir -p "$PGBR/repo" "$PGBR/log" "$PGBR/lock" "$PGBR/spool"
-  for mode in n y; do
-    cat >"$PGBR/pgbackrest-$mode.conf" <<CONF
-[global]
-repo1-path=$PGBR/repo
-compress-type=zst
-archive-async=$mode
-process-max=2
-log-level-console=warn
-log-level-file=off
-log-path=$PGBR/log
-lock-path=$PGBR/lock
-spool-path=$PGBR/spool
-
-[bench]
-pg1-path=$PGDATA
-pg1-port=$PGPORT
-pg1-socket-path=/tmp
-pg1-user=postgres
-CONF
-  done
-  share_scratch
+  for mode in n y; do pgbr_conf "$PGBR/pgbackrest-$mode.conf" "$PGBR" "$mode" "$PGDATA"; done
   as_pg pgbackrest --config="$PGBR/pgbackrest-n.conf" --stanza=bench stanza-create >"$T/pgbr.log" 2>&1 \
     || { cat "$T/pgbr.log" >&2; fail "pgbackrest stanza-create"; }
   for f in $(ls "$T/raw" | sort); do
@@ -98,7 +78,7 @@ replay() {  # NAME RESTORE_COMMAND [PGBACKREST_ASYNC(n|y)]
   rm -rf "$dir"; cp -a "$T/base" "$dir"
   touch "$dir/standby.signal"
   if [ -n "${3:-}" ]; then  # pgBackRest finds the standby through pg1-path
-    sed "s|^pg1-path=.*|pg1-path=$dir|" "$PGBR/pgbackrest-$3.conf" >"$PGBR/get-$name.conf"
+    pgbr_conf "$PGBR/get-$name.conf" "$PGBR" "$3" "$dir"
   fi
   echo "restore_command = '$cmd'" >>"$dir/postgresql.auto.conf"
   share_scratch

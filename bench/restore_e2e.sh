@@ -19,6 +19,7 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/../tests/e2e/lib/common.sh"
+. "$HERE/lib/pgbackrest.sh"
 NSEG=${1:-${WF_SEGMENTS:-500}}
 HITS=${HITS:-15}
 BEFORE=${WALFERRY_BIN_BEFORE:-}
@@ -50,28 +51,7 @@ WF_PIDS+=("$!")
 wait_port "$WPORT"
 while read -r s; do "$WF" push --to "127.0.0.1:$WPORT" --tls-dir "$T/tls" --cluster main "$T/raw/$s"; done <"$T/segs"
 PGBR="$T/pgbr"
-mkdir -p "$PGBR/repo" "$PGBR/log" "$PGBR/lock" "$PGBR/spool"
-for mode in n y; do
-  cat >"$PGBR/pgbackrest-$mode.conf" <<CONF
-[global]
-repo1-path=$PGBR/repo
-compress-type=zst
-archive-async=$mode
-process-max=2
-log-level-console=warn
-log-level-file=off
-log-path=$PGBR/log
-lock-path=$PGBR/lock
-spool-path=$PGBR/spool
-
-[bench]
-pg1-path=$PGDATA
-pg1-port=$PGPORT
-pg1-socket-path=/tmp
-pg1-user=postgres
-CONF
-done
-share_scratch
+for mode in n y; do pgbr_conf "$PGBR/pgbackrest-$mode.conf" "$PGBR" "$mode" "$PGDATA"; done
 as_pg pgbackrest --config="$PGBR/pgbackrest-n.conf" --stanza=bench stanza-create >"$T/pgbr.log" 2>&1 \
   || { cat "$T/pgbr.log" >&2; fail "pgbackrest stanza-create"; }
 while read -r s; do as_pg pgbackrest --config="$PGBR/pgbackrest-n.conf" --stanza=bench archive-push "$T/raw/$s"; done <"$T/segs"
@@ -83,7 +63,7 @@ share_scratch
 # pgBackRest's archive-get must run in the data directory named by pg1-path.
 mkdir -p "$R/global"
 cp "$PGDATA/global/pg_control" "$R/global/"; cp "$PGDATA/PG_VERSION" "$R/"
-for mode in n y; do sed "s|^pg1-path=.*|pg1-path=$R|" "$PGBR/pgbackrest-$mode.conf" >"$PGBR/get-$mode.conf"; done
+for mode in n y; do pgbr_conf "$PGBR/get-$mode.conf" "$PGBR" "$mode" "$R"; done
 share_scratch
 declare -A SECS MED
 run() {  # NAME CMD: "CMD SEG pg_wal/RECOVERYXLOG" per segment, in $R, as the PostgreSQL user, one process loop
