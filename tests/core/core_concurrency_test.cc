@@ -16,22 +16,14 @@
 #include "core/bounded_queue.h"
 #include "core/buffer_pool.h"
 #include "core/thread_pool.h"
+#include "tests/support/eventually.h"
 
 namespace walferry {
 namespace {
 
 using namespace std::chrono_literals;
 
-// Waits (up to 10 s) until `pred` holds; used to observe that a thread is
-// blocked without asserting anything about time.
-template <typename Pred>
-bool Eventually(Pred pred) {
-  for (int i = 0; i < 10000; ++i) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(1ms);
-  }
-  return pred();
-}
+using testing_support::Eventually;
 
 TEST(BoundedQueue, FifoOrder) {
   BoundedQueue<int> q(4);

@@ -13,21 +13,14 @@
 #include <gtest/gtest.h>
 
 #include "core/thread_pool.h"
+#include "tests/support/eventually.h"
 
 namespace walferry {
 namespace {
 
 using namespace std::chrono_literals;
 
-// Waits (up to 10 s) until `pred` holds, without asserting anything about time.
-template <typename Pred>
-bool Eventually(Pred pred) {
-  for (int i = 0; i < 10000; ++i) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(1ms);
-  }
-  return pred();
-}
+using testing_support::Eventually;
 
 TEST(ThreadPool, StartsEveryThreadAtConstruction) {
   constexpr int kThreads = 3;
