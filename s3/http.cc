@@ -7,7 +7,6 @@
 #include <cctype>
 #include <charconv>
 #include <ctime>
-#include <mutex>
 #include <random>
 #include <thread>
 
