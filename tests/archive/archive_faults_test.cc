@@ -36,7 +36,7 @@ using faults::FaultKind;
 using faults::FsOp;
 using testing::Pattern;
 
-constexpr std::size_t kChunk = 64 * 1024;
+constexpr std::size_t kFaultChunk = 64 * 1024;
 constexpr int kChunks = 5;
 constexpr int kAckAfter = 2;  // Sync (manifest replacement) after chunks 2 and 4
 const char* kId = "0123456789abcdef0123456789abcdef";
@@ -53,15 +53,15 @@ class ArchiveFaults : public ::testing::TestWithParam<StoreFormat> {
   void SetUp() override {
     dir_ = testing::MakeTempDir("archfaults");
     ASSERT_FALSE(dir_.empty());
-    data_ = Pattern(kChunk * kChunks - 1000, 7);
+    data_ = Pattern(kFaultChunk * kChunks - 1000, 7);
     hash_ = Xxh3_128(data_);
   }
   void TearDown() override { testing::RemoveTree(dir_); }
 
   std::string root() const { return dir_ + "/root"; }
   std::span<const std::byte> ChunkAt(std::uint64_t i) const {
-    std::size_t off = i * kChunk;
-    return std::span(data_).subspan(off, std::min(kChunk, data_.size() - off));
+    std::size_t off = i * kFaultChunk;
+    return std::span(data_).subspan(off, std::min(kFaultChunk, data_.size() - off));
   }
   TransferSpec Spec() const { return {"main", "f.bin", kId, static_cast<std::int64_t>(data_.size())}; }
 

@@ -30,6 +30,7 @@ using testing::Pattern;
 using testing::ReadBytes;
 using testing::RealWalSegment;
 using testing::WriteBytes;
+using testing::TransferId;
 
 constexpr std::size_t kChunk = 1 << 20;
 
@@ -38,12 +39,6 @@ std::vector<std::byte> History(const char* text = "1\t0/40000A0\tno recovery tar
   std::string_view t(text);
   auto b = reinterpret_cast<const std::byte*>(t.data());
   return std::vector<std::byte>(b, b + t.size());
-}
-
-std::string Id(int n) {
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%032x", n);
-  return buf;
 }
 
 class ArchiveIncoming : public ::testing::Test {
@@ -66,7 +61,7 @@ class ArchiveIncoming : public ::testing::Test {
     TransferSpec s;
     s.cluster = std::move(cluster);
     s.name = std::move(name);
-    s.transfer_id = Id(id);
+    s.transfer_id = TransferId(id);
     s.raw_size = size;
     return s;
   }
@@ -483,7 +478,7 @@ TEST_F(ArchiveIncoming, ResumeOfWalSegmentKeepsHeaderChecks) {
 
 TEST_F(ArchiveIncoming, CorruptOrForeignManifestStartsOver) {
   auto data = Pattern(4 * kChunk, 7);
-  const std::string state = root_ + "/.incoming/" + Id(1) + ".state";
+  const std::string state = root_ + "/.incoming/" + TransferId(1) + ".state";
   for (int variant = 0; variant < 5; ++variant) {
     {
       auto a = Open();
@@ -500,7 +495,7 @@ TEST_F(ArchiveIncoming, CorruptOrForeignManifestStartsOver) {
       case 1: m.resize(m.size() / 3); break;                    // torn write
       case 2: m.assign(m.size(), std::byte{0}); break;          // zeroed
       case 3: spec.name = "other-name"; break;                  // same id, other name
-      case 4: ::truncate((root_ + "/.incoming/" + Id(1) + ".data").c_str(), 10); break;  // data lost
+      case 4: ::truncate((root_ + "/.incoming/" + TransferId(1) + ".data").c_str(), 10); break;  // data lost
     }
     WriteBytes(state, m);
     auto a = Open();
@@ -625,13 +620,15 @@ TEST_F(ArchiveIncoming, SymlinksPlantedInIncomingAreNotFollowed) {
   const std::string target = dir_ + "/victim";
   auto original = Pattern(100, 1);
   WriteBytes(target, original);
-  ASSERT_EQ(::symlink(target.c_str(), (root_ + "/.incoming/" + Id(1) + ".data").c_str()), 0);
+  ASSERT_EQ(::symlink(target.c_str(), (root_ + "/.incoming/" + TransferId(1) + ".data").c_str()),
+            0);
   auto r = a->Begin(Spec("f", 1));
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code(), ErrorCode::kRefused);
   // A symlinked manifest is not read; the transfer starts over and replaces
   // the link itself, never the file it points to.
-  ASSERT_EQ(::symlink(target.c_str(), (root_ + "/.incoming/" + Id(2) + ".state").c_str()), 0);
+  ASSERT_EQ(::symlink(target.c_str(), (root_ + "/.incoming/" + TransferId(2) + ".state").c_str()),
+            0);
   auto in = a->Begin(Spec("g", 2));
   ASSERT_TRUE(in.ok()) << in.error().message();
   EXPECT_EQ((*in)->next_chunk(), 0u);
@@ -716,13 +713,15 @@ TEST_F(ArchiveIncoming, PurgeStaleRemovesOnlyOldIdleTransfers) {
   }
   // Age "old" and "active" by an hour.
   struct timespec old_times[2] = {{::time(nullptr) - 3600, 0}, {::time(nullptr) - 3600, 0}};
-  for (const auto& f : {Id(1) + ".data", Id(1) + ".state", Id(2) + ".data"}) {
+  for (const auto& f :
+       {TransferId(1) + ".data", TransferId(1) + ".state", TransferId(2) + ".data"}) {
     ASSERT_EQ(::utimensat(AT_FDCWD, (root_ + "/.incoming/" + f).c_str(), old_times, 0), 0) << f;
   }
   ASSERT_TRUE(a->PurgeStale(600).ok());
   auto left = IncomingFiles();
   std::sort(left.begin(), left.end());
-  EXPECT_EQ(left, (std::vector<std::string>{Id(2) + ".data", Id(3) + ".data", Id(3) + ".state"}));
+  EXPECT_EQ(left, (std::vector<std::string>{TransferId(2) + ".data", TransferId(3) + ".data",
+                                             TransferId(3) + ".state"}));
   // The purged transfer starts over.
   auto again = a->Begin(Spec("old", 1));
   EXPECT_EQ((*again)->next_chunk(), 0u);

@@ -16,14 +16,9 @@ using compress::Algorithm;
 using testing::Exists;
 using testing::Pattern;
 using testing::ReadBytes;
+using testing::TransferId;
 
-constexpr std::size_t kChunk = 1 << 20;
-
-std::string Id(int n) {
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%032x", n);
-  return buf;
-}
+constexpr std::size_t kStoreChunk = 1 << 20;
 
 // Compressible test data: repeated text with a varying counter.
 std::vector<std::byte> Text(std::size_t n, int seed) {
@@ -53,7 +48,7 @@ class ArchiveStore : public ::testing::Test {
     TransferSpec s;
     s.cluster = "main";
     s.name = std::move(name);
-    s.transfer_id = Id(id);
+    s.transfer_id = TransferId(id);
     return s;
   }
 
@@ -63,8 +58,8 @@ class ArchiveStore : public ::testing::Test {
     WF_ASSIGN(auto codec, compress::MakeCodec(alg, compress::DefaultLevel(alg)));
     std::vector<std::byte> buf;
     for (std::size_t c = from; c < to; ++c) {
-      std::size_t off = c * kChunk;
-      std::span<const std::byte> raw(data.data() + off, std::min(kChunk, data.size() - off));
+      std::size_t off = c * kStoreChunk;
+      std::span<const std::byte> raw(data.data() + off, std::min(kStoreChunk, data.size() - off));
       buf.resize(codec->Bound(raw.size()));
       WF_ASSIGN(std::size_t n, codec->Compress(raw, buf));
       std::span<const std::byte> frame(buf.data(), n);
@@ -73,7 +68,9 @@ class ArchiveStore : public ::testing::Test {
     }
     return Status::Ok();
   }
-  static std::size_t Chunks(const std::vector<std::byte>& d) { return (d.size() + kChunk - 1) / kChunk; }
+  static std::size_t Chunks(const std::vector<std::byte>& d) {
+    return (d.size() + kStoreChunk - 1) / kStoreChunk;
+  }
 
   static Result<CommitOutcome> SendAll(Archive& a, const TransferSpec& spec,
                                        const std::vector<std::byte>& data, Algorithm alg,
@@ -116,7 +113,7 @@ class ArchiveStore : public ::testing::Test {
 
 TEST_F(ArchiveStore, ZstdStoreKeepsFramesAsReceived) {
   auto a = Open(StoreFormat::kZstd);
-  auto data = Text(3 * kChunk + 999, 1);
+  auto data = Text(3 * kStoreChunk + 999, 1);
   std::vector<std::byte> frames;
   ASSERT_EQ(*SendAll(*a, Spec("base.tar", 1), data, Algorithm::kZstd, &frames), CommitOutcome::kPlaced);
   const std::string path = root_ + "/main/files/base.tar.zst";
@@ -156,7 +153,7 @@ TEST_F(ArchiveStore, RecompressesWhenFormatsDiffer) {
   for (const auto& c : cases) {
     ++i;
     auto a = Open(c.store);
-    auto data = Text(2 * kChunk + 17 * i, i);
+    auto data = Text(2 * kStoreChunk + 17 * i, i);
     const std::string name = "f" + std::to_string(i);
     auto r = SendAll(*a, Spec(name, i), data, c.frames);
     ASSERT_TRUE(r.ok()) << i << ": " << r.error().message();
@@ -169,13 +166,13 @@ TEST_F(ArchiveStore, RecompressesWhenFormatsDiffer) {
 }
 
 TEST_F(ArchiveStore, SameNameInAnotherFormatIsCompared) {
-  auto data = Text(kChunk + 5, 3);
+  auto data = Text(kStoreChunk + 5, 3);
   ASSERT_TRUE(SendAll(*Open(StoreFormat::kRaw), Spec("notes.txt", 1), data, Algorithm::kRaw).ok());
   // The receiver restarts with --store zstd: identical content is confirmed
   // against the raw copy, different content is refused; no .zst appears.
   auto z = Open(StoreFormat::kZstd);
   EXPECT_EQ(*SendAll(*z, Spec("notes.txt", 2), data, Algorithm::kZstd), CommitOutcome::kAlreadyIdentical);
-  auto r = SendAll(*z, Spec("notes.txt", 3), Text(kChunk + 5, 4), Algorithm::kZstd);
+  auto r = SendAll(*z, Spec("notes.txt", 3), Text(kStoreChunk + 5, 4), Algorithm::kZstd);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code(), ErrorCode::kExistsDifferent);
   EXPECT_FALSE(Exists(root_ + "/main/files/notes.txt.zst"));
@@ -204,7 +201,7 @@ TEST_F(ArchiveStore, EmptyStreamIsAValidCompressedFile) {
 }
 
 TEST_F(ArchiveStore, CompressedStoreResumes) {
-  auto data = Text(5 * kChunk + 3, 5);
+  auto data = Text(5 * kStoreChunk + 3, 5);
   {
     auto a = Open(StoreFormat::kGzip);
     auto in = a->Begin(Spec("big", 1));
@@ -234,7 +231,7 @@ TEST_F(ArchiveStore, CompressedStoreResumes) {
 
 TEST_F(ArchiveStore, DamagedStoredCopyIsReportedNotTrusted) {
   auto a = Open(StoreFormat::kZstd);
-  auto data = Text(2 * kChunk, 6);
+  auto data = Text(2 * kStoreChunk, 6);
   ASSERT_TRUE(SendAll(*a, Spec("f", 1), data, Algorithm::kZstd).ok());
   const std::string path = root_ + "/main/files/f.zst";
   auto bytes = ReadBytes(path);

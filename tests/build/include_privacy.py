@@ -34,11 +34,11 @@ CASES = [
     ("core", "compress/codec.h", False, "core links no module"),
     ("target:walferry", "cli/commands.h", True, "the binary sees cli/"),
     ("target:walferry", "transport/conn_internal.h", False, "the binary does not see transport's internals"),
-    ("tests/archive", "archive/archive_internal.h", True, "tests/archive/ reaches archive's internals"),
-    ("tests/archive", "tests/support/fault_fs.h", True, "tests see tests/support/"),
-    ("tests/pg", "archive/archive.h", True, "tests see every module's public headers"),
-    ("tests/pg", "archive/archive_internal.h", False, "tests/pg/ does not reach archive's internals"),
-    ("tests/pg", "pg/archive_ops_internal.h", True, "tests/pg/ reaches pg's internals"),
+    ("target:archive_tests", "archive/archive_internal.h", True, "tests/archive/ reaches archive's internals"),
+    ("target:archive_tests", "tests/support/fault_fs.h", True, "tests see tests/support/"),
+    ("target:pg_tests", "archive/archive.h", True, "tests see every module's public headers"),
+    ("target:pg_tests", "archive/archive_internal.h", False, "tests/pg/ does not reach archive's internals"),
+    ("target:pg_tests", "pg/archive_ops_internal.h", True, "tests/pg/ reaches pg's internals"),
 ]
 
 NOT_FOUND = ("No such file or directory", "file not found")

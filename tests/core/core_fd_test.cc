@@ -14,15 +14,14 @@
 #include <gtest/gtest.h>
 
 #include "core/fd.h"
+#include "tests/support/string_bytes.h"
 
 namespace walferry {
 namespace {
 
 bool IsOpen(int fd) { return ::fcntl(fd, F_GETFD) != -1; }
 
-std::span<const std::byte> Bytes(const std::string& s) {
-  return std::as_bytes(std::span(s.data(), s.size()));
-}
+using testing_support::Bytes;
 
 class TempDir {
  public:

@@ -15,13 +15,12 @@
 
 #include "core/fd.h"
 #include "core/stream.h"
+#include "tests/support/string_bytes.h"
 
 namespace walferry {
 namespace {
 
-std::span<const std::byte> Bytes(const std::string& s) {
-  return std::as_bytes(std::span(s.data(), s.size()));
-}
+using testing_support::Bytes;
 
 class StreamTest : public ::testing::Test {
  protected:

@@ -9,7 +9,7 @@
 #    gateway -> exactly one exit 0; the others exit 4 (exists-different) or 8
 #    (a gateway refuses a second transfer of a name it is receiving), at least
 #    one 4 from the other gateway's conditional PUT; the bucket holds the
-#    winner's bytes (16 racing gateways at the archive level: store_s3_archive_test);
+#    winner's bytes (16 racing gateways at the archive level: store_s3_archive_rgw_test);
 #  - a base backup larger than the multipart threshold, through a pipe, with
 #    the gateway killed -9 mid-upload and restarted: the send resumes (same
 #    multipart upload, no abandoned upload left) and reads back identical;

@@ -62,6 +62,13 @@ inline std::vector<std::byte> Pattern(std::size_t n, unsigned seed) {
   return v;
 }
 
+// A transfer id as the sender makes them: 32 hex digits (here n, zero-padded).
+inline std::string TransferId(int n) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%032x", n);
+  return buf;
+}
+
 inline bool IsRoot() { return ::geteuid() == 0; }
 
 // The first WAL segment of a fresh cluster made with `initdb --wal-segsize=seg_mb`,

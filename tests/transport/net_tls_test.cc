@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "transport/net.h"
+#include "tests/support/string_bytes.h"
 
 namespace walferry::transport {
 namespace {
@@ -26,9 +27,7 @@ namespace {
 namespace fs = std::filesystem;
 using std::chrono::milliseconds;
 
-std::span<const std::byte> Bytes(const std::string& s) {
-  return std::as_bytes(std::span(s.data(), s.size()));
-}
+using testing_support::Bytes;
 
 class NetTest : public ::testing::Test {
  protected:

@@ -67,9 +67,9 @@ TEST(WireLimits, EncoderRefusesWhatTheParserRefuses) {
   EXPECT_EQ(parsed->consumed, frame.size());
 }
 
-class StringSource final : public ByteSource {
+class MemSource final : public ByteSource {
  public:
-  explicit StringSource(std::string s) : s_(std::move(s)) {}
+  explicit MemSource(std::string s) : s_(std::move(s)) {}
   Result<std::size_t> Read(std::span<std::byte> buf) override {
     std::size_t n = std::min(buf.size(), s_.size() - pos_);
     if (n) std::memcpy(buf.data(), s_.data() + pos_, n);
@@ -138,7 +138,7 @@ TEST(WireLimits, SenderDoesNotRetryProtocolErrorsForever) {
   o.backoff_initial = std::chrono::milliseconds(1);
   o.backoff_max = std::chrono::milliseconds(1);
   Sender s(o);
-  StringSource src(std::string(1000, 'x'));
+  MemSource src(std::string(1000, 'x'));
   auto r = s.SendStream(src, "x.bin");
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code(), ErrorCode::kProtocol) << r.error().message();

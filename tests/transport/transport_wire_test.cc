@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "tests/support/fd_conn.h"
+#include "tests/support/string_bytes.h"
 #include "transport/wire.h"
 
 namespace walferry::transport {
@@ -29,9 +30,7 @@ Frame RoundTrip(const Frame& f) {
   return r->frame;
 }
 
-std::span<const std::byte> Bytes(const std::string& s) {
-  return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
-}
+using testing_support::Bytes;
 
 TEST(Wire, EveryFrameRoundTrips) {
   HelloFrame hello{kProtocolVersion, 5, "main"};
