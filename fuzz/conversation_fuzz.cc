@@ -2,7 +2,7 @@
 // receiver (transport/server.h over a real archive in /dev/shm): the input is
 // decoded into a sequence of frames (HELLO, OPEN, CHUNK with real zstd/gzip
 // payloads or raw bytes and right or wrong checksums, COMMIT with the right or
-// a wrong hash, FETCH, frames out of order, garbage), encoded with the real
+// a wrong hash, FETCH, HAVE (probe or whole), frames out of order, garbage), encoded with the real
 // encoder and fed to Server::ServeConnection as one connection. Never a crash,
 // leak or UB; every frame the receiver writes parses; a file placed under a
 // final name was sent whole with its right XXH3-128.
@@ -202,7 +202,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         break;
       }
       case 7:
-        put(ErrorFrame{ErrorCode::kInternal, "fuzz"});
+        if (op & 0x40) {
+          // HAVE: a probe (the name alone), the whole question with the
+          // current hash, or a wrong size.
+          const std::uint8_t how = in.U8();
+          HaveFrame h{how & 1 ? kUnknownSize : offset + (how & 2 ? 1 : 0), how & 1 ? Hash128{} : hash.Digest(),
+                      kNames[in.U8() % std::size(kNames)]};
+          put(h);
+        } else {
+          put(ErrorFrame{ErrorCode::kInternal, "fuzz"});
+        }
         break;
     }
   }

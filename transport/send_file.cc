@@ -2,9 +2,6 @@
 // re-read from the receiver's resume point on every attempt.
 #include <sys/stat.h>
 
-#include <future>
-
-#include "core/mapped_file.h"
 #include "transport/sender_internal.h"
 
 namespace walferry::transport {
@@ -55,10 +52,7 @@ Result<SendResult> Sender::SendFile(const std::string& path, const std::string& 
     x.open.raw_size = static_cast<std::uint64_t>(st.st_size);
   }
   if (opts_.ask_have) {
-    // The hash (a few ms for a segment) runs beside the TLS handshake (as long):
-    // a primary pays both on every push.
-    auto digest = std::async(std::launch::async, HashWholeFile, path, x.open.raw_size);
-    auto have = AskHave(name, x.open.raw_size, digest);
+    auto have = AskHave(path, name, x.open.raw_size);
     if (have.ok() && *have) {
       x.result.outcome = WireOutcome::kIdentical;
       x.result.raw_bytes = x.open.raw_size;

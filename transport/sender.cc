@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <thread>
 
+#include "core/mapped_file.h"
 #include "transport/sender_internal.h"
 
 namespace walferry::transport {
@@ -83,18 +84,28 @@ Status Sender::EnsureConnected() {
 
 // True when the receiver holds `name` with exactly this content (HAVE).
 // `digest` is the file's XXH3-128, computed by the caller while this connects.
-Result<bool> Sender::AskHave(const std::string& name, std::uint64_t size,
-                             std::future<Result<Hash128>>& digest) {
+Result<bool> Sender::AskHave(const std::string& path, const std::string& name, std::uint64_t size) {
   WF_TRY(EnsureConnected());
   if ((peer_features_ & kFeatureHave) == 0) return false;
-  Result<Hash128> hash = digest.get();
+  if ((peer_features_ & kFeatureHaveProbe) != 0) {
+    // The name first: a file the receiver does not hold (nearly every push)
+    // costs no read of it here; the transfer hashes it as it sends.
+    WF_ASSIGN(WireHave present, Have(HaveFrame{kUnknownSize, Hash128{}, name}));
+    if (present != WireHave::kPresent) return false;
+  }
+  Result<Hash128> hash = HashWholeFile(path, size);
   if (!hash.ok()) return false;  // changing under us: let the transfer judge
-  WF_TRY(writer_->Write(HaveFrame{size, *hash, name}));
+  WF_ASSIGN(WireHave answer, Have(HaveFrame{size, *hash, name}));
+  return answer == WireHave::kIdentical;
+}
+
+Result<WireHave> Sender::Have(const HaveFrame& question) {
+  WF_TRY(writer_->Write(question));
   WF_ASSIGN(Frame f, ReadFrame());
   if (TypeOf(f) != FrameType::kHaveReply) {
     return ProtocolError("expected HAVE_REPLY, got " + std::string(FrameTypeName(TypeOf(f))));
   }
-  return std::get<HaveReplyFrame>(f).answer == WireHave::kIdentical;
+  return std::get<HaveReplyFrame>(f).answer;
 }
 
 Result<Frame> Sender::ReadFrame() {

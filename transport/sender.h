@@ -21,7 +21,6 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
-#include <future>
 #include <memory>
 #include <string>
 
@@ -54,8 +53,9 @@ struct SendOptions {
   // SendFile asks the receiver first (HAVE, when it announced kFeatureHave)
   // whether it already stores the name with the file's size and XXH3-128; if
   // so the file is not shipped (outcome kIdentical, wire_bytes 0). Costs one
-  // read of the file and one round trip; any failure of the question falls
-  // back to the ordinary transfer.
+  // round trip, and one read of the file only when the receiver holds the name
+  // (kFeatureHaveProbe) or cannot say; any failure of the question falls back
+  // to the ordinary transfer.
   bool ask_have = false;
   // Called with a one-line note on each reconnect (e.g. for stderr); may be empty.
   std::function<void(const std::string&)> note;
@@ -118,7 +118,8 @@ class Sender {
   std::unique_ptr<FrameWriter> writer_;
   bool last_error_remote_ = false;
   std::uint32_t peer_features_ = 0;  // from the receiver's HELLO
-  Result<bool> AskHave(const std::string& name, std::uint64_t size, std::future<Result<Hash128>>& digest);
+  Result<bool> AskHave(const std::string& path, const std::string& name, std::uint64_t size);
+  Result<WireHave> Have(const HaveFrame& question);
   // ERROR kProtocol frames received during the current transfer; retried at
   // most kMaxProtocolRetries times.
   static constexpr int kMaxProtocolRetries = 2;

@@ -145,7 +145,7 @@ Status Server::Session::Hello() {
   if (Status v = ValidateClusterName(cluster_); !v.ok()) {
     return Error(ErrorCode::kRefused, v.error().message());
   }
-  return writer_.Write(HelloFrame{kProtocolVersion, kFeatureHave, cluster_});
+  return writer_.Write(HelloFrame{kProtocolVersion, kFeatureHave | kFeatureHaveProbe, cluster_});
 }
 
 std::string Server::Session::Prefix() const { return "serve: " + conn_.peer_address() + " cluster=" + cluster_; }

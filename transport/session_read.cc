@@ -72,8 +72,12 @@ class ChunkSink final : public ByteSink {
 bool Server::Session::Have(const HaveFrame& have) {
   auto t0 = std::chrono::steady_clock::now();
   WireHave answer = WireHave::kAbsent;
+  const bool probe = have.raw_size == kUnknownSize;  // the name alone (kFeatureHaveProbe)
   if (store::ClassifyName(have.name).ok()) {
     auto entry = s_.store_.Find(cluster_, have.name);
+    if (probe) {
+      return writer_.Write(HaveReplyFrame{entry.ok() ? WireHave::kPresent : WireHave::kAbsent}).ok();
+    }
     HashSink sink;
     // Through the archive (disk or object store), verified as any read, its
     // buffers charged to the budget. No memory within buffer_wait: answered

@@ -299,7 +299,7 @@ Result<Frame> ParseBody(const FrameHeader& h, std::span<const std::byte> body) {
       HaveReplyFrame f;
       std::uint8_t a = r.U8();
       if (!r.AllZero(7)) return Bad("HAVE_REPLY reserved bytes");
-      if (a > 2) return Bad("HAVE_REPLY answer");
+      if (a > static_cast<std::uint8_t>(WireHave::kPresent)) return Bad("HAVE_REPLY answer");
       f.answer = static_cast<WireHave>(a);
       return Frame(f);
     }

@@ -66,6 +66,9 @@ std::string_view FrameTypeName(FrameType t);
 inline constexpr std::uint32_t kFeatureNone = 0;
 // The receiver answers HAVE (sent in its HELLO; a sender sends HAVE only then).
 inline constexpr std::uint32_t kFeatureHave = 1u << 0;
+// The receiver answers a name-only HAVE (raw_size kUnknownSize, hash zero) with
+// kAbsent or kPresent, without reading its copy (sent in its HELLO).
+inline constexpr std::uint32_t kFeatureHaveProbe = 1u << 1;
 
 // Codec of a chunk payload; same values as compress::Algorithm.
 enum class WireCodec : std::uint8_t { kRaw = 0, kZstd = 1, kGzip = 2 };
@@ -152,13 +155,16 @@ struct FetchFrame {
 // construction) and answers HAVE_REPLY; kIdentical lets the sender exit 0
 // without shipping the file (archive_mode = always re-archives what the
 // primary already archived). Any other answer: the sender goes on with OPEN.
+// A probe (kFeatureHaveProbe: raw_size kUnknownSize, hash zero) asks for the
+// name alone: kAbsent, or kPresent and then the sender hashes its file and
+// asks the whole question; a file that is not stored costs the sender no read.
 struct HaveFrame {
   std::uint64_t raw_size = 0;
   Hash128 raw_hash;  // XXH3-128 of the whole raw content
   std::string name;  // 1..255 bytes
   bool operator==(const HaveFrame&) const = default;
 };
-enum class WireHave : std::uint8_t { kAbsent = 0, kIdentical = 1, kDifferent = 2 };
+enum class WireHave : std::uint8_t { kAbsent = 0, kIdentical = 1, kDifferent = 2, kPresent = 3 /* to a probe */ };
 struct HaveReplyFrame {
   WireHave answer = WireHave::kAbsent;
   bool operator==(const HaveReplyFrame&) const = default;

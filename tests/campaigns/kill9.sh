@@ -89,7 +89,7 @@ for round in $(seq 1 "$ROUNDS"); do
   sleep "$((RANDOM % 3)).$((RANDOM % 10))"
   if [ $((RANDOM % 4)) -eq 0 ]; then
     victim=${ALL[$((RANDOM % ${#ALL[@]}))]}
-    kill -9 "${PID_OF[$victim]}" 2>/dev/null || true
+    wf_kill 9 "${PID_OF[$victim]}"  # it may have exited already, its pid reused
     kills_s=$((kills_s + 1))
   fi
   kill_receiver

@@ -35,8 +35,7 @@ dpkg_retry() {  # dpkg refuses at once while apt/dpkg run elsewhere: wait for it
   cat "$T/dpkg.log" >&2; return 1
 }
 purge() {
-  local pid
-  for pid in "${WF_PIDS[@]:-}"; do [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true; done
+  wf_kill 9 "${WF_PIDS[@]:-}"
   wait 2>/dev/null || true
   dpkg_retry dpkg --purge walferry || true
   [ "$HAD_USER" = 1 ] || { getent passwd walferry >/dev/null && userdel walferry; } || true

@@ -54,7 +54,7 @@ stop_receiver() {
 
 kill_receiver() {
   [ -n "$RECV_PID" ] || return 0
-  kill -9 "$RECV_PID" 2>/dev/null || true
+  wf_kill 9 "$RECV_PID"
   wait "$RECV_PID" 2>/dev/null || true
   RECV_PID=""
 }

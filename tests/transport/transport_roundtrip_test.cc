@@ -184,6 +184,63 @@ class FaultyConn final : public Conn {
   std::int64_t written_ = 0;
 };
 
+// Passes a connection through, recording the HAVE frames the sender writes;
+// with `hide`, clears those feature bits in the receiver's HELLO (a receiver
+// from before them).
+class HaveTap final : public Conn {
+ public:
+  HaveTap(std::unique_ptr<Conn> inner, std::uint32_t hide, std::vector<HaveFrame>* haves)
+      : inner_(std::move(inner)), hide_(hide), haves_(haves) {}
+  Result<std::size_t> ReadSome(std::span<std::byte> buf) override {
+    while (!hello_seen_) {
+      std::size_t need = 0;
+      auto f = ParseFrame(in_, &need);
+      if (!f.ok()) return f.error();
+      if (f->consumed != 0) {
+        auto hello = std::get<HelloFrame>(f->frame);
+        hello.features &= ~hide_;
+        std::vector<std::byte> rest(in_.begin() + static_cast<std::ptrdiff_t>(f->consumed), in_.end());
+        in_.clear();
+        if (!EncodeFrame(hello, in_).ok()) return Error(ErrorCode::kInternal, "re-encode HELLO");
+        in_.insert(in_.end(), rest.begin(), rest.end());
+        hello_seen_ = true;
+        break;
+      }
+      std::byte tmp[4096];
+      auto n = inner_->ReadSome(tmp);
+      if (!n.ok() || *n == 0) return n;
+      in_.insert(in_.end(), tmp, tmp + *n);
+    }
+    if (in_.empty()) return inner_->ReadSome(buf);
+    std::size_t n = std::min(buf.size(), in_.size());
+    std::memcpy(buf.data(), in_.data(), n);
+    in_.erase(in_.begin(), in_.begin() + static_cast<std::ptrdiff_t>(n));
+    return n;
+  }
+  Status WriteAll(std::span<const std::byte> data) override {
+    out_.insert(out_.end(), data.begin(), data.end());
+    for (;;) {
+      std::size_t need = 0;
+      auto f = ParseFrame(out_, &need);
+      if (!f.ok() || f->consumed == 0) break;
+      if (TypeOf(f->frame) == FrameType::kHave) haves_->push_back(std::get<HaveFrame>(f->frame));
+      out_.erase(out_.begin(), out_.begin() + static_cast<std::ptrdiff_t>(f->consumed));
+    }
+    return inner_->WriteAll(data);
+  }
+  void Shutdown() override { inner_->Shutdown(); }
+  const std::string& peer_cluster() const override { return inner_->peer_cluster(); }
+  std::string peer_address() const override { return inner_->peer_address(); }
+  void SetTimeout(std::chrono::milliseconds t) override { inner_->SetTimeout(t); }
+
+ private:
+  std::unique_ptr<Conn> inner_;
+  std::uint32_t hide_;
+  std::vector<HaveFrame>* haves_;
+  std::vector<std::byte> in_, out_;
+  bool hello_seen_ = false;
+};
+
 class ReceiverFixture : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -336,6 +393,59 @@ TEST_F(ReceiverFixture, AskHaveSkipsIdenticalContent) {
   ASSERT_FALSE(diff.ok());
   EXPECT_EQ(diff.error().code(), ErrorCode::kExistsDifferent);
   EXPECT_EQ(Stored("000000010000000000000009.00000028.backup"), data);
+}
+
+// The name first (kFeatureHaveProbe): a file the receiver does not hold is
+// shipped without being read for the question; a held one is hashed and asked
+// about whole. A receiver without the probe is asked the whole question at once.
+TEST_F(ReceiverFixture, AskHaveProbesTheNameBeforeHashing) {
+  std::string data = Data(2'000'000, 8);
+  std::string path = WriteTemp(data);
+  for (std::uint32_t hide : {0u, kFeatureHaveProbe}) {
+    SCOPED_TRACE(hide ? "receiver without the probe" : "receiver with the probe");
+    std::vector<HaveFrame> haves;
+    auto opts = Options([&](std::unique_ptr<Conn> c, int) -> std::unique_ptr<Conn> {
+      return std::make_unique<HaveTap>(std::move(c), hide, &haves);
+    });
+    opts.ask_have = true;
+    const std::string name = hide ? "probe-old.bin" : "probe-new.bin";
+    {
+      Sender sender(opts);
+      auto absent = sender.SendFile(path, name);
+      ASSERT_TRUE(absent.ok()) << absent.error().message();
+      EXPECT_EQ(absent->outcome, WireOutcome::kPlaced);
+    }
+    ASSERT_EQ(haves.size(), 1u);
+    EXPECT_EQ(haves[0].name, name);
+    if (hide) {
+      EXPECT_EQ(haves[0].raw_size, data.size());
+      EXPECT_EQ(haves[0].raw_hash, Xxh3_128(std::as_bytes(std::span(data.data(), data.size()))));
+    } else {
+      EXPECT_EQ(haves[0].raw_size, kUnknownSize);  // the name alone
+      EXPECT_EQ(haves[0].raw_hash, Hash128{});
+    }
+    haves.clear();
+    {
+      Sender sender(opts);
+      auto again = sender.SendFile(path, name);
+      ASSERT_TRUE(again.ok()) << again.error().message();
+      EXPECT_EQ(again->outcome, WireOutcome::kIdentical);
+      EXPECT_EQ(again->wire_bytes, 0u);
+    }
+    ASSERT_EQ(haves.size(), hide ? 1u : 2u);
+    EXPECT_EQ(haves.back().raw_size, data.size());
+    EXPECT_EQ(haves.back().raw_hash, Xxh3_128(std::as_bytes(std::span(data.data(), data.size()))));
+    haves.clear();
+    {
+      // Held with other content: probed, asked whole, shipped, refused at COMMIT.
+      Sender sender(opts);
+      auto diff = sender.SendFile(WriteTemp(Data(2'000'000, 9)), name);
+      ASSERT_FALSE(diff.ok());
+      EXPECT_EQ(diff.error().code(), ErrorCode::kExistsDifferent);
+    }
+    EXPECT_EQ(haves.size(), hide ? 1u : 2u);
+    EXPECT_EQ(Stored(name), data);
+  }
 }
 
 TEST_F(ReceiverFixture, ManyTransfersShareOneConnection) {

@@ -78,7 +78,9 @@ TEST(Wire, EveryFrameRoundTrips) {
 TEST(Wire, HaveFramesRoundTripAndAreBounded) {
   HaveFrame have{16u << 20, Hash128{0x0123456789abcdefull, 0xfedcba9876543210ull}, "000000020000000000000003"};
   EXPECT_EQ(std::get<HaveFrame>(RoundTrip(have)), have);
-  for (auto a : {WireHave::kAbsent, WireHave::kIdentical, WireHave::kDifferent}) {
+  HaveFrame probe{kUnknownSize, Hash128{}, "000000020000000000000003"};  // the name alone
+  EXPECT_EQ(std::get<HaveFrame>(RoundTrip(probe)), probe);
+  for (auto a : {WireHave::kAbsent, WireHave::kIdentical, WireHave::kDifferent, WireHave::kPresent}) {
     HaveReplyFrame r{a};
     EXPECT_EQ(std::get<HaveReplyFrame>(RoundTrip(r)), r);
   }
@@ -90,7 +92,7 @@ TEST(Wire, HaveFramesRoundTripAndAreBounded) {
   ASSERT_TRUE(EncodeFrame(HaveReplyFrame{WireHave::kDifferent}, out).ok());
   std::size_t need = 0;
   auto bad = out;
-  bad[kHeaderSize] = std::byte{3};
+  bad[kHeaderSize] = std::byte{4};
   EXPECT_EQ(ParseFrame(bad, &need).error().code(), ErrorCode::kProtocol);
   bad = out;
   bad[kHeaderSize + 7] = std::byte{1};

@@ -12,10 +12,37 @@ WF_PG_USER=${WF_PG_USER:-wftest}
 T=$(mktemp -d /tmp/wf-e2e.XXXXXX)
 chmod 1777 "$T"  # the PostgreSQL test user writes logs here
 WF_PIDS=()
+# Every process this test starts inherits this tag, and a recorded pid is
+# signalled only while its process still carries it: by the time cleanup runs,
+# a sender that exited long ago may have left its pid to an unrelated process
+# (pid_max is 32768 on these machines, and ctest runs tests side by side). A
+# kill -9 of such stale pids once killed another campaign's zstd.
+export WF_E2E_TAG="$T"
+
+# wf_ours PID: PID is a live process of this test: a child of this shell (a
+# background subshell's /proc environ is the shell's own, from before the
+# export), or a process that carries the tag (everything exec'd after it).
+wf_ours() {
+  local stat ppid env
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  read -r _ ppid _ <<<"${stat##*) }"  # the fields after "(comm)": state, ppid, ...
+  [ "$ppid" = "$$" ] && return 0
+  env=$(tr '\0' '\n' <"/proc/$1/environ" 2>/dev/null) || return 1
+  [[ $'\n'$env$'\n' == *$'\n'"WF_E2E_TAG=$T"$'\n'* ]]
+}
+
+# wf_kill SIGNAL PID...: signals those of the PIDs that are this test's (wf_ours).
+wf_kill() {
+  local sig=$1 pid
+  shift
+  for pid in "$@"; do
+    [ -n "$pid" ] && wf_ours "$pid" && kill "-$sig" "$pid" 2>/dev/null || true
+  done
+}
 
 wf_cleanup() {
   local rc=$?
-  for pid in "${WF_PIDS[@]:-}"; do [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true; done
+  wf_kill 9 "${WF_PIDS[@]:-}"
   for d in "$T"/pg-*; do
     [ -f "$d/postmaster.pid" ] && as_pg "$PGBIN/pg_ctl" -D "$d" -m immediate stop >/dev/null 2>&1 || true
   done
