@@ -82,8 +82,8 @@ Status Sender::EnsureConnected() {
   return Status::Ok();
 }
 
-// True when the receiver holds `name` with exactly this content (HAVE).
-// `digest` is the file's XXH3-128, computed by the caller while this connects.
+// True when the receiver holds `name` with exactly this content (HAVE). The
+// file `path` is hashed only when the receiver holds the name, or cannot say.
 Result<bool> Sender::AskHave(const std::string& path, const std::string& name, std::uint64_t size) {
   WF_TRY(EnsureConnected());
   if ((peer_features_ & kFeatureHave) == 0) return false;
