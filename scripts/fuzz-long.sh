@@ -57,11 +57,12 @@ for t in "${TARGETS[@]}"; do
   rc=0
   "$B/fuzz/$t" "${args[@]}" "$work" "fuzz/corpus/$name" >"$B/campaign/$name.log" 2>&1 || rc=$?
   took=$(( $(date +%s) - start ))
-  execs=$(grep -h "stat::number_of_executed_units" "$B/campaign/$name.log" | awk '{s+=$2} END {print s+0}')
+  # grep finds nothing in some modes: under pipefail that must not end the script.
+  execs=$({ grep -h "stat::number_of_executed_units" "$B/campaign/$name.log" || true; } | awk '{s+=$2} END {print s+0}')
   if [ "$execs" -eq 0 ]; then  # -fork mode prints no final stats: take the last status line
-    execs=$(grep -ho "#[0-9]*" "$B/campaign/$name.log" | tail -1 | tr -d '#')
+    execs=$({ grep -ho "#[0-9]*" "$B/campaign/$name.log" || true; } | tail -1 | tr -d '#')
   fi
-  cov=$(grep -ho "cov: [0-9]*" "$B/campaign/$name.log" | tail -1 | awk '{print $2}')
+  cov=$({ grep -ho "cov: [0-9]*" "$B/campaign/$name.log" || true; } | tail -1 | awk '{print $2}')
   n_crash=$(find "$crashes" -type f | wc -l)
   rate=$(( took > 0 ? ${execs:-0} / took : 0 ))
   printf '%-22s %12s %10s %8s %8s %s\n' "$t" "${execs:-0}" "$rate" "${cov:-?}" "$n_crash" "$took"
