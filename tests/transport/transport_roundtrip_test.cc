@@ -152,11 +152,26 @@ class MemArchive final : public archive::Archive {
 // ---------- connections that break ----------
 // Wraps a Conn: after `cut_after` written bytes, writes fail (and the socket is
 // shut down); if `flip_at` >= 0 the byte at that write offset is inverted.
-class FaultyConn final : public Conn {
+// Forwards everything to the connection it wraps; the wrappers below override
+// what they change.
+class ForwardingConn : public Conn {
+ public:
+  explicit ForwardingConn(std::unique_ptr<Conn> inner) : inner_(std::move(inner)) {}
+  Result<std::size_t> ReadSome(std::span<std::byte> buf) override { return inner_->ReadSome(buf); }
+  Status WriteAll(std::span<const std::byte> data) override { return inner_->WriteAll(data); }
+  void Shutdown() override { inner_->Shutdown(); }
+  const std::string& peer_cluster() const override { return inner_->peer_cluster(); }
+  std::string peer_address() const override { return inner_->peer_address(); }
+  void SetTimeout(std::chrono::milliseconds t) override { inner_->SetTimeout(t); }
+
+ protected:
+  std::unique_ptr<Conn> inner_;
+};
+
+class FaultyConn final : public ForwardingConn {
  public:
   FaultyConn(std::unique_ptr<Conn> inner, std::int64_t cut_after, std::int64_t flip_at)
-      : inner_(std::move(inner)), cut_after_(cut_after), flip_at_(flip_at) {}
-  Result<std::size_t> ReadSome(std::span<std::byte> buf) override { return inner_->ReadSome(buf); }
+      : ForwardingConn(std::move(inner)), cut_after_(cut_after), flip_at_(flip_at) {}
   Status WriteAll(std::span<const std::byte> data) override {
     std::vector<std::byte> copy;
     if (flip_at_ >= written_ && flip_at_ < written_ + static_cast<std::int64_t>(data.size())) {
@@ -173,13 +188,8 @@ class FaultyConn final : public Conn {
     written_ += static_cast<std::int64_t>(data.size());
     return inner_->WriteAll(data);
   }
-  void Shutdown() override { inner_->Shutdown(); }
-  const std::string& peer_cluster() const override { return inner_->peer_cluster(); }
-  std::string peer_address() const override { return inner_->peer_address(); }
-  void SetTimeout(std::chrono::milliseconds t) override { inner_->SetTimeout(t); }
 
  private:
-  std::unique_ptr<Conn> inner_;
   std::int64_t cut_after_, flip_at_;
   std::int64_t written_ = 0;
 };
@@ -187,10 +197,10 @@ class FaultyConn final : public Conn {
 // Passes a connection through, recording the HAVE frames the sender writes;
 // with `hide`, clears those feature bits in the receiver's HELLO (a receiver
 // from before them).
-class HaveTap final : public Conn {
+class HaveTap final : public ForwardingConn {
  public:
   HaveTap(std::unique_ptr<Conn> inner, std::uint32_t hide, std::vector<HaveFrame>* haves)
-      : inner_(std::move(inner)), hide_(hide), haves_(haves) {}
+      : ForwardingConn(std::move(inner)), hide_(hide), haves_(haves) {}
   Result<std::size_t> ReadSome(std::span<std::byte> buf) override {
     while (!hello_seen_) {
       std::size_t need = 0;
@@ -228,13 +238,8 @@ class HaveTap final : public Conn {
     }
     return inner_->WriteAll(data);
   }
-  void Shutdown() override { inner_->Shutdown(); }
-  const std::string& peer_cluster() const override { return inner_->peer_cluster(); }
-  std::string peer_address() const override { return inner_->peer_address(); }
-  void SetTimeout(std::chrono::milliseconds t) override { inner_->SetTimeout(t); }
 
  private:
-  std::unique_ptr<Conn> inner_;
   std::uint32_t hide_;
   std::vector<HaveFrame>* haves_;
   std::vector<std::byte> in_, out_;

@@ -22,13 +22,15 @@ export WF_E2E_TAG="$T"
 # wf_ours PID: PID is a live process of this test: a child of this shell (a
 # background subshell's /proc environ is the shell's own, from before the
 # export), or a process that carries the tag (everything exec'd after it).
-wf_ours() {
+wf_ours() {  # builtins only: cleanup runs it for every pid a campaign recorded
   local stat ppid env
-  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
   read -r _ ppid _ <<<"${stat##*) }"  # the fields after "(comm)": state, ppid, ...
   [ "$ppid" = "$$" ] && return 0
-  env=$(tr '\0' '\n' <"/proc/$1/environ" 2>/dev/null) || return 1
-  [[ $'\n'$env$'\n' == *$'\n'"WF_E2E_TAG=$T"$'\n'* ]]
+  { mapfile -d '' env <"/proc/$1/environ"; } 2>/dev/null || return 1
+  local e
+  for e in "${env[@]}"; do [ "$e" = "WF_E2E_TAG=$T" ] && return 0; done
+  return 1
 }
 
 # wf_kill SIGNAL PID...: signals those of the PIDs that are this test's (wf_ours).
